@@ -1,0 +1,204 @@
+"""RunConfig: the one validated, frozen description of a benchmark run.
+
+Every entry point (CLI, web page, API, tests) builds a RunConfig; nothing else is
+passed to the launcher. Validation happens on construction and every error says
+what to change. Checks that need the machine (device count, model folders) live
+in `runner.validate`, which is torch-free as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+MODES = ("simple", "batched", "auto")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICES = ("auto", "cuda", "cpu")
+ATTENTION = ("auto", "sdpa", "eager")
+CACHES = ("dynamic", "static")
+
+# Upper bounds shared by every entry point: they keep one request from tying up
+# the hardware for days or filling the disk, not from running real workloads.
+LIMITS = {
+    "num_prompts": 10_000,
+    "prompt_chars": 32_000,
+    "max_new_tokens": 8192,
+    "batch_size": 1024,
+    "num_gpus": 64,
+    "num_nodes": 64,
+    "repeats": 20,
+    "timeout_s": 24 * 3600,
+    "cpu_threads": 256,
+}
+
+# Hub ids and folder names: no leading dash (argv injection), no shell
+# metacharacters, no control characters.
+_MODEL_RE = re.compile(r"^[A-Za-z0-9_.~/:@+\- ]+$")
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; the message says which one and what to change."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+def check_model_id(model: str) -> str:
+    model = (model or "").strip()
+    if not model:
+        raise ConfigError("model", "is empty; use 'tiny', a local model folder, a hub id or 'arch:NAME'")
+    if len(model) > 512:
+        raise ConfigError("model", "is longer than 512 characters")
+    if model.startswith("-"):
+        raise ConfigError("model", f"{model!r} starts with '-'; a model id never does")
+    if not _MODEL_RE.match(model):
+        raise ConfigError(
+            "model",
+            f"{model!r} has characters a model id cannot have; use letters, digits and . _ - / : @ ~ only",
+        )
+    return model
+
+
+def _int(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        raise ConfigError(name, f"must be a whole number, got {value!r}")
+    value = int(value)
+    if value < low:
+        raise ConfigError(name, f"must be at least {low}, got {value}")
+    if value > high:
+        raise ConfigError(name, f"must be at most {high}, got {value}")
+    return value
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    prompts: tuple[str, ...]
+    model: str = "tiny"
+    mode: str = "batched"
+    batch_size: int = 16
+    max_new_tokens: int = 100
+    num_gpus: int = 1
+    dtype: str = "auto"
+    device: str = "auto"
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 50
+    seed: int = 0
+    fixed_length: bool = False
+    warmup: bool = True
+    sort_by_length: bool = False
+    attention: str = "auto"
+    cache: str = "dynamic"
+    compile: bool = False
+    cpu_threads: int = 1
+    memory_budget_gb: float | None = None
+    timeout_s: float = 3600.0
+    # multi-node: this process launches one node's share of num_nodes * num_gpus ranks
+    num_nodes: int = 1
+    node_rank: int = 0
+    main_address: str = "127.0.0.1"
+    main_port: int | None = None
+    rdzv_backend: str = "static"
+    trust_remote_code: bool = False
+    label: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        prompts = self.prompts
+        if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)):
+            raise ConfigError("prompts", "must be a list of strings, one prompt each")
+        if not prompts:
+            raise ConfigError("prompts", "the prompt list is empty; give at least one prompt")
+        if len(prompts) > LIMITS["num_prompts"]:
+            raise ConfigError("prompts", f"{len(prompts)} prompts is more than the limit of {LIMITS['num_prompts']}")
+        for i, p in enumerate(prompts):
+            if not isinstance(p, str):
+                raise ConfigError("prompts", f"prompt {i + 1} is not text")
+            if not p.strip():
+                raise ConfigError("prompts", f"prompt {i + 1} is blank; remove it or write a prompt")
+            if len(p) > LIMITS["prompt_chars"]:
+                raise ConfigError(
+                    "prompts", f"prompt {i + 1} has {len(p)} characters; the limit is {LIMITS['prompt_chars']}"
+                )
+        object.__setattr__(self, "prompts", tuple(prompts))
+        object.__setattr__(self, "model", check_model_id(self.model))
+        _choice("mode", self.mode, MODES)
+        _choice("dtype", self.dtype, DTYPES)
+        _choice("device", self.device, DEVICES)
+        _choice("attention", self.attention, ATTENTION)
+        _choice("cache", self.cache, CACHES)
+        _choice("rdzv_backend", self.rdzv_backend, ("static", "c10d"))
+        for name in ("batch_size", "max_new_tokens", "num_gpus", "num_nodes", "cpu_threads"):
+            object.__setattr__(self, name, _int(name, getattr(self, name), 1, LIMITS[name]))
+        object.__setattr__(self, "top_k", _int("top_k", self.top_k, 0, 100_000))
+        object.__setattr__(self, "seed", _int("seed", self.seed, 0, 2**32 - 1))
+        object.__setattr__(self, "node_rank", _int("node_rank", self.node_rank, 0, self.num_nodes - 1))
+        if self.main_port is not None:
+            object.__setattr__(self, "main_port", _int("main_port", self.main_port, 1024, 65535))
+        if not isinstance(self.temperature, (int, float)) or not 0 < self.temperature <= 100:
+            raise ConfigError("temperature", f"must be above 0 and at most 100, got {self.temperature!r}")
+        if not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
+            raise ConfigError("top_p", f"must be above 0 and at most 1, got {self.top_p!r}")
+        if not isinstance(self.timeout_s, (int, float)) or not 1 <= self.timeout_s <= LIMITS["timeout_s"]:
+            raise ConfigError("timeout_s", f"must be between 1 and {LIMITS['timeout_s']} seconds")
+        if self.memory_budget_gb is not None and not (
+            isinstance(self.memory_budget_gb, (int, float)) and 0 < self.memory_budget_gb <= 100_000
+        ):
+            raise ConfigError("memory_budget_gb", f"must be a positive number of GiB, got {self.memory_budget_gb!r}")
+        if not re.match(r"^[A-Za-z0-9_.:\-]+$", self.main_address or ""):
+            raise ConfigError("main_address", f"{self.main_address!r} is not a host name or IP address")
+        if self.num_nodes > 1 and self.main_port is None:
+            raise ConfigError("main_port", "a multi-node run needs the same --main-port on every node")
+        if self.compile and self.cache != "static":
+            raise ConfigError("compile", "torch.compile needs the static KV cache; set cache to 'static'")
+        for flag in ("do_sample", "fixed_length", "warmup", "sort_by_length", "compile", "trust_remote_code"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(flag, f"must be true or false, got {getattr(self, flag)!r}")
+        if len(self.label) > 200:
+            raise ConfigError("label", "is longer than 200 characters")
+
+    @property
+    def world_size(self) -> int:
+        return self.num_gpus * self.num_nodes
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["prompts"] = list(self.prompts)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def settings(self) -> dict:
+        """Everything but the prompts: what a table row or a chart's hover shows."""
+        data = self.to_dict()
+        data.pop("prompts")
+        data["num_prompts"] = len(self.prompts)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(unknown[0], f"is not a run setting; known settings are {', '.join(sorted(known))}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,94 @@
+"""Builds the embedded `tiny` model: a few-million-parameter Llama with random
+weights from a fixed seed and a byte-level tokenizer. Imports torch; only worker
+processes call it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+SEED = 1234
+SPECIALS = ("<pad>", "<s>", "</s>")  # ids 0, 1, 2
+
+
+def build_byte_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(SPECIALS)}
+    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[ch] = len(vocab)
+    # No merges: every byte is one token, so lengths are predictable and no
+    # training data is needed.
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+
+
+def tiny_config(vocab_size: int):
+    from transformers import LlamaConfig
+
+    from runner.models import TINY_CONTEXT
+
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=256,
+        intermediate_size=688,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=TINY_CONTEXT,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=True,
+    )
+
+
+def ensure_tiny(folder: str | os.PathLike) -> Path:
+    """Create the tiny model in `folder` unless it is already there.
+
+    Built in a temporary sibling and renamed into place, so concurrent builders
+    (two nodes on one machine) never see a half-written folder.
+    """
+    folder = Path(folder)
+    if (folder / "config.json").exists() and (folder / "tokenizer.json").exists():
+        return folder
+    import torch
+    from transformers import LlamaForCausalLM
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=folder.parent))
+    try:
+        tokenizer = build_byte_tokenizer()
+        tokenizer.save_pretrained(staging)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(SEED)
+            model = LlamaForCausalLM(tiny_config(len(tokenizer)))
+        model.save_pretrained(staging)
+        try:
+            staging.rename(folder)
+        except OSError:
+            if not (folder / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def byte_tokenizer_folder(cache_root: str | os.PathLike) -> Path:
+    """A tokenizer-only folder, used by `arch:` models (random weights need no real vocabulary)."""
+    folder = Path(cache_root) / "byte-tokenizer"
+    if not (folder / "tokenizer.json").exists():
+        Path(cache_root).mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".tok-", dir=Path(cache_root)))
+        build_byte_tokenizer().save_pretrained(staging)
+        try:
+            staging.rename(folder)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    return folder

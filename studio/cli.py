@@ -1,0 +1,267 @@
+"""`studio`: run sweeps, list and show runs, serve the web studio."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+
+from runner.config import ConfigError, RunConfig
+
+EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 1
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
+    print(f"studio: error: {message}", file=sys.stderr)
+    return code
+
+
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=None, help="SQLite database (default: $STUDIO_DB or ~/.scaling-studio/studio.db)")
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="tiny", help="tiny | local folder | hub id (cached) | arch:NAME")
+    p.add_argument("--mode", default="batched", choices=["simple", "batched", "auto"])
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-new-tokens", type=int, default=100)
+    p.add_argument("--fixed-length", action="store_true", help="generate exactly --max-new-tokens every time")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--prompts", metavar="FILE", help=".txt (one a line), .jsonl ('prompt' field) or .csv")
+    source.add_argument("--preset", default=None, help="built-in prompt set: seed (the post's 10 lines x10)")
+    p.add_argument("--gpus", default="1", help="GPU counts to sweep, e.g. 1,2,4 (CPU processes without a GPU)")
+    p.add_argument("--repeats", type=int, default=1, help="runs per GPU count")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-warmup", action="store_true", help="skip the warm-up generate")
+    p.add_argument("--sort-by-length", action="store_true", help="batch prompts of similar length together")
+    p.add_argument("--attention", default="auto", choices=["auto", "sdpa", "eager"])
+    p.add_argument("--cache", default="dynamic", choices=["dynamic", "static"])
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (needs --cache static)")
+    p.add_argument("--cpu-threads", type=int, default=1, help="threads per CPU process")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds before a run is stopped")
+    p.add_argument("--name", default="", help="a name for the sweep")
+    p.add_argument("--nodes", type=int, default=1, help="machines in a multi-node run")
+    p.add_argument("--gpus-per-node", type=int, default=None, help="processes on each node (multi-node)")
+    p.add_argument("--node-rank", type=int, default=0, help="this machine's rank (multi-node)")
+    p.add_argument("--main-address", default="127.0.0.1", help="the rank-0 machine's address (multi-node)")
+    p.add_argument("--main-port", type=int, default=None, help="the rank-0 machine's port (multi-node)")
+    p.add_argument("--rdzv-backend", default="static", choices=["static", "c10d"])
+    p.add_argument("--json", action="store_true", help="print the runs as JSON")
+    add_db_option(p)
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int]]:
+    from runner.prompts import load_prompts, preset
+    from studio.sweep import parse_gpu_counts
+
+    prompts = load_prompts(args.prompts) if args.prompts else preset(args.preset or "seed")
+    if args.nodes > 1 or args.gpus_per_node:
+        counts = [args.gpus_per_node or 1]
+    else:
+        counts = parse_gpu_counts(args.gpus)
+    config = RunConfig(
+        prompts=prompts, model=args.model, mode=args.mode, batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens, num_gpus=counts[0], dtype=args.dtype, device=args.device,
+        do_sample=args.sample, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed,
+        fixed_length=args.fixed_length, warmup=not args.no_warmup, sort_by_length=args.sort_by_length,
+        attention=args.attention, cache=args.cache, compile=args.compile, cpu_threads=args.cpu_threads,
+        timeout_s=args.timeout, num_nodes=args.nodes, node_rank=args.node_rank, main_address=args.main_address,
+        main_port=args.main_port, rdzv_backend=args.rdzv_backend, label=args.name,
+    )
+    return config, counts
+
+
+class ProgressBars:
+    """One tqdm bar per run on stderr, fed by the worker's progress lines."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.done_by_rank: dict[int, int] = {}
+
+    def __call__(self, event: dict) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        kind = event["event"]
+        if kind == "run-start":
+            self.done_by_rank = {}
+            self.bar = tqdm(total=event["num_prompts"], unit="prompt", file=sys.stderr, leave=True,
+                            desc=f"run {event['run_id']} · {event['num_gpus']} GPU(s) · repeat {event['repeat'] + 1}")
+            self.bar.set_postfix_str("launching")
+        elif self.bar is None:
+            return
+        elif kind == "phase":
+            self.bar.set_postfix_str(event["phase"])
+        elif kind == "progress":
+            self.done_by_rank[event["rank"]] = event["done"]
+            self.bar.n = sum(self.done_by_rank.values())
+            self.bar.refresh()
+        elif kind == "run-end":
+            self.bar.set_postfix_str(event["status"])
+            self.bar.close()
+            self.bar = None
+
+
+def run_summary(run: dict) -> dict:
+    keys = ("id", "sweep_id", "repeat_index", "status", "model", "mode", "batch_size", "max_new_tokens",
+            "num_gpus", "num_nodes", "world_size", "device", "dtype", "num_prompts", "tokens", "raw_tokens",
+            "padding_tokens", "seconds", "tokens_per_second", "imbalance", "created_at", "error")
+    return {k: run.get(k) for k in keys}
+
+
+def format_table(runs: list[dict], speedup: bool = True) -> str:
+    """Runs as a text table; speedup is over the first run listed that succeeded."""
+    header = f"{'run':>5} {'GPUs':>5} {'rep':>4} {'status':<10} {'tokens':>8} {'seconds':>9} {'tokens/s':>10} {'speedup':>8}"
+    lines = [header, "-" * len(header)]
+    first = next((r["tokens_per_second"] for r in runs if r.get("tokens_per_second")), None) if speedup else None
+    for r in runs:
+        tps = r.get("tokens_per_second")
+        speed = f"{tps / first:.2f}x" if tps and first else "-"
+        tokens = "-" if r.get("tokens") is None else str(r["tokens"])
+        seconds = f"{r['seconds']:.2f}" if r.get("seconds") else "-"
+        throughput = f"{tps:.1f}" if tps else "-"
+        gpus = r["num_gpus"] * (r.get("num_nodes") or 1)
+        repeat = (r.get("repeat_index") or 0) + 1
+        lines.append(
+            f"{r['id']:>5} {gpus:>5} {repeat:>4} {r['status']:<10} {tokens:>8} {seconds:>9} {throughput:>10} {speed:>8}"
+        )
+        if r.get("error"):
+            lines.append(f"      error: {r['error']}")
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from db.store import Store
+    from studio.sweep import plan_sweep, run_sweep
+
+    try:
+        config, counts = config_from_args(args)
+        plan = plan_sweep(config, counts, args.repeats, name=args.name)
+    except ConfigError as exc:
+        return fail(str(exc))
+    store = Store(args.db)
+    cancel = threading.Event()
+    try:
+        outcome = run_sweep(plan, store, on_event=ProgressBars(sys.stderr.isatty() or not args.json), cancel=cancel)
+    except KeyboardInterrupt:
+        cancel.set()
+        return fail("interrupted", 130)
+    runs = [store.get_run(i) for i in outcome.run_ids]
+    if args.json:
+        print(json.dumps([run_summary(r) for r in runs], indent=2))
+    else:
+        print(f"sweep {outcome.sweep_id}: {config.model}, {config.mode}, batch {config.batch_size}, "
+              f"{len(config.prompts)} prompts, {config.max_new_tokens} new tokens, {plan.prepared[0].device}")
+        print(format_table(runs))
+    return 0 if outcome.status == "succeeded" else EXIT_RUN_FAILED
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from db.store import Store
+
+    runs = Store(args.db).list_runs(model=args.model, status=args.status, sweep_id=args.sweep, limit=args.limit)
+    if args.json:
+        print(json.dumps([run_summary(r) for r in runs], indent=2))
+    elif not runs:
+        print("no runs yet: start one with `studio run`")
+    else:
+        print(format_table(runs, speedup=False))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from db.store import Store
+
+    run = Store(args.db).get_run(args.id)
+    if run is None:
+        return fail(f"there is no run {args.id}; `studio runs` lists them")
+    if args.json:
+        print(json.dumps(run, indent=2, default=str))
+        return 0
+    summary = run_summary(run)
+    for key, value in summary.items():
+        if value is not None:
+            print(f"{key:>18}: {value}")
+    if run.get("phases"):
+        print(f"{'phases (s)':>18}: " + ", ".join(f"{k} {v:.2f}" for k, v in run["phases"].items()))
+    if run.get("stderr_tail"):
+        print("stderr tail:\n" + run["stderr_tail"])
+    print("\nranks:")
+    for r in run["ranks"]:
+        print(f"  rank {r['rank']}: {r['num_prompts']} prompts, {r['tokens']} tokens, {r['seconds']:.3f} s, "
+              f"peak memory {(r['peak_memory_bytes'] or 0) / 2**20:.0f} MiB")
+    print("\noutputs:")
+    for o in run["outputs"]:
+        print(f"  [{o['prompt_index']}] (rank {o['rank']}, {o['tokens']} tokens) {o['prompt']!r}\n      -> {o['output']!r}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from studio.server import serve
+
+    return serve(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio", description="Scaling Studio: multi-GPU generation benchmarks")
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run a sweep over GPU counts and store it")
+    add_run_options(run)
+    run.set_defaults(func=cmd_run)
+
+    runs = sub.add_parser("runs", help="list stored runs, newest first")
+    runs.add_argument("--json", action="store_true")
+    runs.add_argument("--model")
+    runs.add_argument("--status")
+    runs.add_argument("--sweep", type=int)
+    runs.add_argument("--limit", type=int, default=100)
+    add_db_option(runs)
+    runs.set_defaults(func=cmd_runs)
+
+    show = sub.add_parser("show", help="show one run with its outputs")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true")
+    add_db_option(show)
+    show.set_defaults(func=cmd_show)
+
+    serve = sub.add_parser("serve", help="start the web studio (the default command)")
+    serve.add_argument("--host", default=os.environ.get("STUDIO_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("STUDIO_PORT", "7860")))
+    serve.add_argument("--auth", default=os.environ.get("STUDIO_AUTH"), help="user:password (needed off 127.0.0.1)")
+    serve.add_argument("--insecure", action="store_true", help="allow a non-loopback address without auth")
+    serve.add_argument("--trust-remote-code", action="store_true", help="let runs load models with custom code")
+    add_db_option(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        argv = ["serve"]
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        return fail(str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""A sweep: one set of settings run over several GPU counts, each count possibly
+repeated. Shared by the CLI and the web supervisor; torch-free."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from db.store import Store
+from runner.config import LIMITS, ConfigError, RunConfig
+from runner.launcher import LaunchError, launch
+from runner.paths import runs_dir
+from runner.result import RunResult
+from runner.validate import Prepared, prepare
+
+EventCallback = Callable[[dict], None]
+
+
+def parse_gpu_counts(text: str | list) -> list[int]:
+    items = text if isinstance(text, list) else [p for p in str(text).replace(" ", "").split(",") if p]
+    counts = []
+    for item in items:
+        try:
+            n = int(item)
+        except (TypeError, ValueError):
+            raise ConfigError("gpus", f"{item!r} is not a whole number; write counts like 1,2,4") from None
+        if n < 1:
+            raise ConfigError("gpus", f"GPU count {n} is below 1; every count must be at least 1")
+        if n not in counts:
+            counts.append(n)
+    if not counts:
+        raise ConfigError("gpus", "no GPU count given; write counts like 1,2,4")
+    return counts
+
+
+@dataclass
+class SweepPlan:
+    base: RunConfig
+    gpu_counts: list[int]
+    repeats: int
+    prepared: list[Prepared] = field(default_factory=list)  # one per count, in gpu_counts order
+    name: str = ""
+
+    @property
+    def order(self) -> list[tuple[int, int]]:
+        """(count index, repeat) pairs, repeats outermost: every count is measured once
+        before any is measured twice, so slow drift on a shared machine spreads evenly."""
+        return [(c, r) for r in range(self.repeats) for c in range(len(self.gpu_counts))]
+
+
+def plan_sweep(base: RunConfig, gpu_counts: list[int], repeats: int = 1, name: str = "") -> SweepPlan:
+    """Validate every run of the sweep before anything is launched or stored."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= LIMITS["repeats"]:
+        raise ConfigError("repeats", f"must be a whole number from 1 to {LIMITS['repeats']}, got {repeats!r}")
+    counts = parse_gpu_counts(gpu_counts)
+    prepared = [prepare(base.replace(num_gpus=n)) for n in counts]
+    return SweepPlan(base=base, gpu_counts=counts, repeats=repeats, prepared=prepared, name=name)
+
+
+@dataclass
+class SweepOutcome:
+    sweep_id: int
+    run_ids: list[int]
+    results: list[RunResult]
+
+    @property
+    def status(self) -> str:
+        statuses = {r.status for r in self.results}
+        if "cancelled" in statuses:
+            return "cancelled"
+        return "failed" if statuses - {"succeeded"} else "succeeded"
+
+
+def run_sweep(
+    plan: SweepPlan,
+    store: Store,
+    *,
+    on_event: EventCallback | None = None,
+    cancel: threading.Event | None = None,
+    sweep_id: int | None = None,
+    run_ids: list[int] | None = None,
+    submitted_at: float | None = None,
+) -> SweepOutcome:
+    """Run the plan's runs one after another, storing each as it ends.
+
+    `sweep_id` and `run_ids` let a caller (the web supervisor) create the rows up
+    front as `queued`; otherwise they are created here.
+    """
+    emit = on_event or (lambda event: None)
+    if sweep_id is None:
+        sweep_id, run_ids = create_rows(plan, store)
+    results: list[RunResult] = []
+    for position, ((count_index, repeat), run_id) in enumerate(zip(plan.order, run_ids)):
+        prepared = plan.prepared[count_index]
+        if cancel is not None and cancel.is_set():
+            result = RunResult.failure(prepared.config.to_dict(), "cancelled", "cancelled before it started")
+            store.finish_run(run_id, result)
+            results.append(result)
+            continue
+        queued = (time.time() - submitted_at) if (submitted_at and position == 0) else 0.0
+        emit({"event": "run-start", "run_id": run_id, "sweep_id": sweep_id, "num_gpus": prepared.config.num_gpus,
+              "repeat": repeat, "position": position, "of": len(run_ids), "num_prompts": len(prepared.config.prompts)})
+        result = run_one(prepared, store, run_id, on_event=emit, cancel=cancel, queued_seconds=queued)
+        results.append(result)
+        emit({"event": "run-end", "run_id": run_id, "sweep_id": sweep_id, "status": result.status,
+              "num_gpus": prepared.config.num_gpus, "tokens_per_second": result.tokens_per_second,
+              "error": result.error})
+    outcome = SweepOutcome(sweep_id=sweep_id, run_ids=list(run_ids), results=results)
+    store.finish_sweep(sweep_id, outcome.status)
+    return outcome
+
+
+def create_rows(plan: SweepPlan, store: Store) -> tuple[int, list[int]]:
+    settings = plan.base.settings()
+    sweep_id = store.create_sweep(settings, plan.gpu_counts, plan.repeats, name=plan.name)
+    run_ids = [
+        store.create_run(plan.prepared[c].config.to_dict(), sweep_id=sweep_id, repeat_index=r)
+        for c, r in plan.order
+    ]
+    return sweep_id, run_ids
+
+
+def run_one(
+    prepared: Prepared,
+    store: Store,
+    run_id: int,
+    *,
+    on_event: EventCallback | None = None,
+    cancel: threading.Event | None = None,
+    queued_seconds: float = 0.0,
+    run_dir: Path | None = None,
+) -> RunResult:
+    """Launch one run and store what came of it, success or not."""
+    emit = on_event or (lambda event: None)
+    store.mark_running(run_id)
+
+    def forward(event: dict) -> None:
+        emit({**event, "run_id": run_id})
+
+    plan = None
+    if prepared.config.mode == "auto":
+        from runner.planner import plan_for
+
+        plan = plan_for(prepared)
+    try:
+        result = launch(
+            prepared,
+            run_dir or runs_dir() / f"run-{run_id}",
+            on_event=forward,
+            cancel=cancel,
+            plan=plan,
+            on_pids=lambda pids: store.set_pids(run_id, pids),
+        )
+    except LaunchError as exc:
+        result = RunResult.failure(
+            prepared.config.to_dict(), exc.status, str(exc), stderr_tail=exc.stderr_tail, exit_code=exc.exit_code,
+            outputs=exc.partial_outputs, partial=bool(exc.partial_outputs), phases=exc.phases, plan=plan,
+            model=prepared.model.to_dict(), device=prepared.device, dtype=prepared.dtype,
+        )
+    except OSError as exc:
+        result = RunResult.failure(prepared.config.to_dict(), "failed", f"could not start accelerate launch: {exc}")
+    result.phases = {"queue": queued_seconds, **(result.phases or {})}
+    started = time.perf_counter()
+    store.finish_run(run_id, result)
+    store.set_phase(run_id, "store", time.perf_counter() - started)
+    return result
