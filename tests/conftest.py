@@ -1,0 +1,74 @@
+"""Shared fixtures. One STUDIO_HOME per test session, so the tiny model is built
+once; one database per test, so tests never see each other's runs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+# A handful of short prompts keeps every real launch to a few seconds on 2 cores.
+SHORT_PROMPTS = [
+    "The King is dead. Long live the Queen.",
+    "It was a bright cold day in April.",
+    "I write this sitting in the kitchen sink.",
+    "124 was spiteful.",
+    "Call me Ishmael.",
+    "The sky above the port was the color of television.",
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def studio_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("studio-home")
+    old = os.environ.get("STUDIO_HOME")
+    os.environ["STUDIO_HOME"] = str(home)
+    os.environ.pop("STUDIO_DB", None)
+    yield home
+    if old is None:
+        os.environ.pop("STUDIO_HOME", None)
+    else:
+        os.environ["STUDIO_HOME"] = old
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    return tmp_path / "studio.db"
+
+
+@pytest.fixture
+def prompts() -> list[str]:
+    return list(SHORT_PROMPTS)
+
+
+def find_free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def free_port() -> int:
+    return find_free_port()
+
+
+def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`studio ARGS` in a fresh interpreter, as a user types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "studio", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
