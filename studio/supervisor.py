@@ -1,0 +1,219 @@
+"""The one owner of runs inside the server.
+
+Sweeps wait in a queue and run one at a time (one hardware job at a time); the
+supervisor is the only writer to the database while the server runs. Runs belong
+to the server, not to a browser tab: a page only reads `status()`.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from db.store import Store
+from runner.result import RunResult
+from studio.sweep import SweepPlan, create_rows, run_sweep
+
+LOG_LINES = 200
+FINAL = ("succeeded", "failed", "cancelled", "interrupted")
+
+
+@dataclass
+class RunProgress:
+    run_id: int
+    num_gpus: int
+    repeat: int
+    total: int
+    status: str = "queued"
+    phase: str = ""
+    done_by_rank: dict = field(default_factory=dict)
+    tokens_per_second: float | None = None
+    error: str | None = None
+
+    @property
+    def done(self) -> int:
+        return sum(self.done_by_rank.values())
+
+    def to_dict(self) -> dict:
+        return {
+            "run_id": self.run_id, "num_gpus": self.num_gpus, "repeat": self.repeat, "status": self.status,
+            "phase": self.phase, "done": self.done, "total": self.total,
+            "tokens_per_second": self.tokens_per_second, "error": self.error,
+        }
+
+
+@dataclass
+class SweepJob:
+    sweep_id: int
+    plan: SweepPlan
+    run_ids: list[int]
+    submitted_at: float
+    cancel: threading.Event = field(default_factory=threading.Event)
+    state: str = "queued"
+    runs: dict[int, RunProgress] = field(default_factory=dict)
+    log: collections.deque = field(default_factory=lambda: collections.deque(maxlen=LOG_LINES))
+    current_run_id: int | None = None
+
+
+class Supervisor:
+    def __init__(self, db_path: str | Path | None = None, *, keep_finished: int = 50):
+        self.store = Store(db_path)
+        self.db_path = self.store.path
+        self.interrupted_at_start = self.store.mark_stale_interrupted()
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: collections.deque[SweepJob] = collections.deque()
+        self._jobs: dict[int, SweepJob] = {}
+        self._finished: collections.deque[int] = collections.deque(maxlen=keep_finished)
+        self._current: SweepJob | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="studio-supervisor", daemon=True)
+        self._thread.start()
+
+    # submitting and stopping ------------------------------------------------
+    def submit(self, plan: SweepPlan) -> int:
+        with self._lock:
+            if self._stopping:
+                raise RuntimeError("the studio is shutting down; submit again after it restarts")
+            sweep_id, run_ids = create_rows(plan, self.store)
+            job = SweepJob(sweep_id=sweep_id, plan=plan, run_ids=run_ids, submitted_at=time.time())
+            for (count_index, repeat), run_id in zip(plan.order, run_ids):
+                config = plan.prepared[count_index].config
+                job.runs[run_id] = RunProgress(run_id, config.num_gpus, repeat, len(config.prompts))
+            job.log.append(f"sweep {sweep_id} queued: {len(run_ids)} run(s) over GPU counts {plan.gpu_counts}")
+            self._jobs[sweep_id] = job
+            self._queue.append(job)
+            self._wake.notify_all()
+            return sweep_id
+
+    def cancel(self, sweep_id: int | None = None) -> bool:
+        """Stop a sweep (the running one by default). Queued runs never start."""
+        with self._lock:
+            job = self._current if sweep_id is None else self._jobs.get(sweep_id)
+            if job is None or job.state in FINAL:
+                return False
+            job.cancel.set()
+            job.log.append("stop requested")
+            if job in self._queue:
+                self._queue.remove(job)
+                self._finish_unstarted(job, "cancelled", "cancelled before it started")
+            return True
+
+    def shutdown(self, timeout: float = 15.0) -> None:
+        with self._lock:
+            self._stopping = True
+            for job in list(self._queue):
+                self._queue.remove(job)
+                self._finish_unstarted(job, "interrupted", "the studio server stopped before this run started")
+            if self._current is not None:
+                self._current.cancel.set()
+            self._wake.notify_all()
+        self._thread.join(timeout)
+
+    def _finish_unstarted(self, job: SweepJob, status: str, reason: str) -> None:
+        for run_id in job.run_ids:
+            progress = job.runs[run_id]
+            if progress.status == "queued":
+                config = job.plan.prepared[0].config.replace(num_gpus=progress.num_gpus)
+                self.store.finish_run(run_id, RunResult.failure(config.to_dict(), status, reason))
+                progress.status = status
+        self.store.finish_sweep(job.sweep_id, status)
+        job.state = status
+        self._finished.append(job.sweep_id)
+
+    # reading ------------------------------------------------------------------
+    def status(self, sweep_id: int | None = None) -> dict | None:
+        with self._lock:
+            job = self._current if sweep_id is None else self._jobs.get(sweep_id)
+            if job is None and sweep_id is None and self._finished:
+                job = self._jobs.get(self._finished[-1])
+            if job is None:
+                return None
+            position = None
+            if job.state == "queued":
+                position = next(i for i, j in enumerate(self._queue) if j is job) + 1
+            return {
+                "sweep_id": job.sweep_id,
+                "state": job.state,
+                "queue_position": position,
+                "current_run_id": job.current_run_id,
+                "gpu_counts": job.plan.gpu_counts,
+                "repeats": job.plan.repeats,
+                "runs": [job.runs[r].to_dict() for r in job.run_ids],
+                "log": list(job.log),
+            }
+
+    def queue(self) -> list[dict]:
+        with self._lock:
+            jobs = ([self._current] if self._current else []) + list(self._queue)
+            return [{"sweep_id": j.sweep_id, "state": j.state, "position": i} for i, j in enumerate(jobs)]
+
+    def busy(self) -> bool:
+        with self._lock:
+            return self._current is not None or bool(self._queue)
+
+    # the loop -----------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._stopping:
+                    self._wake.wait()
+                if self._stopping and not self._queue:
+                    return
+                job = self._queue.popleft()
+                job.state = "running"
+                self._current = job
+            try:
+                outcome = run_sweep(job.plan, self.store, on_event=lambda e, j=job: self._on_event(j, e),
+                                    cancel=job.cancel, sweep_id=job.sweep_id, run_ids=job.run_ids,
+                                    submitted_at=job.submitted_at)
+                state = outcome.status
+            except Exception as exc:  # keep serving: record it, go on with the queue
+                state = "failed"
+                job.log.append(f"sweep failed: {type(exc).__name__}: {exc}")
+                for run_id in job.run_ids:
+                    if job.runs[run_id].status in ("queued", "running"):
+                        config = job.plan.base.replace(num_gpus=job.runs[run_id].num_gpus)
+                        self.store.finish_run(run_id, RunResult.failure(config.to_dict(), "failed", str(exc)))
+                        job.runs[run_id].status = "failed"
+                self.store.finish_sweep(job.sweep_id, "failed")
+            with self._lock:
+                job.state = state
+                job.current_run_id = None
+                self._current = None
+                self._finished.append(job.sweep_id)
+                job.log.append(f"sweep {job.sweep_id} {state}")
+
+    def _on_event(self, job: SweepJob, event: dict) -> None:
+        with self._lock:
+            kind = event["event"]
+            progress = job.runs.get(event.get("run_id"))
+            if progress is None:
+                return
+            if kind == "run-start":
+                job.current_run_id = progress.run_id
+                progress.status = "running"
+                progress.phase = "launching"
+                job.log.append(f"run {progress.run_id}: {progress.num_gpus} GPU(s), repeat {progress.repeat + 1}")
+            elif kind == "phase":
+                progress.phase = event["phase"]
+            elif kind == "progress":
+                progress.done_by_rank[event["rank"]] = event["done"]
+            elif kind == "error":
+                job.log.append(f"rank {event.get('rank')}: {event.get('message')}")
+            elif kind == "log":
+                job.log.append(event["line"])
+            elif kind == "run-end":
+                progress.status = event["status"]
+                progress.phase = ""
+                progress.tokens_per_second = event.get("tokens_per_second")
+                progress.error = event.get("error")
+                tps = progress.tokens_per_second
+                job.log.append(
+                    f"run {progress.run_id} {progress.status}"
+                    + (f": {tps:.1f} tokens/s" if tps else "")
+                    + (f": {progress.error}" if progress.error else "")
+                )
