@@ -101,6 +101,130 @@ migration(
 )
 
 
+# Published reference figures (sweeps.external = 1) are read-only at the database
+# level too, so no code path (or stray SQL) can edit or delete them by accident.
+migration(
+    "004_analysis_reference_readonly",
+    """
+    CREATE TRIGGER IF NOT EXISTS external_sweep_no_delete BEFORE DELETE ON sweeps WHEN OLD.external = 1
+    BEGIN SELECT RAISE(ABORT, 'reference sweeps are read-only'); END;
+    CREATE TRIGGER IF NOT EXISTS external_sweep_no_update BEFORE UPDATE ON sweeps WHEN OLD.external = 1
+    BEGIN SELECT RAISE(ABORT, 'reference sweeps are read-only'); END;
+    CREATE TRIGGER IF NOT EXISTS external_run_no_delete BEFORE DELETE ON runs
+    WHEN EXISTS (SELECT 1 FROM sweeps WHERE id = OLD.sweep_id AND external = 1)
+    BEGIN SELECT RAISE(ABORT, 'reference runs are read-only'); END;
+    CREATE TRIGGER IF NOT EXISTS external_run_no_update BEFORE UPDATE ON runs
+    WHEN EXISTS (SELECT 1 FROM sweeps WHERE id = OLD.sweep_id AND external = 1)
+    BEGIN SELECT RAISE(ABORT, 'reference runs are read-only'); END;
+    """,
+)
+
+
+# Read-only views for browsing the database as it is (`datasette studio.db`, or any
+# SQLite client): one row per run with its rank/output counts, and one row per sweep
+# and GPU layout with the median throughput (the figure the charts use), speedup and
+# efficiency over the sweep's smallest layout. Multi-node runs count nodes x GPUs.
+migration(
+    "002_views",
+    """
+    CREATE VIEW IF NOT EXISTS run_summary AS
+    SELECT
+        r.id AS run_id,
+        r.sweep_id,
+        s.name AS sweep_name,
+        r.repeat_index,
+        r.status,
+        r.created_at,
+        r.model,
+        r.mode,
+        r.batch_size,
+        r.max_new_tokens,
+        r.num_prompts,
+        r.num_nodes,
+        r.num_gpus AS gpus_per_node,
+        r.num_nodes * r.num_gpus AS total_gpus,
+        r.world_size,
+        r.device,
+        r.dtype,
+        r.tokens,
+        r.padding_tokens,
+        r.seconds,
+        r.tokens_per_second,
+        r.imbalance,
+        (SELECT COUNT(*) FROM ranks k WHERE k.run_id = r.id) AS rank_count,
+        (SELECT COUNT(DISTINCT k.hostname) FROM ranks k WHERE k.run_id = r.id) AS host_count,
+        (SELECT MAX(k.peak_memory_bytes) FROM ranks k WHERE k.run_id = r.id) AS peak_memory_bytes,
+        (SELECT COUNT(*) FROM outputs o WHERE o.run_id = r.id) AS output_count,
+        r.error
+    FROM runs r
+    LEFT JOIN sweeps s ON s.id = r.sweep_id;
+    CREATE VIEW IF NOT EXISTS sweep_summary AS
+    WITH ranked AS (
+        SELECT sweep_id, num_nodes, num_gpus, tokens_per_second,
+               ROW_NUMBER() OVER (PARTITION BY sweep_id, num_nodes, num_gpus ORDER BY tokens_per_second) AS position,
+               COUNT(*) OVER (PARTITION BY sweep_id, num_nodes, num_gpus) AS n
+        FROM runs
+        WHERE status = 'succeeded' AND tokens_per_second IS NOT NULL AND sweep_id IS NOT NULL
+    ),
+    medians AS (
+        SELECT sweep_id, num_nodes, num_gpus, AVG(tokens_per_second) AS median_tokens_per_second
+        FROM ranked
+        WHERE position IN ((n + 1) / 2, (n + 2) / 2)
+        GROUP BY sweep_id, num_nodes, num_gpus
+    ),
+    baseline AS (
+        SELECT sweep_id, median_tokens_per_second AS base, num_nodes * num_gpus AS base_gpus
+        FROM (SELECT m.*, ROW_NUMBER() OVER (PARTITION BY sweep_id ORDER BY num_nodes * num_gpus, num_nodes) AS first
+              FROM medians m)
+        WHERE first = 1
+    )
+    SELECT
+        s.id AS sweep_id,
+        s.name AS sweep_name,
+        s.status AS sweep_status,
+        s.created_at,
+        s.model,
+        s.mode,
+        s.batch_size,
+        s.max_new_tokens,
+        s.num_prompts,
+        r.num_nodes,
+        r.num_gpus AS gpus_per_node,
+        r.num_nodes * r.num_gpus AS total_gpus,
+        COUNT(*) AS runs,
+        SUM(r.status = 'succeeded') AS succeeded,
+        SUM(r.status IN ('failed', 'cancelled', 'interrupted')) AS not_succeeded,
+        m.median_tokens_per_second,
+        AVG(CASE WHEN r.status = 'succeeded' THEN r.tokens_per_second END) AS mean_tokens_per_second,
+        MIN(CASE WHEN r.status = 'succeeded' THEN r.tokens_per_second END) AS min_tokens_per_second,
+        MAX(CASE WHEN r.status = 'succeeded' THEN r.tokens_per_second END) AS max_tokens_per_second,
+        m.median_tokens_per_second / b.base AS speedup,
+        -- speedup per unit of hardware: 1.0 is perfect scaling from the smallest layout
+        m.median_tokens_per_second / b.base
+            / ((r.num_nodes * r.num_gpus * 1.0) / b.base_gpus) AS efficiency,
+        AVG(CASE WHEN r.status = 'succeeded' THEN r.seconds END) AS mean_seconds,
+        AVG(CASE WHEN r.status = 'succeeded' THEN r.imbalance END) AS mean_imbalance
+    FROM sweeps s
+    JOIN runs r ON r.sweep_id = s.id
+    LEFT JOIN medians m ON m.sweep_id = s.id AND m.num_nodes = r.num_nodes AND m.num_gpus = r.num_gpus
+    LEFT JOIN baseline b ON b.sweep_id = s.id
+    GROUP BY s.id, r.num_nodes, r.num_gpus;
+    """,
+)
+
+
+# Memory-bandwidth roofline of a run (runner/roofline.py): achieved GB/s, its
+# share of the devices' peak, and the detail (bytes, peak and its source, per rank).
+migration(
+    "003_roofline",
+    """
+    ALTER TABLE runs ADD COLUMN bandwidth_gbps REAL;
+    ALTER TABLE runs ADD COLUMN bandwidth_utilisation REAL;
+    ALTER TABLE runs ADD COLUMN roofline TEXT;
+    """,
+)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

@@ -19,8 +19,10 @@ import sqlite_utils
 
 from db.migrations import migrate
 from runner.paths import default_db_path
+from runner.roofline import run_roofline
 
-JSON_COLUMNS = ("config", "environment", "phases", "plan", "pids", "gpu_counts", "settings", "timeline")
+JSON_COLUMNS = ("config", "environment", "phases", "plan", "pids", "gpu_counts", "settings", "timeline",
+                "roofline")
 ACTIVE = ("queued", "running")
 
 
@@ -40,6 +42,11 @@ def _decode(row: dict) -> dict:
 
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
+
+
+def _stored(value: Any) -> Any:
+    """A value as a column holds it: dicts and lists as JSON text."""
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
 class Store:
@@ -115,6 +122,55 @@ class Store:
             "GROUP BY s.id ORDER BY s.id DESC LIMIT ?", (limit,)
         )
 
+    # external (read-only) sweeps: published figures to compare against ----
+    def sweep_by_source(self, source: str) -> dict | None:
+        rows = self._rows("SELECT * FROM sweeps WHERE source = ? AND external = 1 ORDER BY id LIMIT 1", (source,))
+        return rows[0] if rows else None
+
+    def add_external_sweep(self, settings: dict, points: list[dict], *, name: str, source: str) -> tuple[int, bool]:
+        """Store published figures as a read-only sweep, once per `source`.
+
+        Each point is {num_gpus, seconds, tokens_per_second} plus optional run
+        columns. Returns (sweep id, created now?)."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT id FROM sweeps WHERE source = ? AND external = 1", (source,)).fetchone()
+            if row:
+                return row[0], False
+            counts = sorted({int(p["num_gpus"]) for p in points})
+            stamp = now()
+            sweep_id = conn.execute(
+                "INSERT INTO sweeps (created_at, finished_at, name, status, model, mode, batch_size, max_new_tokens, "
+                "num_prompts, gpu_counts, repeats, settings, external, source) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?)",
+                (stamp, stamp, name, "external", settings.get("model"), settings.get("mode"),
+                 settings.get("batch_size"), settings.get("max_new_tokens"), settings.get("num_prompts"),
+                 _json(counts), 1, _json(settings), source),
+            ).lastrowid
+            for p in points:
+                config = {**settings, "num_gpus": int(p["num_gpus"]), "external": True, "source": source}
+                conn.execute(
+                    "INSERT INTO runs (sweep_id, repeat_index, created_at, started_at, finished_at, status, model, "
+                    "mode, batch_size, max_new_tokens, num_gpus, world_size, device, dtype, num_prompts, tokens, "
+                    "seconds, tokens_per_second, config, environment, label) "
+                    "VALUES (?,0,?,?,?,'succeeded',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (sweep_id, stamp, stamp, stamp, settings["model"], settings["mode"], settings["batch_size"],
+                     settings["max_new_tokens"], int(p["num_gpus"]), int(p["num_gpus"]), settings.get("device"),
+                     settings.get("dtype"), settings["num_prompts"], p.get("tokens"), p["seconds"],
+                     p["tokens_per_second"], _json(config), _json(p.get("environment")), name),
+                )
+            return sweep_id, True
+
+    def ranks_for_runs(self, run_ids: Iterable[int]) -> dict[int, list[dict]]:
+        """Rank rows (with their timelines) of several runs, keyed by run id."""
+        ids = [int(i) for i in run_ids]
+        out: dict[int, list[dict]] = {i: [] for i in ids}
+        if not ids:
+            return out
+        marks = ",".join("?" * len(ids))
+        for row in self._rows(f"SELECT * FROM ranks WHERE run_id IN ({marks}) ORDER BY run_id, rank", ids):
+            out[row["run_id"]].append(row)
+        return out
+
     # runs -----------------------------------------------------------------
     def create_run(self, config: dict, *, sweep_id: int | None = None, repeat_index: int = 0,
                    status: str = "queued") -> int:
@@ -162,6 +218,11 @@ class Store:
                     result.error, result.stderr_tail, result.exit_code, int(result.partial), run_id,
                 ),
             )
+            roofline = run_roofline(result.ranks) if succeeded else None
+            conn.execute(
+                "UPDATE runs SET bandwidth_gbps = ?, bandwidth_utilisation = ?, roofline = ? WHERE id = ?",
+                ((roofline or {}).get("achieved_gbps"), (roofline or {}).get("utilisation"), _json(roofline), run_id),
+            )
             conn.executemany(
                 "INSERT INTO outputs (run_id, prompt_index, rank, prompt, output, tokens, raw_tokens) "
                 "VALUES (?,?,?,?,?,?,?)",
@@ -183,16 +244,26 @@ class Store:
             phases[name] = seconds
             conn.execute("UPDATE runs SET phases = ? WHERE id = ?", (json.dumps(phases), run_id))
 
-    def mark_stale_interrupted(self) -> list[int]:
-        """Runs a previous server left queued or running can never finish now."""
+    def active_runs(self) -> list[dict]:
+        """Runs marked queued or running, with their recorded process IDs."""
+        return self._rows("SELECT id, sweep_id, status, pids, started_at FROM runs WHERE status IN ('queued', 'running')")
+
+    def mark_stale_interrupted(self, keep_sweeps: Iterable[int] = ()) -> list[int]:
+        """Runs a previous server left queued or running can never finish now.
+        `keep_sweeps`: sweeps another live process (a CLI, another server) is still running."""
+        keep = [int(i) for i in keep_sweeps]
+        spared = f" AND COALESCE(sweep_id, -1) NOT IN ({','.join('?' * len(keep))})" if keep else ""
+        spared_sweeps = f" AND id NOT IN ({','.join('?' * len(keep))})" if keep else ""
         with self.transaction() as conn:
-            ids = [r[0] for r in conn.execute("SELECT id FROM runs WHERE status IN ('queued', 'running')")]
+            ids = [r[0] for r in conn.execute(
+                "SELECT id FROM runs WHERE status IN ('queued', 'running')" + spared, keep)]
             conn.execute(
                 "UPDATE runs SET status = 'interrupted', finished_at = ?, "
                 "error = COALESCE(error, 'the studio server stopped before this run finished') "
-                "WHERE status IN ('queued', 'running')", (now(),)
+                "WHERE status IN ('queued', 'running')" + spared, (now(), *keep)
             )
-            conn.execute("UPDATE sweeps SET status = 'interrupted', finished_at = ? WHERE status = 'running'", (now(),))
+            conn.execute("UPDATE sweeps SET status = 'interrupted', finished_at = ? WHERE status = 'running'"
+                         + spared_sweeps, (now(), *keep))
             return ids
 
     def get_run(self, run_id: int) -> dict | None:
@@ -237,9 +308,18 @@ class Store:
                                   ids).fetchall()
             if active:
                 raise ValueError(f"run {active[0][0]} is still {'queued or running'}; stop it before deleting it")
+            external = conn.execute(
+                f"SELECT r.id FROM runs r JOIN sweeps s ON s.id = r.sweep_id WHERE r.id IN ({marks}) "
+                "AND s.external = 1", ids).fetchall()
+            if external:
+                raise ValueError(f"run {external[0][0]} is a published reference figure (read-only); "
+                                 "leave it out of the selection")
             return conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids).rowcount
 
     def delete_sweep(self, sweep_id: int) -> int:
+        if self._rows("SELECT id FROM sweeps WHERE id = ? AND external = 1", (sweep_id,)):
+            raise ValueError(f"sweep {sweep_id} holds published reference figures and is read-only; "
+                             "it cannot be deleted")
         runs = [r["id"] for r in self._rows("SELECT id FROM runs WHERE sweep_id = ?", (sweep_id,))]
         count = self.delete_runs(runs)
         with self.transaction() as conn:
@@ -250,6 +330,88 @@ class Store:
         if column not in ("model", "mode", "batch_size", "status", "device"):
             raise ValueError(f"cannot list values of {column}")
         return [r[column] for r in self._rows(f"SELECT DISTINCT {column} FROM runs ORDER BY {column}")]
+
+    # export / import (studio export, studio import) ---------------------
+    def export_rows(self, *, run_ids: Iterable[int] | None = None,
+                    sweep_id: int | None = None) -> tuple[list[dict], list[dict]]:
+        """Finished runs (all, these ids, or one sweep's) with their outputs and ranks,
+        and the sweeps they belong to; queued or running runs are left out."""
+        where, params = ["status NOT IN ('queued', 'running')"], []
+        if run_ids is not None:
+            ids = [int(i) for i in run_ids]
+            where.append(f"id IN ({','.join('?' * len(ids)) or 'NULL'})")
+            params.extend(ids)
+        if sweep_id is not None:
+            where.append("sweep_id = ?")
+            params.append(int(sweep_id))
+        runs = self._rows(f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY id", params)
+        for run in runs:
+            run["outputs"] = self._rows("SELECT * FROM outputs WHERE run_id = ? ORDER BY prompt_index", (run["id"],))
+            run["ranks"] = self._rows("SELECT * FROM ranks WHERE run_id = ? ORDER BY rank", (run["id"],))
+        sweep_ids = sorted({r["sweep_id"] for r in runs if r["sweep_id"] is not None})
+        sweeps = self._rows(
+            f"SELECT * FROM sweeps WHERE id IN ({','.join('?' * len(sweep_ids)) or 'NULL'}) ORDER BY id", sweep_ids
+        )
+        return sweeps, runs
+
+    def _columns(self, table: str) -> list[str]:
+        return [row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")]
+
+    def import_rows(self, sweeps: list[dict], runs: list[dict]) -> dict:
+        """Insert exported sweeps and runs under new ids, in one transaction.
+
+        Nothing stored is ever changed: a run already here (same created_at and
+        config) is skipped, and a sweep already here (same created_at, name and
+        settings) receives only the runs it lacks. Columns this database does not
+        have are dropped; rows are assumed validated (studio.importer).
+        """
+        report = {"sweeps_added": 0, "runs_added": 0, "runs_skipped": 0, "run_ids": []}
+        with self.transaction() as conn:
+            sweep_columns = [c for c in self._columns("sweeps") if c != "id"]
+            run_columns = [c for c in self._columns("runs") if c not in ("id", "sweep_id", "pids")]
+            output_columns = [c for c in self._columns("outputs") if c not in ("id", "run_id")]
+            rank_columns = [c for c in self._columns("ranks") if c not in ("id", "run_id")]
+            sweep_map: dict[int, int] = {}
+            for sweep in sweeps:
+                row = conn.execute(
+                    "SELECT id FROM sweeps WHERE created_at = ? AND COALESCE(name, '') = ? AND settings IS ?",
+                    (sweep["created_at"], sweep.get("name") or "", _stored(sweep.get("settings"))),
+                ).fetchone()
+                if row:
+                    sweep_map[sweep["id"]] = row[0]
+                    continue
+                columns = [c for c in sweep_columns if c in sweep]
+                cursor = conn.execute(
+                    f"INSERT INTO sweeps ({','.join(columns)}) VALUES ({','.join('?' * len(columns))})",
+                    [_stored(sweep[c]) for c in columns],
+                )
+                sweep_map[sweep["id"]] = cursor.lastrowid
+                report["sweeps_added"] += 1
+            for run in runs:
+                config = _stored(run["config"])
+                same = conn.execute("SELECT id FROM runs WHERE created_at = ? AND config = ?",
+                                    (run["created_at"], config)).fetchone()
+                if same:
+                    report["runs_skipped"] += 1
+                    continue
+                columns = [c for c in run_columns if c in run]
+                values = [_stored(run[c]) for c in columns]
+                sweep_id = sweep_map.get(run.get("sweep_id")) if run.get("sweep_id") is not None else None
+                cursor = conn.execute(
+                    f"INSERT INTO runs (sweep_id, {','.join(columns)}) VALUES (?, {','.join('?' * len(columns))})",
+                    [sweep_id, *values],
+                )
+                run_id = cursor.lastrowid
+                for table, table_columns in (("outputs", output_columns), ("ranks", rank_columns)):
+                    for item in run.get(table) or []:
+                        cols = [c for c in table_columns if c in item]
+                        conn.execute(
+                            f"INSERT INTO {table} (run_id, {','.join(cols)}) VALUES (?, {','.join('?' * len(cols))})",
+                            [run_id, *(_stored(item[c]) for c in cols)],
+                        )
+                report["runs_added"] += 1
+                report["run_ids"].append(run_id)
+        return report
 
     def integrity(self) -> str:
         with self._lock:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,10 +41,39 @@ LIMITS = {
 _MODEL_RE = re.compile(r"^[A-Za-z0-9_.~/:@+\- ]+$")
 
 
+# Set by `studio serve`: messages go to remote users, so they name no server folder.
+REDACT_ENV = "STUDIO_REDACT_PATHS"
+
+
+def redact_paths(text: str) -> str:
+    """`text` with this machine's folders (home, studio home, model caches, temp, the
+    project) replaced by placeholders such as $STUDIO_HOME or ~, for remote users."""
+    import tempfile
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    places = {
+        os.environ.get("STUDIO_HOME", ""): "$STUDIO_HOME",
+        os.environ.get("HF_HOME", ""): "$HF_HOME",
+        str(Path.home() / ".cache" / "huggingface"): "$HF_HOME",
+        root: "<studio>",
+        str(Path(sys.prefix).resolve()): "<python>",
+        str(Path(sys.base_prefix).resolve()): "<python>",
+        tempfile.gettempdir(): "$TMPDIR",
+        str(Path.home()): "~",
+    }
+    for path, name in sorted(places.items(), key=lambda item: -len(item[0])):
+        if path and len(path) > 1:
+            text = text.replace(path, name)
+    return text
+
+
 class ConfigError(ValueError):
     """A setting is wrong; the message says which one and what to change."""
 
     def __init__(self, field_name: str, message: str):
+        if os.environ.get(REDACT_ENV) == "1":
+            message = redact_paths(message)
         super().__init__(f"{field_name}: {message}")
         self.field = field_name
         self.message = message
@@ -102,6 +133,7 @@ class RunConfig:
     attention: str = "auto"
     cache: str = "dynamic"
     compile: bool = False
+    continuous_batching: bool = False  # transformers' generate_batch, one call per rank
     cpu_threads: int = 1
     memory_budget_gb: float | None = None
     timeout_s: float = 3600.0
@@ -163,7 +195,12 @@ class RunConfig:
             raise ConfigError("main_port", "a multi-node run needs the same --main-port on every node")
         if self.compile and self.cache != "static":
             raise ConfigError("compile", "torch.compile needs the static KV cache; set cache to 'static'")
-        for flag in ("do_sample", "fixed_length", "warmup", "sort_by_length", "compile", "trust_remote_code"):
+        if self.continuous_batching is True and (self.cache != "dynamic" or self.compile):
+            raise ConfigError("continuous_batching", "manages its own paged KV cache; set cache to 'dynamic' and compile off")
+        if self.continuous_batching is True and self.do_sample:
+            raise ConfigError("continuous_batching", "runs greedy decoding only; switch sampling off")
+        for flag in ("do_sample", "fixed_length", "warmup", "sort_by_length", "compile", "continuous_batching",
+                     "trust_remote_code"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(flag, f"must be true or false, got {getattr(self, flag)!r}")
         if len(self.label) > 200:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -23,12 +25,16 @@ from typing import Callable, Mapping
 
 from runner import events
 from runner.environment import PROJECT_ROOT, git_commit, host_fingerprint
-from runner.processes import kill_tree
+from runner.processes import handle, is_alive, kill_tree, owner_env
 from runner.result import RunResult
 from runner.validate import Prepared
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
 STDERR_TAIL_LINES = 60
+RANK_TAIL_LINES = 30
+RANK_LINE = re.compile(r"^\[rank (\d+)\] ")  # the worker tags its stderr lines with its rank
+# A rank seen gone this long without a `done` event died (its last events had time to arrive).
+RANK_DEATH_CONFIRM_S = 1.0
 
 EventCallback = Callable[[dict], None]
 
@@ -146,7 +152,10 @@ class _Streams:
     def __init__(self, proc: subprocess.Popen, run_dir: Path, on_event: EventCallback | None):
         self.events: list[dict] = []
         self.rank_pids: dict[int, int] = {}
+        self.rank_procs: dict = {}  # rank -> psutil.Process, taken while it runs (safe against PID reuse)
+        self.finished_ranks: set[int] = set()
         self.stderr = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self.rank_stderr: dict[int, collections.deque] = {}
         self._on_event = on_event
         self._lock = threading.Lock()
         self._threads = [
@@ -174,6 +183,9 @@ class _Streams:
                     self.events.append(event)
                     if event["event"] == "started":
                         self.rank_pids[int(event["rank"])] = int(event["pid"])
+                        self.rank_procs[int(event["rank"])] = handle(int(event["pid"]))
+                    elif event["event"] in ("done", "error"):
+                        self.finished_ranks.add(int(event.get("rank", -1)))
                 self._deliver(event)
 
     def _read_stderr(self, stream, log_path: Path) -> None:
@@ -181,6 +193,11 @@ class _Streams:
             for line in stream:
                 log.write(line)
                 self.stderr.append(line.rstrip("\n"))
+                tagged = RANK_LINE.match(line)
+                if tagged:
+                    rank = int(tagged.group(1))
+                    self.rank_stderr.setdefault(rank, collections.deque(maxlen=RANK_TAIL_LINES)).append(
+                        line.rstrip("\n"))
                 self._deliver({"event": "log", "stream": "stderr", "line": line.rstrip("\n")})
 
     def join(self, timeout: float = 5.0) -> None:
@@ -190,6 +207,16 @@ class _Streams:
     def worker_errors(self) -> list[dict]:
         with self._lock:
             return [e for e in self.events if e["event"] == "error"]
+
+    def dead_ranks(self) -> list[int]:
+        """Ranks that started and are gone without saying done or reporting an error."""
+        with self._lock:
+            procs = {r: p for r, p in self.rank_procs.items() if r not in self.finished_ranks}
+        return sorted(r for r, p in procs.items() if p is None or not is_alive(p))
+
+    def rank_tail(self, rank: int) -> str:
+        with self._lock:
+            return "\n".join(self.rank_stderr.get(rank, ()))
 
     def started_times(self) -> list[float]:
         with self._lock:
@@ -215,6 +242,30 @@ def _phases(popen_time: float, end_time: float, result: dict, streams: _Streams)
     return phases
 
 
+def worker_node_receipt(prepared: Prepared, popen_time: float, end_time: float) -> RunResult:
+    """What a node other than node 0 gets back: its processes finished, nothing more.
+
+    No tokens, time or outputs (node 0 has them all); `environment["role"]` says
+    so, and callers must not store it as a run.
+    """
+    config = prepared.config
+    return RunResult(
+        status="succeeded",
+        config=config.to_dict(),
+        model=prepared.model.to_dict(),
+        device=prepared.device,
+        dtype=prepared.dtype,
+        world_size=config.world_size,
+        environment={"role": "worker-node", "node_rank": config.node_rank, "launcher": host_fingerprint()},
+        phases={"total": end_time - popen_time},
+        exit_code=0,
+    )
+
+
+def is_worker_node_receipt(result: RunResult) -> bool:
+    return (result.environment or {}).get("role") == "worker-node"
+
+
 def launch(
     prepared: Prepared,
     run_dir: Path,
@@ -237,14 +288,20 @@ def launch(
 
     timeout = config.timeout_s if timeout is None else timeout
     popen_time = time.time()
+    # the ranks watch this process (the server or CLI) and end with it, however it dies
+    env = {**command.env, **owner_env()}
     proc = subprocess.Popen(
-        command.argv, env=command.env, cwd=run_dir, stdin=subprocess.DEVNULL,
+        command.argv, env=env, cwd=run_dir, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1,
         start_new_session=True,
     )
     streams = _Streams(proc, run_dir, on_event)
+    if on_pids is not None:
+        on_pids([proc.pid])  # recorded at once: a server that dies now can still reap it on restart
     reported: set[int] = set()
     stopped_because = None
+    died: list[int] = []  # the ranks first seen gone, before the others were stopped
+    gone_since: float | None = None
     deadline = time.monotonic() + timeout
     while proc.poll() is None:
         if on_pids is not None and set(streams.rank_pids.values()) - reported:
@@ -257,15 +314,31 @@ def launch(
         elif streams.worker_errors():
             # a rank reported its own failure: do not wait for torchrun's monitor
             stopped_because = "rank-error"
+        elif streams.dead_ranks():
+            # a rank vanished without a word (killed, OOM): the others would wait for it
+            # at the next collective until a timeout, so end the run now
+            if gone_since is None:
+                gone_since, died = time.monotonic(), streams.dead_ranks()
+            elif time.monotonic() - gone_since >= RANK_DEATH_CONFIRM_S:
+                stopped_because = "rank-died"
+        else:
+            gone_since, died = None, []
         if stopped_because:
-            kill_tree(proc.pid, streams.rank_pids.values(), grace=3.0 if stopped_because != "rank-error" else 5.0)
+            grace = {"rank-error": 5.0, "rank-died": 2.0}.get(stopped_because, 3.0)
+            kill_tree(proc.pid, streams.rank_procs.values(), grace=grace)
             break
         time.sleep(0.05)
     exit_code = proc.wait()
-    kill_tree(proc.pid, streams.rank_pids.values(), grace=0.5)  # nothing may outlive the run
+    kill_tree(proc.pid, streams.rank_procs.values(), grace=0.5)  # nothing may outlive the run
     streams.join()
     end_time = time.time()
     tail = "\n".join(streams.stderr)
+
+    if config.node_rank > 0 and exit_code == 0 and stopped_because is None:
+        # A non-main node only lends its processes: global rank 0 (on node 0)
+        # gathers every rank's figures and outputs and writes the one result.
+        # What comes back here is a receipt, with no figures, never to be stored.
+        return worker_node_receipt(prepared, popen_time, end_time)
 
     if result_path.exists() and exit_code == 0 and stopped_because is None:
         data = json.loads(result_path.read_text())
@@ -293,17 +366,74 @@ def launch(
         )
 
     errors = streams.worker_errors()
-    if stopped_because == "cancelled":
+    if stopped_because == "cancelled" and getattr(cancel, "reason", "") == "shutdown":
+        # the server is stopping, nobody chose to stop this run: it was interrupted
+        status, message = "interrupted", "the studio server stopped during this run"
+    elif stopped_because == "cancelled":
         status, message = "cancelled", "cancelled by the user"
     elif stopped_because == "timeout":
         status, message = "failed", f"timed out after {timeout:.0f} s; raise the timeout or run less work"
     elif errors:
         status = "failed"
         message = "; ".join(f"rank {e.get('rank')}: {e.get('message')}" for e in errors[:4])
+        rank_tail = streams.rank_tail(int(errors[0].get("rank", 0)))
+        if rank_tail:
+            tail = f"--- rank {errors[0].get('rank')}, last lines of its stderr ---\n{rank_tail}\n--- all processes ---\n{tail}"
+    elif stopped_because is None and exit_code is not None and exit_code < 0:
+        status = "failed"
+        message = f"accelerate launch was killed by {signal_name(-exit_code)}; its ranks were stopped"
+    elif died or first_failed_rank(streams.stderr) is not None:
+        status = "failed"
+        rank = first_failed_rank(streams.stderr)
+        rank = died[0] if rank is None else rank
+        pid = streams.rank_pids.get(rank)
+        how = torchrun_exit(streams.stderr)
+        message = (f"rank {rank}" + (f" (pid {pid})" if pid else "") + " died before finishing"
+                   + (f" ({how})" if how else "") + "; the other ranks were stopped")
+        rank_tail = streams.rank_tail(rank)
+        if rank_tail:
+            tail = f"--- rank {rank}, last lines of its stderr ---\n{rank_tail}\n--- all processes ---\n{tail}"
     else:
         status = "failed"
         last = next((line for line in reversed(streams.stderr) if line.strip()), "")
         message = f"accelerate launch exited with code {exit_code}" + (f": {last.strip()}" if last else "")
-    partial = [o for e in streams.events if e["event"] == "outputs" for o in e.get("outputs", [])]
+    # every batch a rank finished was sent as it finished: keep them, marked partial
+    partial = sorted((o for e in streams.events if e["event"] == "outputs" for o in e.get("outputs", [])),
+                     key=lambda o: o["prompt_index"])
     raise LaunchError(message, status=status, exit_code=exit_code, stderr_tail=tail, partial_outputs=partial,
                       phases={"total": end_time - popen_time})
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _root_cause(stderr_lines) -> list[str]:
+    """The lines of torchrun's 'Root Cause (first observed failure)' block, if any."""
+    lines = list(stderr_lines)
+    for i, line in enumerate(lines):
+        if "Root Cause" in line:
+            return lines[i + 1 : i + 9]
+    return []
+
+
+def first_failed_rank(stderr_lines) -> int | None:
+    """The rank torchrun names as the first failure, if it printed its report."""
+    for line in _root_cause(stderr_lines):
+        match = re.search(r"^\s*rank\s*:\s*(\d+)", line)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def torchrun_exit(stderr_lines) -> str:
+    """'killed by SIGKILL' or 'exit code 1' for torchrun's first failure, if reported."""
+    for line in _root_cause(stderr_lines):
+        match = re.search(r"exitcode\s*:\s*(-?\d+)", line)
+        if match:
+            code = int(match.group(1))
+            return f"killed by {signal_name(-code)}" if code < 0 else f"exit code {code}"
+    return ""

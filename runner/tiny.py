@@ -69,7 +69,7 @@ def ensure_tiny(folder: str | os.PathLike) -> Path:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(SEED)
             model = LlamaForCausalLM(tiny_config(len(tokenizer)))
-        model.save_pretrained(staging)
+        save_model_files(model, staging)
         try:
             staging.rename(folder)
         except OSError:
@@ -78,6 +78,25 @@ def ensure_tiny(folder: str | os.PathLike) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def save_model_files(model, folder: Path) -> None:
+    """What `save_pretrained` writes, written on any rank.
+
+    transformers 5 `save_pretrained` silently writes nothing on a process whose
+    torch.distributed rank is not 0, and node 1 of a multi-node run builds its
+    own tiny from a rank that is not 0.
+    """
+    from safetensors.torch import save_file
+
+    # the two fields save_pretrained adds to config.json
+    model.config.dtype = str(model.dtype).split(".")[1]
+    model.config.architectures = [type(model).__name__]
+    model.config.save_pretrained(folder)
+    model.generation_config.save_pretrained(folder)
+    tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()
+    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k not in tied}
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
 def byte_tokenizer_folder(cache_root: str | os.PathLike) -> Path:

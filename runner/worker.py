@@ -27,6 +27,7 @@ from runner.accounting import count_generated  # noqa: E402
 from runner.batching import make_batches  # noqa: E402
 from runner.config import RunConfig  # noqa: E402
 from runner.events import emit  # noqa: E402
+from runner.generation import BatchOutput, Generator, path_name  # noqa: E402
 
 
 class Timeline:
@@ -85,22 +86,29 @@ def eos_ids(model, tokenizer) -> list[int]:
     return ids
 
 
-def generate_kwargs(config: RunConfig, tokenizer, max_new_tokens: int) -> dict:
-    kwargs = {
-        "max_new_tokens": max_new_tokens,
-        "do_sample": config.do_sample,
-        "pad_token_id": tokenizer.pad_token_id,
-    }
-    if config.fixed_length:
-        kwargs["min_new_tokens"] = max_new_tokens
-    if config.do_sample:
-        kwargs.update(temperature=config.temperature, top_p=config.top_p, top_k=config.top_k)
+def rank_roofline(model, calls: list[tuple[list[int], int]], seconds: float, device: str, rank: int) -> dict:
+    """Bytes this rank had to move (weights + KV cache reads per decode step) over
+    its generation time, against its device's peak bandwidth."""
+    from runner.planner import shape_from_config
+    from runner.roofline import bytes_moved, known_bandwidth_gbps, measure_copy_bandwidth_gbps, utilisation
+
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    dtype_name = str(next(model.parameters()).dtype).replace("torch.", "")
+    kv_per_token = shape_from_config(model.config.to_dict(), dtype_name).kv_bytes_per_token
+    total = bytes_moved(weight_bytes, kv_per_token, calls)
+    if device.startswith("cuda"):
+        import torch
+
+        name = torch.cuda.get_device_name(device)
+        peak, source = known_bandwidth_gbps(name), f"{name}, data sheet"
+        if peak is None:
+            peak, source = measure_copy_bandwidth_gbps(device), f"{name}, measured device copy"
     else:
-        # the model's generation_config may carry sampling defaults; greedy means greedy
-        kwargs.update(temperature=None, top_p=None, top_k=None)
-    if config.cache == "static":
-        kwargs["cache_implementation"] = "static"
-    return kwargs
+        # no table for CPUs: a single-threaded copy measures what one rank can stream
+        peak, source = measure_copy_bandwidth_gbps("cpu", megabytes=256, repeats=3), "CPU, measured copy"
+    figures = utilisation(total, seconds, peak)
+    return {**figures, "peak_source": source, "weight_bytes": weight_bytes, "kv_bytes_per_token": kv_per_token,
+            "decode_steps": sum(steps for _, steps in calls), "rank": rank}
 
 
 def peak_memory_bytes(device: str) -> int:
@@ -115,11 +123,35 @@ def peak_memory_bytes(device: str) -> int:
 def my_batches(job: dict, config: RunConfig, state, lengths: list[int]) -> list[list[int]]:
     plan = job.get("plan")
     if plan and plan.get("assignment"):
-        return [list(b) for b in plan["assignment"][state.process_index]]
-    with state.split_between_processes(list(range(len(config.prompts)))) as mine:
-        mine = list(mine)
-    size = 1 if config.mode == "simple" else config.batch_size
-    return make_batches(mine, size, lengths, sort_by_length=config.sort_by_length and size > 1)
+        batches = [list(b) for b in plan["assignment"][state.process_index]]
+    else:
+        with state.split_between_processes(list(range(len(config.prompts)))) as mine:
+            mine = list(mine)
+        size = 1 if config.mode == "simple" else config.batch_size
+        batches = make_batches(mine, size, lengths, sort_by_length=config.sort_by_length and size > 1)
+    if config.continuous_batching and batches:
+        # the continuous-batching manager schedules a rank's prompts itself
+        batches = [[i for b in batches for i in b]]
+    return batches
+
+
+def warmup_batches(job: dict, rank: int, batches: list[list[int]], compiled: bool) -> list[list[int]]:
+    """This rank's warm-up batches. A plan names them per rank; otherwise the
+    first batch, or with torch.compile one batch of every size that will be timed
+    (the static cache has one length for the run, so size is the whole shape)."""
+    planned = job.get("warmup_batches")
+    if planned and isinstance(planned[0], list) and planned[0] and isinstance(planned[0][0], list):
+        return planned[rank] if rank < len(planned) else []
+    if planned:  # an older job file: one list of batches for all ranks
+        return planned
+    if not batches:
+        return []
+    if not compiled:
+        return [batches[0]]
+    by_size: dict[int, list[int]] = {}
+    for batch in batches:
+        by_size.setdefault(len(batch), batch)
+    return list(by_size.values())
 
 
 def run(job: dict) -> int:
@@ -151,6 +183,7 @@ def run(job: dict) -> int:
 
     t = time.time()
     emit("phase", rank=rank, phase="load")
+    _test_hook_pause("load")
     model, tokenizer = load_model_and_tokenizer(job["model"], config, torch_device, dtype_name, state)
     timeline.span("load", t, time.time())
     eos = eos_ids(model, tokenizer)
@@ -160,18 +193,16 @@ def run(job: dict) -> int:
     batches = my_batches(job, config, state, lengths)
     my_count = sum(len(b) for b in batches)
 
-    def generate(batch: list[int], max_new_tokens: int):
-        enc = tokenizer([config.prompts[i] for i in batch], return_tensors="pt", padding=True).to(torch_device)
-        with torch.inference_mode():
-            out = model.generate(**enc, **generate_kwargs(config, tokenizer, max_new_tokens))
-        return out[:, enc["input_ids"].shape[1] :].tolist(), int(enc["attention_mask"].numel())
+    # One static-cache length for the whole run, so compiled decode shapes repeat.
+    generate = Generator(model, tokenizer, config, torch_device, config.prompts,
+                         static_cache_len=max(lengths) + config.max_new_tokens)
+    calls: list[tuple[list[int], int]] = []  # (padded prompt lengths, decode steps) per timed call
 
     set_seed(config.seed)
     if config.warmup and batches:
         t = time.time()
         emit("phase", rank=rank, phase="warmup")
-        shapes = job.get("warmup_batches") or [batches[0]]
-        for batch in shapes:
+        for batch in warmup_batches(job, rank, batches, compiled=config.compile):
             generate(batch, min(config.max_new_tokens, job.get("warmup_tokens", 8)))
         timeline.span("warmup", t, time.time())
     if device == "cuda":
@@ -187,9 +218,10 @@ def run(job: dict) -> int:
     outputs, done, prompt_positions = [], 0, 0
     for b, batch in enumerate(batches):
         t = time.time()
-        generated, positions = generate(batch, config.max_new_tokens)
-        prompt_positions += positions
-        for index, seq in zip(batch, generated):
+        out: BatchOutput = generate(batch, config.max_new_tokens)
+        prompt_positions += out.prompt_positions
+        calls.append((out.prompt_lengths, out.steps))
+        for index, seq in zip(batch, out.generated):
             count = count_generated(seq, eos)
             text = tokenizer.decode(seq[: count.tokens], skip_special_tokens=True)
             outputs.append(
@@ -204,10 +236,17 @@ def run(job: dict) -> int:
             )
         timeline.span("generate", t, time.time(), batch=b, size=len(batch))
         done += len(batch)
+        # this batch's outputs now, so a run that fails later still keeps them (marked partial)
+        emit("outputs", rank=rank, batch=b, outputs=outputs[len(outputs) - len(batch):])
         emit("progress", rank=rank, done=done, total=my_count, tokens=sum(o["tokens"] for o in outputs))
+        _test_hook_pause("batch")
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
+
+    t = time.time()
+    roofline = rank_roofline(model, calls, seconds, torch_device, rank)
+    timeline.span("roofline", t, time.time())
 
     t = time.time()
     record = {
@@ -221,6 +260,8 @@ def run(job: dict) -> int:
         "prompt_positions": prompt_positions,
         "seconds": seconds,
         "peak_memory_bytes": peak_memory_bytes(device),
+        "generate_path": path_name(config),
+        "roofline": roofline,
         "outputs": outputs,
         "environment": node_fingerprint() if state.local_process_index == 0 else None,
         "timeline": timeline.spans,
@@ -262,10 +303,51 @@ def write_result(job: dict, config: RunConfig, records: list[dict], device: str,
     tmp.replace(path)
 
 
+class RankPrefixed:
+    """stderr with every line tagged `[rank N] `, so the launcher can show the tail
+    of the one rank that died out of the interleaved stream of all ranks."""
+
+    def __init__(self, stream, rank: str):
+        self._stream, self._prefix, self._at_line_start = stream, f"[rank {rank}] ", True
+
+    def write(self, text: str) -> int:
+        out = []
+        for piece in text.splitlines(keepends=True):
+            if self._at_line_start:
+                out.append(self._prefix)
+            out.append(piece)
+            self._at_line_start = piece.endswith("\n")
+        self._stream.write("".join(out))
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def guard_rank() -> None:
+    """Nothing of a run may outlive it: die with the launcher (torchrun put this rank
+    in a session of its own, so killing the launcher's group misses it) and with
+    the server or CLI that owns the run, however they end."""
+    from runner.processes import die_with_parent, watch_owner
+
+    die_with_parent()
+    watch_owner()
+    sys.stderr = RankPrefixed(sys.stderr, os.environ.get("RANK", "0"))
+
+
+def _test_hook_pause(where: str) -> None:
+    """TEST HOOK, unset in real use: STUDIO_TEST_PAUSE_LOAD / STUDIO_TEST_PAUSE_BATCH
+    (seconds) hold a rank at that point, so fault tests can kill or stop a run there."""
+    seconds = os.environ.get(f"STUDIO_TEST_PAUSE_{where.upper()}")
+    if seconds:
+        time.sleep(float(seconds))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Scaling Studio worker (run by accelerate launch)")
     parser.add_argument("--job", required=True, help="path of the job JSON file")
     args = parser.parse_args(argv)
+    guard_rank()
     job = json.loads(Path(args.job).read_text())
     try:
         return run(job)

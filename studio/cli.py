@@ -46,6 +46,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attention", default="auto", choices=["auto", "sdpa", "eager"])
     p.add_argument("--cache", default="dynamic", choices=["dynamic", "static"])
     p.add_argument("--compile", action="store_true", help="torch.compile the model (needs --cache static)")
+    p.add_argument("--continuous-batching", action="store_true",
+                   help="transformers' continuous batching (generate_batch), greedy only")
+    p.add_argument("--memory-budget-gb", type=float, default=None,
+                   help="GiB per GPU/process the auto planner may fill (default: from the device)")
     p.add_argument("--cpu-threads", type=int, default=1, help="threads per CPU process")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds before a run is stopped")
     p.add_argument("--name", default="", help="a name for the sweep")
@@ -73,7 +77,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int]]:
         max_new_tokens=args.max_new_tokens, num_gpus=counts[0], dtype=args.dtype, device=args.device,
         do_sample=args.sample, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed,
         fixed_length=args.fixed_length, warmup=not args.no_warmup, sort_by_length=args.sort_by_length,
-        attention=args.attention, cache=args.cache, compile=args.compile, cpu_threads=args.cpu_threads,
+        attention=args.attention, cache=args.cache, compile=args.compile,
+        continuous_batching=args.continuous_batching, memory_budget_gb=args.memory_budget_gb, cpu_threads=args.cpu_threads,
         timeout_s=args.timeout, num_nodes=args.nodes, node_rank=args.node_rank, main_address=args.main_address,
         main_port=args.main_port, rdzv_backend=args.rdzv_backend, label=args.name,
     )
@@ -150,6 +155,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan = plan_sweep(config, counts, args.repeats, name=args.name)
     except ConfigError as exc:
         return fail(str(exc))
+    if config.num_nodes > 1 and config.node_rank > 0:
+        return run_worker_node(plan, args)
     store = Store(args.db)
     cancel = threading.Event()
     try:
@@ -165,6 +172,32 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{len(config.prompts)} prompts, {config.max_new_tokens} new tokens, {plan.prepared[0].device}")
         print(format_table(runs))
     return 0 if outcome.status == "succeeded" else EXIT_RUN_FAILED
+
+
+def run_worker_node(plan, args: argparse.Namespace) -> int:
+    """Nodes 1.. of a multi-node run lend their processes; node 0 stores the run."""
+    from studio.sweep import run_node_part
+
+    config = plan.base
+    cancel = threading.Event()
+    try:
+        results = run_node_part(plan, on_event=ProgressBars(sys.stderr.isatty() or not args.json), cancel=cancel)
+    except KeyboardInterrupt:
+        cancel.set()
+        return fail("interrupted", 130)
+    failed = [r for r in results if r.status != "succeeded"]
+    if args.json:
+        print(json.dumps({"node_rank": config.node_rank, "num_nodes": config.num_nodes, "stored": False,
+                          "main_address": config.main_address, "runs": len(results),
+                          "status": "failed" if failed else "succeeded",
+                          "errors": [r.error for r in failed]}, indent=2))
+    else:
+        done = len(results) - len(failed)
+        print(f"node {config.node_rank} of {config.num_nodes}: {done} of {len(results)} run(s) finished on this "
+              f"node; nothing stored here, node 0 ({config.main_address}) stores the results")
+        for r in failed:
+            print(f"  {r.status}: {r.error}")
+    return EXIT_RUN_FAILED if failed else 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -213,6 +246,58 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+def _sweep_ref(store, text: str) -> int:
+    """A sweep id, or ref:simple / ref:batched for the reference post's figures."""
+    from studio.reference import REFERENCE_SWEEPS, ensure_reference_sweeps
+
+    if str(text).startswith("ref:"):
+        key = text[4:]
+        if key not in REFERENCE_SWEEPS:
+            known = ", ".join("ref:" + k for k in REFERENCE_SWEEPS)
+            raise ValueError(f"{text!r} is not a reference sweep; use {known}")
+        return ensure_reference_sweeps(store)[key]
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a sweep id; give a number (see `studio runs`) or ref:batched") from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from db.store import Store
+    from studio.report import ReportError, write_report
+
+    store = Store(args.db)
+    try:
+        sweep_id = _sweep_ref(store, args.sweep)
+        other = _sweep_ref(store, args.compare) if args.compare else None
+        path = write_report(store, sweep_id, args.format, args.output, compare_with=other)
+    except (ReportError, ValueError) as exc:
+        return fail(str(exc))
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    from db.store import Store
+    from studio.reference import REFERENCE_SWEEPS, ensure_reference_sweeps, source_of
+
+    store = Store(args.db)
+    if args.action == "load":
+        before = {key: store.sweep_by_source(source_of(key)) for key in REFERENCE_SWEEPS}
+        ids = ensure_reference_sweeps(store)
+        for key, sweep_id in ids.items():
+            state = "already stored" if before[key] else "loaded"
+            print(f"ref:{key}: sweep {sweep_id} ({state}, read-only): {REFERENCE_SWEEPS[key]['name']}")
+        return 0
+    rows = [store.sweep_by_source(source_of(key)) for key in REFERENCE_SWEEPS]
+    if not any(rows):
+        print("no reference sweep stored yet: `studio reference load` adds them")
+    for key, row in zip(REFERENCE_SWEEPS, rows):
+        if row:
+            print(f"ref:{key}: sweep {row['id']}: {row['name']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio", description="Scaling Studio: multi-GPU generation benchmarks")
     sub = parser.add_subparsers(dest="command")
@@ -244,6 +329,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--trust-remote-code", action="store_true", help="let runs load models with custom code")
     add_db_option(serve)
     serve.set_defaults(func=cmd_serve)
+
+    report = sub.add_parser("report", help="write a sweep's scaling analysis as HTML or JSON")
+    report.add_argument("sweep", help="sweep id (see `studio runs`), or ref:batched / ref:simple")
+    report.add_argument("--format", default="html", choices=["html", "json"])
+    report.add_argument("--output", "-o", default=None, help="file to write (default sweep-ID-report.FORMAT)")
+    report.add_argument("--compare", default=None, metavar="SWEEP", help="a second sweep for an A/B comparison")
+    add_db_option(report)
+    report.set_defaults(func=cmd_report)
+
+    reference = sub.add_parser("reference", help="the reference post's published figures as read-only sweeps")
+    reference.add_argument("action", choices=["load", "list"], nargs="?", default="list")
+    add_db_option(reference)
+    reference.set_defaults(func=cmd_reference)
+
+    from studio.cli_deploy import add_deploy_commands
+
+    add_deploy_commands(sub)  # cluster slurm, export, import, doctor
 
     return parser
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from db.store import Store
+from runner.processes import has_live_owner, kill_orphans
 from runner.result import RunResult
 from studio.sweep import SweepPlan, create_rows, run_sweep
 
@@ -45,13 +46,24 @@ class RunProgress:
         }
 
 
+class StopRequest(threading.Event):
+    """A sweep's stop flag, with why: 'user' (Stop) or 'shutdown' (the server is
+    stopping), so the runs it ends are stored as cancelled or interrupted."""
+
+    reason = ""
+
+    def stop(self, reason: str) -> None:
+        self.reason = self.reason or reason
+        self.set()
+
+
 @dataclass
 class SweepJob:
     sweep_id: int
     plan: SweepPlan
     run_ids: list[int]
     submitted_at: float
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: "StopRequest" = field(default_factory=lambda: StopRequest())
     state: str = "queued"
     runs: dict[int, RunProgress] = field(default_factory=dict)
     log: collections.deque = field(default_factory=lambda: collections.deque(maxlen=LOG_LINES))
@@ -62,7 +74,15 @@ class Supervisor:
     def __init__(self, db_path: str | Path | None = None, *, keep_finished: int = 50):
         self.store = Store(db_path)
         self.db_path = self.store.path
-        self.interrupted_at_start = self.store.mark_stale_interrupted()
+        # A previous server that died (SIGKILL, power cut) left these runs behind: end
+        # whatever of their processes still runs (only ours: their environment names
+        # the dead owner), then mark them interrupted; they cannot be resumed mid-generate.
+        # Sweeps whose processes still run for a live owner (a CLI, another server on
+        # this database) are not stale and are left alone.
+        stale = self.store.active_runs()
+        live = {run["sweep_id"] for run in stale if any(has_live_owner(p) for p in run.get("pids") or [])}
+        self.killed_at_start = kill_orphans(pid for run in stale for pid in (run.get("pids") or []))
+        self.interrupted_at_start = self.store.mark_stale_interrupted(keep_sweeps=live - {None})
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._queue: collections.deque[SweepJob] = collections.deque()
@@ -95,7 +115,7 @@ class Supervisor:
             job = self._current if sweep_id is None else self._jobs.get(sweep_id)
             if job is None or job.state in FINAL:
                 return False
-            job.cancel.set()
+            job.cancel.stop("user")
             job.log.append("stop requested")
             if job in self._queue:
                 self._queue.remove(job)
@@ -109,7 +129,7 @@ class Supervisor:
                 self._queue.remove(job)
                 self._finish_unstarted(job, "interrupted", "the studio server stopped before this run started")
             if self._current is not None:
-                self._current.cancel.set()
+                self._current.cancel.stop("shutdown")
             self._wake.notify_all()
         self._thread.join(timeout)
 
@@ -171,6 +191,8 @@ class Supervisor:
                                     cancel=job.cancel, sweep_id=job.sweep_id, run_ids=job.run_ids,
                                     submitted_at=job.submitted_at)
                 state = outcome.status
+                if job.cancel.reason == "shutdown":
+                    state = self._interrupted_by_shutdown(job)
             except Exception as exc:  # keep serving: record it, go on with the queue
                 state = "failed"
                 job.log.append(f"sweep failed: {type(exc).__name__}: {exc}")
@@ -186,6 +208,18 @@ class Supervisor:
                 self._current = None
                 self._finished.append(job.sweep_id)
                 job.log.append(f"sweep {job.sweep_id} {state}")
+
+    def _interrupted_by_shutdown(self, job: SweepJob) -> str:
+        """The server stopped under this sweep: runs it kept from starting are
+        interrupted, not cancelled (nobody pressed Stop), and so is the sweep."""
+        for row in self.store.list_runs(ids=job.run_ids):
+            if row["status"] == "cancelled" and row["started_at"] is None:
+                config = job.plan.base.replace(num_gpus=row["num_gpus"])
+                self.store.finish_run(row["id"], RunResult.failure(
+                    config.to_dict(), "interrupted", "the studio server stopped before this run started"))
+                job.runs[row["id"]].status = "interrupted"
+        self.store.finish_sweep(job.sweep_id, "interrupted")
+        return "interrupted"
 
     def _on_event(self, job: SweepJob, event: dict) -> None:
         with self._lock:

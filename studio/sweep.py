@@ -3,6 +3,8 @@ repeated. Shared by the CLI and the web supervisor; torch-free."""
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -140,11 +142,7 @@ def run_one(
     def forward(event: dict) -> None:
         emit({**event, "run_id": run_id})
 
-    plan = None
-    if prepared.config.mode == "auto":
-        from runner.planner import plan_for
-
-        plan = plan_for(prepared)
+    plan = auto_plan(prepared)
     try:
         result = launch(
             prepared,
@@ -167,3 +165,50 @@ def run_one(
     store.finish_run(run_id, result)
     store.set_phase(run_id, "store", time.perf_counter() - started)
     return result
+
+
+def auto_plan(prepared: Prepared) -> dict | None:
+    """The batch assignment of an `auto` run; every node of a multi-node run computes
+    the same one from the same settings, so each rank knows its share."""
+    if prepared.config.mode != "auto":
+        return None
+    from runner.planner import plan_for
+
+    return plan_for(prepared)
+
+
+def run_node_part(plan: SweepPlan, *, on_event: EventCallback | None = None,
+                  cancel: threading.Event | None = None) -> list[RunResult]:
+    """A non-main node's share of a multi-node sweep: the same runs in the same order
+    as node 0's `run_sweep`, storing nothing (node 0 gathers and stores every run).
+
+    Returns one result per run: a receipt with no figures when this node's processes
+    finished, a failure otherwise.
+    """
+    emit = on_event or (lambda event: None)
+    node_rank = plan.base.node_rank
+    if plan.base.num_nodes < 2 or node_rank == 0:
+        raise ConfigError("node_rank", "run_node_part is for nodes 1.. of a multi-node run; node 0 runs run_sweep")
+    # Nodes on one machine or a shared home folder must not share a run folder.
+    stem = f"node{node_rank}-{socket.gethostname()}-{os.getpid()}-{int(time.time())}"
+    results: list[RunResult] = []
+    for position, (count_index, repeat) in enumerate(plan.order):
+        prepared = plan.prepared[count_index]
+        if cancel is not None and cancel.is_set():
+            results.append(RunResult.failure(prepared.config.to_dict(), "cancelled", "cancelled before it started"))
+            continue
+        emit({"event": "run-start", "run_id": f"node {node_rank}", "num_gpus": prepared.config.num_gpus,
+              "repeat": repeat, "position": position, "of": len(plan.order),
+              "num_prompts": len(prepared.config.prompts)})
+        try:
+            result = launch(prepared, runs_dir() / f"{stem}-{position}", on_event=emit, cancel=cancel,
+                            plan=auto_plan(prepared))
+        except LaunchError as exc:
+            result = RunResult.failure(prepared.config.to_dict(), exc.status, str(exc), stderr_tail=exc.stderr_tail,
+                                       exit_code=exc.exit_code)
+        except OSError as exc:
+            result = RunResult.failure(prepared.config.to_dict(), "failed", f"could not start accelerate launch: {exc}")
+        results.append(result)
+        emit({"event": "run-end", "run_id": f"node {node_rank}", "status": result.status,
+              "num_gpus": prepared.config.num_gpus, "tokens_per_second": None, "error": result.error})
+    return results

@@ -1,0 +1,127 @@
+"""The studio's HTTP API for `gradio_client`: one typed function per action.
+
+Each endpoint is a `gr.api` function (no components), so a client sends plain
+values and gets plain JSON back. They call the same handlers as the page, so an
+API call is validated on the server exactly like a click in the browser.
+
+No `from __future__ import annotations` here: gradio reads these type hints at
+runtime to describe the endpoints.
+"""
+
+import gradio as gr
+
+from db.store import Store
+from runner.config import ConfigError
+from studio import handlers
+
+
+def refuse(exc: ConfigError) -> gr.Error:
+    return gr.Error(handlers.field_message(exc), print_exception=False)
+
+
+def register_api(supervisor, store: Store) -> None:
+    """Add the API endpoints to the gr.Blocks being built."""
+
+    def start_sweep(
+        prompts: str = "",
+        preset: str = "",
+        model: str = "tiny",
+        mode: str = "batched",
+        batch_size: int = 16,
+        max_new_tokens: int = 100,
+        fixed_length: bool = False,
+        dtype: str = "auto",
+        gpu_counts: str = "1",
+        repeats: int = 1,
+        name: str = "",
+        prompts_format: str = "txt",
+    ) -> dict:
+        """Validate and queue a sweep. prompts: one a line (or jsonl/csv text, see prompts_format);
+        preset: 'seed' for the reference post's 100 prompts instead; gpu_counts: e.g. '1,2,4'.
+        Returns {sweep_id, state, queue_position}; poll sweep_status for progress."""
+        request = handlers.SweepRequest(
+            prompts_text=prompts, preset=preset, prompts_format=prompts_format, model=model, mode=mode,
+            batch_size=batch_size, max_new_tokens=max_new_tokens, fixed_length=fixed_length, dtype=dtype,
+            gpu_counts=gpu_counts, repeats=repeats, name=name,
+        )
+        try:
+            plan = handlers.plan_request(request)
+        except ConfigError as exc:
+            raise refuse(exc) from None
+        try:
+            sweep_id = supervisor.submit(plan)
+        except RuntimeError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        status = supervisor.status(sweep_id) or {}
+        return {"sweep_id": sweep_id, "state": status.get("state"), "queue_position": status.get("queue_position")}
+
+    def sweep_status(sweep_id: int | None = None) -> dict:
+        """A sweep's state, per-run progress (prompts done / total), results and log tail.
+        Without sweep_id: the running sweep, else the latest one this server ran. {} when none."""
+        snapshot, _ = handlers.load_sweep(supervisor, store, sweep_id)
+        if snapshot is None:
+            if sweep_id is not None:
+                raise gr.Error(f"there is no sweep {sweep_id}", print_exception=False)
+            return {}
+        return snapshot
+
+    def stop_sweep(sweep_id: int | None = None) -> dict:
+        """Stop a sweep (the running one by default): its processes are ended, queued runs never start."""
+        return {"stopped": supervisor.cancel(sweep_id), "sweep_id": sweep_id}
+
+    def list_runs(
+        model: str = "",
+        mode: str = "",
+        batch_size: int | None = None,
+        status: str = "",
+        since: str = "",
+        until: str = "",
+        sweep_id: int | None = None,
+        limit: int = 100,
+    ) -> list[dict]:
+        """Stored runs, newest first, filtered; since/until are dates (YYYY-MM-DD, UTC, until inclusive)."""
+        try:
+            filters = handlers.history_filters(model, mode, batch_size, status, since, until)
+        except ConfigError as exc:
+            raise refuse(exc) from None
+        runs = store.list_runs(sweep_id=sweep_id, limit=max(1, min(int(limit), 10_000)), **filters)
+        return [handlers.run_public(r) for r in runs]
+
+    def list_sweeps(limit: int = 100) -> list[dict]:
+        """Stored sweeps, newest first, with their settings and run counts."""
+        return store.list_sweeps(limit=max(1, min(int(limit), 10_000)))
+
+    def get_run(run_id: int) -> dict:
+        """One run with everything stored: settings, environment, phases, per-rank figures and outputs."""
+        try:
+            return handlers.get_run(store, run_id)
+        except ConfigError as exc:
+            raise refuse(exc) from None
+
+    def delete_runs(run_ids: list[int] | None = None, sweep_ids: list[int] | None = None) -> dict:
+        """Delete runs, or whole sweeps with their runs. Running or queued runs are refused."""
+        try:
+            message = handlers.delete_selected(supervisor.store, sweep_ids, run_ids)
+        except ConfigError as exc:
+            raise refuse(exc) from None
+        return {"message": message}
+
+    def export_runs(run_ids: list[int] | None = None, sweep_ids: list[int] | None = None,
+                    format: str = "csv") -> str:
+        """The chosen runs as CSV text (summary columns) or JSON text (everything, outputs included)."""
+        try:
+            runs = handlers.selected_runs(store, sweep_ids, run_ids)
+            return handlers.export_text(store, runs, format)
+        except ConfigError as exc:
+            raise refuse(exc) from None
+
+    def compare(sweep_ids: list[int] | None = None, run_ids: list[int] | None = None) -> list[dict]:
+        """Per sweep and GPU count: median, min and max tokens/s, speedup, ideal speedup and efficiency."""
+        try:
+            return handlers.compare_points(handlers.selected_runs(store, sweep_ids, run_ids))
+        except ConfigError as exc:
+            raise refuse(exc) from None
+
+    for fn in (start_sweep, sweep_status, stop_sweep, list_runs, list_sweeps, get_run, delete_runs, export_runs,
+               compare):
+        gr.api(fn, api_name=fn.__name__)

@@ -1,0 +1,465 @@
+"""The studio's page: layout and wiring only.
+
+`build_app(supervisor, db_path)` assembles one tab per builder function. Every
+event calls a plain function from `studio.handlers` (form values in, tables,
+HTML and figures out) and figures come from `studio.figures`. Runs belong to the
+`Supervisor`, not to a browser tab: the page polls it with a `gr.Timer` while a
+sweep runs, and on load it shows whatever is running, so closing the tab stops
+nothing. The page's own events are private; `studio.api` is the public API.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+
+from db.store import Store
+from runner.config import DTYPES, ConfigError
+from studio import figures, handlers
+from studio.api import register_api
+
+POLL_SECONDS = 1.0
+CHART_TITLE = "Throughput against GPU count (dotted: ideal linear scaling)"
+EMPTY_CHART = "The chart grows as each GPU count finishes"
+
+CSS = """
+.studio-header h1 { margin-bottom: 0; }
+.studio-progress { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 14px;
+                   background: var(--block-background-fill); }
+.studio-empty { color: var(--body-text-color-subdued); }
+.studio-head { margin-bottom: 8px; font-size: 15px; }
+.studio-state { font-weight: 600; }
+.studio-run { display: grid; grid-template-columns: minmax(210px, 1.3fr) 2fr 110px minmax(150px, 1.3fr);
+              gap: 10px; align-items: center; padding: 3px 0; font-size: 14px; }
+.studio-bar { height: 12px; background: var(--neutral-200); border-radius: 6px; overflow: hidden; }
+.studio-bar > div { height: 100%; border-radius: 6px; transition: width 0.4s; }
+.studio-count { font-variant-numeric: tabular-nums; text-align: right; }
+.studio-error { margin: 4px 0 8px 0; padding: 6px 10px; border-left: 3px solid #dc2626; background: #fef2f2;
+                color: #7f1d1d; font-size: 13px; }
+.studio-error pre { white-space: pre-wrap; max-height: 240px; overflow: auto; font-size: 12px; }
+.studio-note { color: var(--body-text-color-subdued); font-size: 13px; }
+.studio-log-title { font-size: 13px; color: var(--body-text-color-subdued); margin: 4px 0; }
+/* column-reverse keeps the newest line in view without any script */
+.studio-log { display: flex; flex-direction: column-reverse; height: 190px; overflow: auto;
+              border: 1px solid var(--border-color-primary); border-radius: 8px; background: var(--block-background-fill); }
+.studio-log pre { margin: 0; padding: 8px 12px; font-size: 12px; line-height: 1.45; white-space: pre-wrap; }
+"""
+
+
+def theme() -> gr.themes.Base:
+    # System fonts only: the studio must not reach for Google Fonts on an offline machine.
+    return gr.themes.Soft(primary_hue="blue", neutral_hue="slate",
+                          font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+                          font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
+
+
+def _private(**kwargs) -> dict:
+    """Options for the page's own events: not part of the public API, no spinner flashing."""
+    return {"api_visibility": "private", **kwargs}
+
+
+def _error_text(exc: ConfigError) -> str:
+    return f"⚠ {handlers.field_message(exc)}"
+
+
+# --- Run tab ------------------------------------------------------------------
+
+def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
+    devices = handlers.device_choices()
+    counts = devices["counts"]
+    default_counts = [c for c in (1, 2) if c in counts]
+    ui = SimpleNamespace()
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            gr.Markdown("### 1 · Prompts")
+            ui.prompts = gr.Textbox(label="Prompts, one a line", lines=8, max_lines=14, elem_id="prompts",
+                                    placeholder="The King is dead. Long live the Queen.\nCall me Ishmael.")
+            ui.preset = gr.Button("Use the reference post's prompts (10 first lines of novels × 10)", size="sm",
+                                  elem_id="preset")
+            ui.prompt_file = gr.File(label="…or upload a .txt (one a line), .jsonl or .csv file ('prompt' field)",
+                                     file_types=[".txt", ".jsonl", ".csv"], type="filepath", height=110,
+                                     elem_id="prompt-file")
+            ui.prompt_info = gr.Markdown(handlers.prompt_summary("", None), elem_classes="studio-note")
+        with gr.Column(scale=4):
+            gr.Markdown("### 2 · Settings")
+            ui.model = gr.Dropdown(handlers.model_choices(), value="tiny", allow_custom_value=True, label="Model",
+                                   info="tiny: built in, tiny and fast · arch:NAME: a real architecture with random "
+                                        "weights · or a local model folder / cached hub id", elem_id="model")
+            ui.mode = gr.Radio(["simple", "batched", "auto"], value="batched", label="Mode", elem_id="mode",
+                               info="simple: one prompt at a time · batched: batch size prompts at once · "
+                                    "auto: the planner picks the batches")
+            # No `minimum=` on the numbers: gradio's own range error is a toast without a field;
+            # the validator below says what is wrong next to the field instead.
+            with gr.Row():
+                ui.batch_size = gr.Number(16, precision=0, label="Batch size", elem_id="batch-size")
+                ui.max_new_tokens = gr.Number(100, precision=0, label="Max new tokens", elem_id="max-new-tokens")
+                ui.dtype = gr.Dropdown(list(DTYPES), value="auto", label="dtype", elem_id="dtype")
+            ui.fixed_length = gr.Checkbox(False, label="Fixed length: always generate exactly max new tokens",
+                                          elem_id="fixed-length")
+            ui.gpu_counts = gr.CheckboxGroup(counts, value=default_counts, label="GPU counts to sweep",
+                                             info=f"This machine: up to {devices['max']} {devices['what']}. "
+                                                  "Each count runs in turn.", elem_id="gpu-counts")
+            with gr.Row():
+                ui.repeats = gr.Number(1, precision=0, label="Repeats per count", elem_id="repeats")
+                ui.name = gr.Textbox(label="Sweep name (optional)", max_lines=1, elem_id="sweep-name")
+            with gr.Row():
+                ui.run = gr.Button("Run sweep", variant="primary", elem_id="run-button")
+                ui.stop = gr.Button("Stop", variant="stop", elem_id="stop-button")
+
+    gr.Markdown("### 3 · Progress and results")
+    ui.progress = gr.HTML(handlers.progress_html(None), elem_id="progress")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            ui.chart = gr.Plot(figures.empty_figure(EMPTY_CHART, CHART_TITLE),
+                               label="Throughput", show_label=False, elem_id="live-chart")
+        with gr.Column(scale=1):
+            ui.table = gr.Dataframe(handlers.results_table([]), label="Finished runs (speedup: over the smallest "
+                                    "count)", interactive=False,
+                                    elem_id="results-table", max_height=380)
+    ui.log = gr.HTML(handlers.log_html(None), elem_id="log")
+    ui.timer = gr.Timer(POLL_SECONDS, active=False)
+    ui.watched = gr.State(None)  # the sweep this page shows
+    ui.drawn = gr.State("")  # which finished runs the chart and table already show
+
+    form = [ui.prompts, ui.prompt_file, ui.model, ui.mode, ui.batch_size, ui.max_new_tokens, ui.fixed_length,
+            ui.dtype, ui.gpu_counts, ui.repeats, ui.name]
+    view = [ui.progress, ui.table, ui.chart, ui.log, ui.timer, ui.drawn]
+
+    def request_of(prompts, prompt_file, model, mode, batch_size, max_new_tokens, fixed_length, dtype,
+                   gpu_counts, repeats, name) -> handlers.SweepRequest:
+        return handlers.SweepRequest(
+            prompts_text=prompts, prompts_file=prompt_file, model=model, mode=mode, batch_size=batch_size,
+            max_new_tokens=max_new_tokens, fixed_length=fixed_length, dtype=dtype, gpu_counts=gpu_counts,
+            repeats=repeats, name=name,
+        )
+
+    def validate(*values):
+        """Runs before `start`: a bad setting gets its message next to its field."""
+        problems = handlers.check_request(request_of(*values))
+        if "prompts" in problems and values[1]:
+            problems["prompt_file"] = problems.pop("prompts")
+        names = ["prompts", "prompt_file", *handlers.FORM_FIELDS[1:]]
+        return [gr.validate(name not in problems, problems.get(name, "")) for name in names]
+
+    def render(sweep_id, drawn):
+        snapshot, rows = handlers.load_sweep(supervisor, store, sweep_id)
+        signature = handlers.finished_signature(rows)
+        running = snapshot is not None and not snapshot["finished"]
+        if signature == drawn:
+            table, chart = gr.skip(), gr.skip()
+        else:
+            table = handlers.results_table(rows)
+            chart = figures.throughput_figure(rows, title=CHART_TITLE) if any(
+                r["status"] == "succeeded" for r in rows) else figures.empty_figure(EMPTY_CHART, CHART_TITLE)
+        return (handlers.progress_html(snapshot), table, chart, handlers.log_html(snapshot),
+                gr.Timer(active=running), signature)
+
+    def start(*values):
+        try:
+            plan = handlers.plan_request(request_of(*values))
+            sweep_id = supervisor.submit(plan)
+        except ConfigError as exc:  # the validator caught it unless the machine changed in between
+            raise gr.Error(handlers.field_message(exc), print_exception=False) from None
+        except RuntimeError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        return (*render(sweep_id, None), sweep_id)
+
+    def poll(sweep_id, drawn):
+        return render(sweep_id, drawn)
+
+    def stop(sweep_id):
+        if supervisor.cancel(sweep_id) or supervisor.cancel(None):
+            gr.Info("Stopping: the run's processes are being ended; queued runs will not start.")
+        else:
+            gr.Info("Nothing is running.")
+        return render(sweep_id, None)
+
+    def on_load():
+        status = supervisor.status(None)
+        sweep_id = status["sweep_id"] if status else None
+        return (*render(sweep_id, None), sweep_id)
+
+    ui.preset.click(lambda: (handlers.preset_text(), None), None, [ui.prompts, ui.prompt_file], **_private())
+    for source in (ui.prompts, ui.prompt_file):
+        source.change(handlers.prompt_summary, [ui.prompts, ui.prompt_file], ui.prompt_info,
+                      trigger_mode="always_last", **_private(show_progress="hidden"))
+    ui.run.click(start, form, [*view, ui.watched], validator=validate, **_private(show_progress="minimal"))
+    ui.timer.tick(poll, [ui.watched, ui.drawn], view, **_private(show_progress="hidden"))
+    ui.stop.click(stop, ui.watched, view, **_private(show_progress="hidden"))
+    ui.on_load = (on_load, None, [*view, ui.watched])
+    return ui
+
+
+# --- History tab ----------------------------------------------------------------
+
+def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNamespace:
+    ui = SimpleNamespace()
+    gr.Markdown("Every stored run, newest first. Click a row to open it; choose runs or sweeps below to "
+                "compare, export or delete them.", elem_classes="studio-note")
+    with gr.Row():
+        ui.model = gr.Dropdown([handlers.ANY], value=handlers.ANY, label="Model", allow_custom_value=True)
+        ui.mode = gr.Dropdown([handlers.ANY], value=handlers.ANY, label="Mode")
+        ui.batch_size = gr.Dropdown([handlers.ANY], value=handlers.ANY, label="Batch size")
+        ui.status = gr.Dropdown([handlers.ANY], value=handlers.ANY, label="Status")
+        ui.since = gr.Textbox(label="From date (UTC)", placeholder="YYYY-MM-DD", max_lines=1)
+        ui.until = gr.Textbox(label="To date (inclusive)", placeholder="YYYY-MM-DD", max_lines=1)
+        ui.refresh = gr.Button("Refresh", scale=0, min_width=100, elem_id="history-refresh")
+    ui.message = gr.Markdown("")
+    ui.table = gr.Dataframe(handlers.history_table([]), label="Runs", interactive=False, max_height=420,
+                            elem_id="history-table")
+    with gr.Row():
+        ui.sweeps = gr.Dropdown([], value=[], multiselect=True, label="Selected sweeps", scale=3)
+        ui.runs = gr.Dropdown([], value=[], multiselect=True, label="Selected runs", scale=3)
+    with gr.Row():
+        ui.select_shown = gr.Button("Select the runs shown", size="sm")
+        ui.clear = gr.Button("Clear selection", size="sm")
+        ui.compare = gr.Button("Compare selected", variant="primary", size="sm", elem_id="compare-selected")
+        ui.csv = gr.Button("Export CSV", size="sm")
+        ui.json = gr.Button("Export JSON", size="sm")
+        ui.delete = gr.Button("Delete selected…", variant="stop", size="sm")
+    with gr.Row(visible=False) as ui.confirm_row:
+        ui.confirm_text = gr.Markdown()
+        ui.confirm_yes = gr.Button("Yes, delete them", variant="stop", scale=0)
+        ui.confirm_no = gr.Button("Cancel", scale=0)
+    ui.export_file = gr.File(label="Download", visible=False, interactive=False)
+
+    gr.Markdown("### Run details")
+    with gr.Row():
+        ui.open_id = gr.Number(None, label="Run id", precision=0, scale=0, min_width=140)
+        ui.open = gr.Button("Open", scale=0, min_width=100)
+    ui.detail_error = gr.Markdown("", elem_classes="studio-error-md")
+    ui.detail_stderr = gr.Code(label="stderr tail", visible=False, interactive=False)
+    ui.detail_title = gr.Markdown("Open a run to see its settings, environment, per-rank figures and outputs.")
+    with gr.Row(equal_height=False):
+        ui.detail_settings = gr.Markdown("")
+        ui.detail_results = gr.Markdown("")
+        ui.detail_times = gr.Markdown("")
+    with gr.Row():
+        ui.rank_plot = gr.Plot(visible=False, show_label=False)
+        ui.phase_plot = gr.Plot(visible=False, show_label=False)
+    with gr.Accordion("Batch plan (mode auto)", open=False, visible=False) as ui.plan_box:
+        ui.plan = gr.JSON()
+    with gr.Accordion("Environment", open=False, visible=False) as ui.env_box:
+        ui.environment = gr.JSON()
+    ui.outputs = gr.Dataframe(handlers.outputs_table({}), label="Outputs", interactive=False, wrap=True,
+                              visible=False, max_height=400)
+
+    filters = [ui.model, ui.mode, ui.batch_size, ui.status, ui.since, ui.until]
+    ui.shown = gr.State([])  # ids of the runs in the table
+
+    def refresh(model, mode, batch_size, status, since, until, chosen_sweeps, chosen_runs):
+        try:
+            runs = handlers.list_history(store, model=model, mode=mode, batch_size=batch_size, status=status,
+                                         since=since, until=until)
+            message = "" if runs else "No runs match. Start one in the Run tab, or clear the filters."
+        except ConfigError as exc:
+            runs, message = [], _error_text(exc)
+        options = handlers.filter_choices(store)
+        all_runs = store.list_runs(limit=2000)
+        run_ids = {r["id"] for r in all_runs}
+        sweeps = handlers.sweep_choices(store)
+        sweep_ids = {v for _, v in sweeps}
+        return (
+            handlers.history_table(runs), message, [r["id"] for r in runs],
+            gr.Dropdown(choices=options["model"]), gr.Dropdown(choices=options["mode"]),
+            gr.Dropdown(choices=options["batch_size"]), gr.Dropdown(choices=options["status"]),
+            gr.Dropdown(choices=sweeps, value=[s for s in chosen_sweeps or [] if s in sweep_ids]),
+            gr.Dropdown(choices=handlers.run_choices(all_runs), value=[r for r in chosen_runs or [] if r in run_ids]),
+        )
+
+    refresh_out = [ui.table, ui.message, ui.shown, *filters[:4], ui.sweeps, ui.runs]
+    ui.refresh_event = (refresh, [*filters, ui.sweeps, ui.runs], refresh_out)
+    ui.refresh.click(refresh, [*filters, ui.sweeps, ui.runs], refresh_out, **_private())
+    for f in filters[:4]:
+        f.input(refresh, [*filters, ui.sweeps, ui.runs], refresh_out, **_private(show_progress="hidden"))
+    for f in filters[4:]:
+        f.submit(refresh, [*filters, ui.sweeps, ui.runs], refresh_out, **_private(show_progress="hidden"))
+
+    def open_run(run_id):
+        try:
+            run = handlers.get_run(store, run_id)
+        except ConfigError as exc:
+            hidden = gr.update(visible=False)
+            return (run_id, _error_text(exc), gr.Code(visible=False), "", "", "", "", hidden, hidden, hidden,
+                    None, hidden, None, hidden)
+        tail = run.get("stderr_tail") or ""
+        plan = run.get("plan")
+        return (
+            run["id"], handlers.error_markdown(run), gr.Code(value=tail, visible=bool(tail)),
+            *handlers.run_summary_parts(run),
+            gr.Plot(figures.rank_figure(run), visible=True), gr.Plot(figures.phases_figure(run), visible=True),
+            gr.Accordion(visible=bool(plan)), plan,
+            gr.Accordion(visible=bool(run.get("environment"))), run.get("environment"),
+            gr.Dataframe(handlers.outputs_table(run), visible=True),
+        )
+
+    detail_out = [ui.open_id, ui.detail_error, ui.detail_stderr, ui.detail_title, ui.detail_settings,
+                  ui.detail_results, ui.detail_times, ui.rank_plot, ui.phase_plot,
+                  ui.plan_box, ui.plan, ui.env_box, ui.environment, ui.outputs]
+
+    def open_selected(evt: gr.SelectData):
+        return open_run(evt.row_value[0])
+
+    ui.table.select(open_selected, None, detail_out, **_private())
+    ui.open.click(open_run, ui.open_id, detail_out, **_private())
+    ui.open_id.submit(open_run, ui.open_id, detail_out, **_private())
+
+    ui.select_shown.click(lambda shown, runs: sorted(set(runs or []) | set(shown)), [ui.shown, ui.runs], ui.runs,
+                          **_private())
+    ui.clear.click(lambda: ([], []), None, [ui.sweeps, ui.runs], **_private())
+
+    def export(fmt):
+        def run_export(sweep_ids, run_ids):
+            try:
+                runs = handlers.selected_runs(store, sweep_ids, run_ids)
+                if not runs:
+                    raise ConfigError("selection", "nothing selected; choose runs or sweeps first")
+                text = handlers.export_text(store, runs, fmt)
+            except ConfigError as exc:
+                return gr.File(visible=False), _error_text(exc)
+            folder = Path(tempfile.mkdtemp(prefix="export-", dir=export_dir))
+            path = folder / f"studio-runs-{'-'.join(str(r['id']) for r in runs[:6])}.{fmt}"
+            path.write_text(text, encoding="utf-8")
+            return gr.File(value=str(path), visible=True), f"Exported {len(runs)} run(s) as {fmt.upper()}."
+        return run_export
+
+    ui.csv.click(export("csv"), [ui.sweeps, ui.runs], [ui.export_file, ui.message], **_private())
+    ui.json.click(export("json"), [ui.sweeps, ui.runs], [ui.export_file, ui.message], **_private())
+
+    def ask_delete(sweep_ids, run_ids):
+        try:
+            runs = handlers.selected_runs(store, sweep_ids, run_ids)
+        except ConfigError as exc:
+            return gr.Row(visible=False), "", _error_text(exc)
+        if not runs and not sweep_ids:
+            return gr.Row(visible=False), "", "⚠ Nothing selected: choose runs or sweeps first."
+        what = f"**Delete {len(runs)} run(s)" + (f" in {len(sweep_ids)} sweep(s)" if sweep_ids else "")
+        return gr.Row(visible=True), what + " with their outputs?** This cannot be undone.", ""
+
+    ui.delete.click(ask_delete, [ui.sweeps, ui.runs], [ui.confirm_row, ui.confirm_text, ui.message], **_private())
+    ui.confirm_no.click(lambda: gr.Row(visible=False), None, ui.confirm_row, **_private())
+
+    def do_delete(sweep_ids, run_ids, *filter_values):
+        try:
+            message = handlers.delete_selected(supervisor.store, sweep_ids, run_ids)
+        except ConfigError as exc:
+            message = _error_text(exc)
+        table, _, shown, *rest = refresh(*filter_values, [], [])
+        return (gr.Row(visible=False), table, message, shown, *rest)
+
+    ui.confirm_yes.click(do_delete, [ui.sweeps, ui.runs, *filters],
+                         [ui.confirm_row, ui.table, ui.message, ui.shown, *filters[:4], ui.sweeps, ui.runs],
+                         **_private())
+    return ui
+
+
+# --- Compare tab --------------------------------------------------------------------
+
+def build_compare_tab(store: Store, export_dir: Path) -> SimpleNamespace:
+    ui = SimpleNamespace()
+    gr.Markdown("Choose sweeps (and single runs, if you like) to plot against GPU count. Markers are medians "
+                "of the repeats; bars span the fastest to the slowest repeat. Hover a point for its settings.",
+                elem_classes="studio-note")
+    with gr.Row():
+        ui.sweeps = gr.Dropdown([], value=[], multiselect=True, label="Sweeps", scale=4, elem_id="compare-sweeps")
+        ui.runs = gr.Dropdown([], value=[], multiselect=True, label="Extra runs", scale=3)
+        ui.draw = gr.Button("Draw", variant="primary", scale=0, min_width=100)
+    ui.message = gr.Markdown("")
+    ui.throughput = gr.Plot(figures.empty_figure("Choose sweeps above", "Throughput"), show_label=False,
+                            elem_id="compare-throughput")
+    with gr.Row():
+        ui.wall = gr.Plot(figures.empty_figure("Choose sweeps above", "Wall time"), show_label=False)
+        ui.speedup = gr.Plot(figures.empty_figure("Choose sweeps above", "Speedup"), show_label=False)
+    ui.table = gr.Dataframe(handlers.compare_table([]), label="The numbers behind the charts", interactive=False)
+    with gr.Row():
+        ui.download = gr.Button("Download the charts as one HTML file", size="sm", scale=0, min_width=300)
+        ui.file = gr.File(label="Charts (self-contained HTML)", visible=False, interactive=False)
+
+    def choices(chosen_sweeps, chosen_runs):
+        sweeps = handlers.sweep_choices(store)
+        runs = store.list_runs(limit=2000)
+        sweep_ids = {v for _, v in sweeps}
+        keep = [s for s in chosen_sweeps or [] if s in sweep_ids]
+        if not keep and not chosen_runs and sweeps:
+            keep = [sweeps[0][1]]  # a first visit shows the newest sweep rather than nothing
+        return (gr.Dropdown(choices=sweeps, value=keep),
+                gr.Dropdown(choices=handlers.run_choices(runs), value=list(chosen_runs or [])))
+
+    def figures_for(sweep_ids, run_ids):
+        runs = handlers.selected_runs(store, sweep_ids, run_ids)
+        return runs, [figures.throughput_figure(runs), figures.wall_time_figure(runs), figures.speedup_figure(runs)]
+
+    def draw(sweep_ids, run_ids):
+        try:
+            runs, figs = figures_for(sweep_ids, run_ids)
+        except ConfigError as exc:
+            return (*[figures.empty_figure("Nothing to draw")] * 3, handlers.compare_table([]), _error_text(exc))
+        ok = sum(1 for r in runs if r["status"] == "succeeded")
+        message = "" if ok else "No succeeded runs in the selection yet: choose sweeps above."
+        return (*figs, handlers.compare_table(runs), message)
+
+    def download(sweep_ids, run_ids):
+        try:
+            runs, figs = figures_for(sweep_ids, run_ids)
+        except ConfigError as exc:
+            return gr.File(visible=False), _error_text(exc)
+        if not runs:
+            return gr.File(visible=False), "⚠ Nothing to download: choose sweeps first."
+        folder = Path(tempfile.mkdtemp(prefix="charts-", dir=export_dir))
+        path = folder / "scaling-studio-charts.html"
+        path.write_text(figures.figures_html(figs), encoding="utf-8")
+        return gr.File(value=str(path), visible=True), ""
+
+    draw_out = [ui.throughput, ui.wall, ui.speedup, ui.table, ui.message]
+    ui.choices_event = (choices, [ui.sweeps, ui.runs], [ui.sweeps, ui.runs])
+    ui.draw_event = (draw, [ui.sweeps, ui.runs], draw_out)
+    ui.draw.click(draw, [ui.sweeps, ui.runs], draw_out, **_private())
+    for selector in (ui.sweeps, ui.runs):
+        selector.input(draw, [ui.sweeps, ui.runs], draw_out, **_private(show_progress="hidden"))
+    ui.download.click(download, [ui.sweeps, ui.runs], [ui.file, ui.message], **_private())
+    return ui
+
+
+# --- the whole app ------------------------------------------------------------------
+
+def build_app(supervisor, db_path: str | Path | None = None) -> gr.Blocks:
+    """The studio page; `supervisor` owns every run, `db_path` is read for history."""
+    store = Store(db_path or supervisor.db_path)
+    export_dir = Path(tempfile.mkdtemp(prefix="scaling-studio-"))
+    with gr.Blocks(title="Scaling Studio", analytics_enabled=False) as app:
+        gr.Markdown("# Scaling Studio\nRun a generation benchmark over 1, 2, … GPUs and see where scaling "
+                    "plateaus. A sweep keeps running on the server if you close this tab.",
+                    elem_classes="studio-header")
+        with gr.Tabs(selected="run") as tabs:
+            with gr.Tab("Run", id="run"):
+                run = build_run_tab(supervisor, store)
+            with gr.Tab("History", id="history", elem_id="history-tab") as history_tab:
+                history = build_history_tab(supervisor, store, export_dir)
+            with gr.Tab("Compare", id="compare", elem_id="compare-tab") as compare_tab:
+                compare = build_compare_tab(store, export_dir)
+            if importlib.util.find_spec("studio.analysis_tab") is not None:
+                from studio.analysis_tab import build_analysis_tab
+
+                with gr.Tab("Analysis", id="analysis"):
+                    build_analysis_tab(db_path or supervisor.db_path)
+
+        app.load(*run.on_load, **_private(show_progress="hidden"))
+        history_tab.select(*history.refresh_event, **_private(show_progress="hidden"))
+        compare_tab.select(*compare.choices_event, **_private(show_progress="hidden")).then(
+            *compare.draw_event, **_private(show_progress="hidden"))
+
+        def to_compare(sweep_ids, run_ids):
+            sweeps, runs = compare.choices_event[0](sweep_ids, run_ids)
+            return gr.Tabs(selected="compare"), sweeps, runs
+
+        # Switching tabs from code does not fire the Compare tab's select event: draw here.
+        history.compare.click(to_compare, [history.sweeps, history.runs], [tabs, compare.sweeps, compare.runs],
+                              **_private()).then(*compare.draw_event, **_private(show_progress="hidden"))
+        register_api(supervisor, store)
+    app.studio_export_dir = export_dir
+    return app

@@ -1,0 +1,110 @@
+"""`studio serve`: the supervisor, the page, and a launch that stays local by default.
+
+Kept small on purpose: it decides whether it may listen where it was asked to,
+starts the one `Supervisor`, builds the page and serves it until SIGINT or
+SIGTERM, then stops the running sweep (its process tree included) before exiting.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import sys
+import threading
+
+# Before gradio is imported anywhere in this process: it reads this at import.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+MAX_UPLOAD = "20mb"  # prompt files; runner.prompts refuses more than 20 MiB as well
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_auth(text: str | None) -> tuple[str, str] | None:
+    if not text:
+        return None
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("--auth must be user:password, both non-empty")
+    return user, password
+
+
+def never_served(db_path) -> list[str]:
+    """Paths /gradio_api/file= must refuse (403) even if they end up under a folder gradio
+    serves: the database and its WAL files, the studio's home (runs, models), the model caches."""
+    from pathlib import Path
+
+    from runner.paths import models_dir, runs_dir, studio_home
+
+    db = Path(db_path).resolve()
+    paths = [db, Path(f"{db}-wal"), Path(f"{db}-shm"), studio_home(), runs_dir(), models_dir()]
+    try:
+        from huggingface_hub import constants
+
+        paths += [Path(constants.HF_HOME), Path(constants.HF_HUB_CACHE)]
+    except ImportError:
+        pass
+    for name in ("HF_HOME", "TRANSFORMERS_CACHE", "TORCH_HOME", "STUDIO_MODEL_DIRS"):
+        paths += [Path(p) for p in os.environ.get(name, "").split(os.pathsep) if p]
+    return sorted({str(p.expanduser().resolve()) for p in paths})
+
+
+def serve(args) -> int:
+    from studio.cli import fail
+
+    try:
+        auth = parse_auth(args.auth)
+    except ValueError as exc:
+        return fail(str(exc))
+    if not is_loopback(args.host):
+        if auth is None and not args.insecure:
+            return fail(f"--host {args.host} makes the studio reachable from other machines, and anyone who "
+                        "reaches it can start runs: pass --auth user:password (or --insecure to allow it anyway)")
+        if auth is None:
+            print(f"studio: warning: serving on {args.host} without a password (--insecure)", file=sys.stderr)
+    os.environ["STUDIO_REDACT_PATHS"] = "1"  # refusals name no server folder (runner.config)
+    if getattr(args, "trust_remote_code", False):
+        os.environ["STUDIO_TRUST_REMOTE_CODE"] = "1"  # read by runner.validate for every run
+
+    from studio.app import CSS, build_app, theme
+    from studio.supervisor import Supervisor
+
+    supervisor = Supervisor(args.db)
+    if supervisor.interrupted_at_start:
+        print(f"studio: marked {len(supervisor.interrupted_at_start)} run(s) a previous server left unfinished "
+              "as interrupted", file=sys.stderr)
+    app = build_app(supervisor, supervisor.db_path)
+    app.queue(default_concurrency_limit=4)
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        try:
+            app.launch(
+                # show_error=False: an unexpected exception reaches the user as a bare "Error"
+                # (its text may hold server paths); refusals (gr.Error) are still shown in full
+                server_name=args.host, server_port=args.port, auth=auth, share=False, show_error=False,
+                max_file_size=MAX_UPLOAD, allowed_paths=[], blocked_paths=never_served(supervisor.db_path),
+                prevent_thread_lock=True, quiet=True,
+                footer_links=["api"], theme=theme(), css=CSS, ssr_mode=False, mcp_server=False,
+            )
+        except OSError as exc:
+            return fail(f"cannot listen on {args.host}:{args.port} ({exc}); pass a free --port")
+        print(f"studio: serving on http://{args.host}:{args.port} (database {supervisor.db_path}; "
+              "Ctrl+C stops it)", flush=True)
+        while not stop.wait(1.0):  # a timed wait, so the signal handler always gets to run
+            pass
+    finally:
+        print("studio: stopping: ending the running sweep, if any", file=sys.stderr, flush=True)
+        supervisor.shutdown()
+        app.close()
+    return 0

@@ -1,0 +1,142 @@
+"""The Analysis tab: its handlers as plain functions, then the tab in Chromium."""
+
+import time
+
+import plotly.graph_objects as go
+import pytest
+from conftest import find_free_port
+
+from db.store import Store
+from runner.result import RunResult
+from studio.analysis_tab import analyse, list_sweep_choices, timeline_for_run
+from studio.reference import ensure_reference_sweeps
+
+
+def store_run_with_timeline(db_path) -> tuple[int, int]:
+    """A stored 2-rank run whose ranks made 2 generate calls each (6 prompts... 3 each, batch 2)."""
+    store = Store(db_path)
+    config = {"model": "tiny", "mode": "batched", "batch_size": 2, "max_new_tokens": 4, "num_gpus": 2,
+              "prompts": ["a", "b", "c", "d", "e", "f"]}
+    sweep_id = store.create_sweep({**config, "num_prompts": 6}, [2], 1, name="timeline")
+    run_id = store.create_run(config, sweep_id=sweep_id)
+    ranks = []
+    for rank in range(2):
+        t0 = 1000.0 + rank * 0.2
+        spans = [{"phase": "imports", "start": t0, "end": t0 + 1}, {"phase": "load", "start": t0 + 1, "end": t0 + 2},
+                 {"phase": "barrier", "start": t0 + 2, "end": 1002.5}]
+        spans += [{"phase": "generate", "start": 1002.5 + i, "end": 1003.4 + i, "batch": i, "size": 2 - i}
+                  for i in range(2)]
+        ranks.append({"rank": rank, "num_prompts": 3, "tokens": 12, "seconds": 1.8 + 0.2 * rank, "timeline": spans})
+    store.finish_run(run_id, RunResult(status="succeeded", config=config, world_size=2, device="cpu", tokens=24,
+                                       raw_tokens=24, seconds=2.0, tokens_per_second=12.0, ranks=ranks,
+                                       phases={"launch": 0.5}))
+    store.finish_sweep(sweep_id, "succeeded")
+    return sweep_id, run_id
+
+
+def test_sweep_list_adds_the_reference_only_when_asked(db_path):
+    assert list_sweep_choices(db_path, with_reference=False) == []
+    choices = list_sweep_choices(db_path)
+    assert len(choices) == 2 and all("reference, read-only" in label for label, _ in choices)
+    assert len(list_sweep_choices(db_path)) == 2
+
+
+def test_no_sweep_picked_asks_for_one(db_path):
+    out = analyse(db_path, None)
+    assert out["explanation"].startswith("Pick a sweep") and out["report"] is None
+
+
+def test_reference_sweep_analysis(db_path):
+    ids = ensure_reference_sweeps(Store(db_path))
+    out = analyse(db_path, str(ids["batched"]))
+    assert "Cause: work quantisation" in out["explanation"] and "read-only" in out["explanation"]
+    assert list(out["points"]["GPUs"]) == ["1", "2", "3", "4", "5"]
+    assert list(out["points"]["rounds (busiest)"]) == ["7", "4", "3", "2", "2"]
+    assert {"Amdahl", "USL"} == set(out["fits"]["model"])
+    names = {t.name for t in out["throughput"].data}
+    assert {"median (95% CI)", "quantisation prediction", "USL fit", "ideal"} <= names
+    assert isinstance(out["speedup"], go.Figure) and isinstance(out["efficiency"], go.Figure)
+    assert out["run_choices"] == [] and out["timeline"] is None  # published figures have no timeline
+    html = open(out["report"], encoding="utf-8").read()
+    assert "Reference post: batched" in html and html.count("window.PlotlyConfig") == 1
+
+
+def test_ab_between_two_sweeps(db_path):
+    ids = ensure_reference_sweeps(Store(db_path))
+    out = analyse(db_path, str(ids["simple"]), str(ids["batched"]))
+    assert len(out["ab"]) == 5 and out["ab"]["B/A"].iloc[0] == f"{520 / 44:.3f}"
+    assert any(t.name.startswith("B: ") for t in out["throughput"].data)
+
+
+def test_missing_sweep_is_explained(db_path):
+    out = analyse(db_path, "999")
+    assert out["explanation"].startswith("**Cannot analyse:**") and "no sweep 999" in out["explanation"]
+
+
+def test_timeline_of_a_stored_run(db_path):
+    sweep_id, run_id = store_run_with_timeline(db_path)
+    out = analyse(db_path, str(sweep_id))
+    assert out["run"] == str(run_id) and out["run_choices"][0][1] == str(run_id)
+    fig = timeline_for_run(db_path, run_id)
+    generate = next(t for t in fig.data if t.name == "generate")
+    assert len(generate.x) == 4  # 2 calls on each of 2 ranks
+    launch = next(t for t in fig.data if t.name == "launch")
+    assert list(launch.base) == [0.0, 0.0] and launch.x[1] == pytest.approx(0.7)  # 0.5 s launch + 0.2 s later start
+    assert "imbalance 1.053" in fig.layout.title.text  # 2.0 / mean(1.8, 2.0)
+    assert "The stored timelines agree" in out["explanation"]
+
+
+@pytest.mark.browser
+def test_tab_renders_charts_in_chromium(db_path, artifacts):
+    import gradio as gr
+    from playwright.sync_api import sync_playwright
+
+    from studio.analysis_tab import build_analysis_tab
+
+    sweep_id, _ = store_run_with_timeline(db_path)
+    with gr.Blocks() as demo:
+        with gr.Tab("Runs"):
+            gr.Markdown("another tab")
+        build_analysis_tab(db_path)
+    port = find_free_port()
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_role("tab", name="Analysis").click()
+            page.get_by_role("button", name="Refresh list").click()
+            deadline = time.time() + 30
+            page.locator("#analysis-sweep input").click()
+            while not page.locator("[role=option]", has_text="Reference post: batched").count():
+                assert time.time() < deadline, "the reference sweeps never reached the list"
+                page.keyboard.press("Escape")
+                page.wait_for_timeout(500)
+                page.locator("#analysis-sweep input").click()
+            page.locator("[role=option]", has_text="Reference post: batched").first.click()
+            for name in ("throughput", "speedup", "efficiency"):
+                page.wait_for_selector(f"#analysis-{name} .main-svg", timeout=60000)
+            page.wait_for_function("document.querySelector('#analysis-explanation').innerText"
+                                   ".includes('work quantisation')", timeout=30000)
+            # a measured sweep: the Gantt of its run draws
+            page.locator("#analysis-sweep input").click()
+            page.locator("[role=option]", has_text=f"#{sweep_id} ").first.click()
+            page.wait_for_selector("#analysis-timeline .main-svg", timeout=60000)
+            page.wait_for_function("document.querySelectorAll('#analysis-timeline .trace.bars .point').length >= 10",
+                                   timeout=30000)
+            page.screenshot(path=str(artifacts / "analysis-tab.png"), full_page=True)
+            with page.expect_download(timeout=30000) as download:
+                page.get_by_role("button", name="Download HTML report").click()
+            report = open(download.value.path(), encoding="utf-8").read()
+            filename = download.value.suggested_filename
+            browser.close()
+        assert filename == f"sweep-{sweep_id}-report.html"
+        assert "Per-rank timeline" in report and "window.PlotlyConfig" in report
+        assert not errors
+    finally:
+        demo.close()

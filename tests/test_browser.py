@@ -1,0 +1,110 @@
+"""The studio in a real browser: Playwright drives Debian's Chromium against a
+real `studio serve`, runs a 1- and 2-process sweep on `tiny` from the page, and
+finds the chart and the runs in History. Screenshots go to test-artifacts/.
+
+This test never skips: CI installs Chromium through scripts/test.sh, and a
+missing browser is a failure that says how to install it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from live_server import live_server
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+PAGE_PROMPTS = "Call me Ishmael.\nThe King is dead.\nIt was a bright cold day.\nI write this sitting in the sink."
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def rows_with(table, text: str):
+    """A gradio Dataframe's body rows holding `text`."""
+    return table.locator("[role=row]").filter(has_text=text)
+
+
+@pytest.fixture
+def server(db_path, free_port, tmp_path):
+    with live_server(db_path, free_port, tmp_path / "serve.log") as (url, _):
+        yield url
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does: "
+                    "apt-get install chromium); the browser test must run, not skip")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_sweep_from_the_page(server, browser, artifacts):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server)
+    page.wait_for_selector("#run-button", timeout=30_000)
+
+    # A bad setting is refused next to its field and starts nothing.
+    page.locator("#prompts textarea").fill(PAGE_PROMPTS)
+    page.locator("#max-new-tokens input").fill("0")
+    page.locator("#run-button").click()
+    page.locator("#max-new-tokens").get_by_text("must be at least 1, got 0").wait_for(timeout=15_000)
+    page.screenshot(path=str(artifacts / "browser-validation.png"), full_page=True)
+    assert "Sweep" not in page.locator("#progress").inner_text()
+
+    page.locator("#max-new-tokens input").fill("8")
+    for count in ("1", "2"):
+        box = page.locator("#gpu-counts").get_by_role("checkbox", name=count, exact=True)
+        if not box.is_checked():
+            box.check()
+    page.get_by_text("4 prompt(s) from the text box").wait_for(timeout=10_000)
+    page.locator("#run-button").click()
+
+    # Progress: one bar per run, the first shown running before both succeed.
+    page.locator("#progress .studio-run").first.wait_for(timeout=20_000)
+    assert page.locator("#progress .studio-run").count() == 2
+    page.locator("#progress .studio-run[data-status='running']").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(artifacts / "browser-running.png"), full_page=True)
+
+    # The sweep belongs to the server: close the tab, open the page again, and it is still going.
+    page.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server)
+    page.locator("#progress .studio-run").nth(1).wait_for(timeout=20_000)
+    assert "Sweep 1" in page.locator("#progress").inner_text()
+    page.locator("#progress .studio-run[data-status='succeeded']").nth(1).wait_for(timeout=150_000)
+    assert page.locator("#progress").inner_text().count("4 / 4 prompts") == 2
+
+    # The rendered Plotly chart, with a line for the sweep (the empty placeholder has none).
+    page.locator("#live-chart .js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=20_000)
+    assert rows_with(page.locator("#results-table"), "succeeded").count() == 2
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts / "studio.png"), full_page=True)
+
+    # History finds both runs.
+    page.get_by_role("tab", name="History").click()
+    table = page.locator("#history-table")
+    rows_with(table, "succeeded").nth(1).wait_for(timeout=20_000)
+    assert rows_with(table, "succeeded").count() == 2
+    rows_with(table, "succeeded").first.get_by_text("succeeded").click()  # opens the newest run
+    page.get_by_text(re.compile(r"Run \d+ of sweep 1")).wait_for(timeout=20_000)
+    page.screenshot(path=str(artifacts / "browser-history.png"), full_page=True)
+
+    # Compare draws the sweep on its own charts.
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare-throughput .js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=20_000)
+    page.screenshot(path=str(artifacts / "browser-compare.png"), full_page=True)
+    assert not errors, errors

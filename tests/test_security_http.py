@@ -1,0 +1,203 @@
+"""The web server against hostile clients, over real HTTP: files it must never
+serve, hostile inputs through gradio_client, oversize uploads, where it listens,
+and what it takes to get in when auth is on."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from urllib.parse import quote
+
+import httpx
+import psutil
+import pytest
+from faultkit import assert_database_sound, store_earlier_run
+from gradio_client import Client
+
+from conftest import ROOT, find_free_port
+from db.store import Store
+from runner.config import LIMITS
+from runner.paths import models_dir, runs_dir
+
+pytestmark = pytest.mark.timeout(240)
+AUTH = ("ada", "correct-horse-battery")
+
+
+class Server:
+    def __init__(self, db_path: Path, *args: str):
+        self.port = find_free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "studio", "serve", "--port", str(self.port), "--db", str(db_path), *args],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.stdout = ""
+
+    def wait_ready(self, timeout: float = 90) -> "Server":
+        deadline = time.monotonic() + timeout
+        while "serving on" not in self.stdout:
+            line = self.proc.stdout.readline()
+            assert line or self.proc.poll() is None, f"the server exited: {self.proc.stderr.read()}"
+            self.stdout += line
+            assert time.monotonic() < deadline, "the server did not start in time"
+        return self
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("the server did not stop on SIGTERM within 30 s")
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, studio_home):
+    """A default server (127.0.0.1, no auth) on a database holding one earlier run,
+    next to files it must never serve."""
+    folder = tmp_path_factory.mktemp("served")
+    db_path = folder / "studio.db"
+    earlier = store_earlier_run(Store(db_path))
+    secrets = {
+        "database": db_path,
+        "run folder": runs_dir() / "run-999" / "job.json",
+        "model cache": models_dir() / "secret-model" / "config.json",
+        "passwd": Path("/etc/passwd"),
+    }
+    for name, path in secrets.items():
+        if name in ("run folder", "model cache"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text('{"secret": "do not serve"}')
+    server = Server(db_path).wait_ready()
+    yield server, db_path, earlier, secrets
+    server.stop()
+
+
+def _forbidden(response: httpx.Response) -> bool:
+    return response.status_code in (403, 404) and "do not serve" not in response.text and "root:" not in response.text
+
+
+def test_the_database_run_folders_model_caches_and_system_files_are_never_served(served):
+    server, db_path, _, secrets = served
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        assert http.get("/").status_code == 200  # the server answers at all
+        for name, path in secrets.items():
+            for url in (f"/gradio_api/file={path}", f"/file={path}", f"/gradio_api/file={quote(str(path), safe='')}",
+                        f"/gradio_api/file={path.parent}/./{path.name}"):
+                response = http.get(url)
+                assert _forbidden(response), f"{name} served at {url}: {response.status_code}"
+        for wal in (f"{db_path}-wal", f"{db_path}-shm"):
+            assert _forbidden(http.get(f"/gradio_api/file={wal}"))
+        for sneaky in ("/gradio_api/file=../../../../etc/passwd", "/gradio_api/file=..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+                       "/gradio_api/file=//etc/passwd", "/gradio_api/file=/etc/../etc/passwd",
+                       f"/gradio_api/file={ROOT / 'pyproject.toml'}"):
+            assert _forbidden(http.get(sneaky)), sneaky
+
+
+HOSTILE_API = [
+    (dict(max_new_tokens=10**9), "max new tokens"),
+    (dict(prompts="x" * (LIMITS["prompt_chars"] + 1)), "prompts"),
+    (dict(prompts="\n".join(["Call me Ishmael."] * (LIMITS["num_prompts"] + 1))), "prompts"),
+    (dict(model="--trust_remote_code"), "starts with '-'"),
+    (dict(model="; rm -rf ~"), "characters a model id cannot have"),
+    (dict(model="../../etc"), "no config.json"),
+    (dict(batch_size=10**6), "batch size"),
+    (dict(gpu_counts="1,40"), "allows at most"),
+    (dict(repeats=10**4), "repeats"),
+]
+
+
+def test_hostile_inputs_through_gradio_client_are_refused_and_nothing_runs(served):
+    server, db_path, earlier, _ = served
+    client = Client(server.url, verbose=False)
+    for inputs, words in HOSTILE_API:
+        values = {"prompts": "Call me Ishmael.", **inputs}
+        with pytest.raises(Exception) as refused:
+            client.predict(**values, api_name="/start_sweep")
+        message = str(refused.value)
+        assert words in message, f"{list(inputs)}: {message[:300]}"
+        assert "Traceback" not in message
+    # no server folder in what a remote user reads
+    with pytest.raises(Exception) as refused:
+        client.predict(prompts="Call me Ishmael.", model="org/not-cached", api_name="/start_sweep")
+    for private in (os.path.expanduser("~"), str(ROOT), os.environ["STUDIO_HOME"]):
+        assert private not in str(refused.value)
+    runs = client.predict(api_name="/list_runs")
+    assert [r["id"] for r in runs] == [earlier["id"]]  # nothing stored, nothing lost
+    assert psutil.Process(server.proc.pid).children(recursive=True) == []  # nothing launched
+    assert_database_sound(db_path, [earlier])
+
+
+def test_uploads_over_max_file_size_are_refused(served):
+    server, *_ = served
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        small = http.post("/gradio_api/upload", files={"files": ("p.txt", b"Call me Ishmael.\n", "text/plain")})
+        assert small.status_code == 200
+        # control: the file route does serve what gradio itself received, so the 403s elsewhere are real refusals
+        uploaded = small.json()[0]
+        assert http.get(f"/gradio_api/file={uploaded}").text == "Call me Ishmael.\n"
+        big = http.post("/gradio_api/upload",
+                        files={"files": ("p.txt", b"x" * (21 * 2**20), "text/plain")})
+        assert big.status_code == 413, big.status_code
+
+
+def test_listens_on_loopback_only_by_default(served):
+    server, *_ = served
+    addresses = {c.laddr.ip for c in psutil.Process(server.proc.pid).net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN}
+    assert addresses == {"127.0.0.1"}
+
+
+def test_another_address_without_auth_is_refused(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "studio", "serve", "--host", "0.0.0.0", "--port",
+                           str(find_free_port()), "--db", str(tmp_path / "x.db")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "--auth" in proc.stderr and "--insecure" in proc.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_insecure_serves_off_loopback_with_a_warning_and_stops_cleanly(tmp_path):
+    server = Server(tmp_path / "x.db", "--host", "0.0.0.0", "--insecure")
+    try:
+        server.wait_ready()
+        assert "without a password" in _stderr_so_far(server)
+        assert httpx.get(server.url + "/", timeout=10).status_code == 200
+    finally:
+        assert server.stop() == 0
+
+
+def _stderr_so_far(server: Server) -> str:
+    os.set_blocking(server.proc.stderr.fileno(), False)
+    return server.proc.stderr.read() or ""
+
+
+def test_with_auth_on_nobody_gets_in_without_the_password(tmp_path):
+    db_path = tmp_path / "auth.db"
+    earlier = store_earlier_run(Store(db_path))
+    server = Server(db_path, "--host", "0.0.0.0", "--auth", ":".join(AUTH)).wait_ready()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            for url in ("/gradio_api/info", "/config", f"/gradio_api/file={db_path}", "/gradio_api/file=/etc/passwd"):
+                response = http.get(url)
+                assert response.status_code in (401, 403), f"{url}: {response.status_code}"
+                assert "root:" not in response.text and "do not serve" not in response.text
+            assert http.post("/login", data={"username": AUTH[0], "password": "wrong"}).status_code in (400, 401)
+        with pytest.raises(Exception):
+            Client(server.url, verbose=False).predict(api_name="/list_runs")
+        authed = Client(server.url, auth=AUTH, verbose=False)
+        assert [r["id"] for r in authed.predict(api_name="/list_runs")] == [earlier["id"]]
+        with httpx.Client(base_url=server.url, timeout=10) as http:  # logged in, files are still refused
+            assert http.post("/login", data={"username": AUTH[0], "password": AUTH[1]}).status_code == 200
+            assert _forbidden(http.get(f"/gradio_api/file={db_path}"))
+    finally:
+        server.stop()
+    assert_database_sound(db_path, [earlier])
