@@ -246,7 +246,8 @@ class Store:
 
     def active_runs(self) -> list[dict]:
         """Runs marked queued or running, with their recorded process IDs."""
-        return self._rows("SELECT id, sweep_id, status, pids, started_at FROM runs WHERE status IN ('queued', 'running')")
+        return self._rows(
+            "SELECT id, sweep_id, status, pids, started_at FROM runs WHERE status IN ('queued', 'running')")
 
     def mark_stale_interrupted(self, keep_sweeps: Iterable[int] = ()) -> list[int]:
         """Runs a previous server left queued or running can never finish now.

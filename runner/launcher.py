@@ -262,10 +262,6 @@ def worker_node_receipt(prepared: Prepared, popen_time: float, end_time: float) 
     )
 
 
-def is_worker_node_receipt(result: RunResult) -> bool:
-    return (result.environment or {}).get("role") == "worker-node"
-
-
 def launch(
     prepared: Prepared,
     run_dir: Path,
@@ -303,31 +299,36 @@ def launch(
     died: list[int] = []  # the ranks first seen gone, before the others were stopped
     gone_since: float | None = None
     deadline = time.monotonic() + timeout
-    while proc.poll() is None:
-        if on_pids is not None and set(streams.rank_pids.values()) - reported:
-            reported = set(streams.rank_pids.values())
-            on_pids([proc.pid, *sorted(reported)])
-        if cancel is not None and cancel.is_set():
-            stopped_because = "cancelled"
-        elif time.monotonic() > deadline:
-            stopped_because = "timeout"
-        elif streams.worker_errors():
-            # a rank reported its own failure: do not wait for torchrun's monitor
-            stopped_because = "rank-error"
-        elif streams.dead_ranks():
-            # a rank vanished without a word (killed, OOM): the others would wait for it
-            # at the next collective until a timeout, so end the run now
-            if gone_since is None:
-                gone_since, died = time.monotonic(), streams.dead_ranks()
-            elif time.monotonic() - gone_since >= RANK_DEATH_CONFIRM_S:
-                stopped_because = "rank-died"
-        else:
-            gone_since, died = None, []
-        if stopped_because:
-            grace = {"rank-error": 5.0, "rank-died": 2.0}.get(stopped_because, 3.0)
-            kill_tree(proc.pid, streams.rank_procs.values(), grace=grace)
-            break
-        time.sleep(0.05)
+    try:
+        while proc.poll() is None:
+            if on_pids is not None and set(streams.rank_pids.values()) - reported:
+                reported = set(streams.rank_pids.values())
+                on_pids([proc.pid, *sorted(reported)])
+            if cancel is not None and cancel.is_set():
+                stopped_because = "cancelled"
+            elif time.monotonic() > deadline:
+                stopped_because = "timeout"
+            elif streams.worker_errors():
+                # a rank reported its own failure: do not wait for torchrun's monitor
+                stopped_because = "rank-error"
+            elif streams.dead_ranks():
+                # a rank vanished without a word (killed, OOM): the others would wait for it
+                # at the next collective until a timeout, so end the run now
+                if gone_since is None:
+                    gone_since, died = time.monotonic(), streams.dead_ranks()
+                elif time.monotonic() - gone_since >= RANK_DEATH_CONFIRM_S:
+                    stopped_because = "rank-died"
+            else:
+                gone_since, died = None, []
+            if stopped_because:
+                grace = {"rank-error": 5.0, "rank-died": 2.0}.get(stopped_because, 3.0)
+                kill_tree(proc.pid, streams.rank_procs.values(), grace=grace)
+                break
+            time.sleep(0.05)
+    except BaseException:
+        # Ctrl+C in the CLI, or any error here: nothing of the run may outlive it
+        kill_tree(proc.pid, streams.rank_procs.values(), grace=2.0)
+        raise
     exit_code = proc.wait()
     kill_tree(proc.pid, streams.rank_procs.values(), grace=0.5)  # nothing may outlive the run
     streams.join()
@@ -378,7 +379,8 @@ def launch(
         message = "; ".join(f"rank {e.get('rank')}: {e.get('message')}" for e in errors[:4])
         rank_tail = streams.rank_tail(int(errors[0].get("rank", 0)))
         if rank_tail:
-            tail = f"--- rank {errors[0].get('rank')}, last lines of its stderr ---\n{rank_tail}\n--- all processes ---\n{tail}"
+            tail = (f"--- rank {errors[0].get('rank')}, last lines of its stderr ---\n{rank_tail}\n"
+                    f"--- all processes ---\n{tail}")
     elif stopped_because is None and exit_code is not None and exit_code < 0:
         status = "failed"
         message = f"accelerate launch was killed by {signal_name(-exit_code)}; its ranks were stopped"

@@ -227,14 +227,14 @@ def make_plan(
             f"the model's weights ({shape.weight_bytes / 2**30:.2f} GiB) and one sequence do not fit the memory "
             f"budget of {budget_bytes / 2**30:.2f} GiB; raise the budget or use a smaller model or dtype"
         )
-    batch_size = max(1, min(by_memory, per_rank, batch_limit))
-    rounds = math.ceil(per_rank / batch_size)
-    # Every rank may take `rounds` full batches; balancing tokens may move prompts
-    # between ranks but never adds a round to the busiest one.
-    capacity = rounds * batch_size
+    cap = max(1, min(by_memory, batch_limit))
+    rounds = math.ceil(per_rank / cap)
+    # Every rank may take `rounds` batches of the largest size that fits; balancing
+    # tokens may move prompts between ranks but never adds a round to the busiest one.
     costs = [length + max_new_tokens for length in lengths]
-    split = balance(costs, world_size, capacity)
-    assignment = [even_batches(mine, lengths, batch_size) for mine in split]
+    split = balance(costs, world_size, rounds * cap)
+    assignment = [even_batches(mine, lengths, cap) for mine in split]
+    batch_size = max(len(b) for rank in assignment for b in rank)
     all_batches = [b for rank in assignment for b in rank]
     estimated = [sum(costs[i] for i in mine) for mine in split]
     naive = padded_positions(
@@ -247,7 +247,7 @@ def make_plan(
         f"cache per token; at {longest} + {max_new_tokens} tokens a sequence, {by_memory} sequences fit "
         f"{BUDGET_FILL:.0%} of {budget_source or f'{budget_bytes / 2**30:.1f} GiB'}.",
         f"Batch size {batch_size} "
-        + ("(every prompt of a rank in one batch)" if batch_size == per_rank else
+        + ("(every prompt of a rank in one batch)" if rounds == 1 else
            f"(memory-bound; the user's batch size is not used in auto mode)")
         + f": {rounds} generate round(s) on the busiest rank, against {math.ceil(per_rank / 16)} at batch 16.",
         f"Split balances estimated tokens (prompt + {max_new_tokens} new): per rank "

@@ -105,9 +105,25 @@ def timeline_for_run(db_path, run_id):
 
 
 def build_analysis_tab(db_path):
-    """Add the Analysis tab to the Blocks being built (call inside `with gr.Blocks()`);
-    returns the `gr.Tab`."""
+    """Add the Analysis tab to the Blocks being built and return the `gr.Tab`.
+
+    Call it inside `with gr.Blocks()` / `gr.Tabs()`, where it opens its own
+    `gr.Tab("Analysis", id="analysis")`; called inside a `with gr.Tab(...)`
+    already open, it fills that tab instead of nesting a second one."""
     import gradio as gr
+    from gradio.context import Context
+
+    if isinstance(Context.block, gr.Tab):
+        tab = Context.block
+        _fill_tab(gr, tab, db_path)
+        return tab
+    with gr.Tab("Analysis", id="analysis", elem_id="analysis-tab") as tab:
+        _fill_tab(gr, tab, db_path)
+    return tab
+
+
+def _fill_tab(gr, tab, db_path) -> None:
+    """The tab's components and events; `tab.select` refreshes the sweep list."""
 
     def refresh(current_a, current_b):
         choices = list_sweep_choices(db_path)
@@ -122,32 +138,30 @@ def build_analysis_tab(db_path):
                 gr.update(choices=out["run_choices"], value=out["run"]), out["timeline"],
                 gr.update(value=out["report"], interactive=out["report"] is not None))
 
-    with gr.Tab("Analysis", elem_id="analysis-tab") as tab:
-        gr.Markdown("Why throughput stops growing: repeats with 95% intervals, Amdahl and USL fits, the "
-                    "work-quantisation ceiling and each rank's timeline. Pick a sweep; pick a second one for A/B.")
-        with gr.Row():
-            initial = list_sweep_choices(db_path, with_reference=False)
-            sweep = gr.Dropdown(label="Sweep (A)", choices=initial, value=None, scale=3, elem_id="analysis-sweep")
-            other = gr.Dropdown(label="Compare with (B, optional)", choices=[("none", "")] + initial, value="",
-                                scale=3, elem_id="analysis-compare")
-            refresh_button = gr.Button("Refresh list", scale=1)
-        explanation = gr.Markdown(elem_id="analysis-explanation")
-        points = gr.Dataframe(label="Per GPU count", interactive=False, wrap=True)
-        fits = gr.Dataframe(label="Fits: X(n) = λn / (1 + σ(n−1) + κn(n−1))", interactive=False, wrap=True)
-        ab = gr.Dataframe(label="A/B, count by count (Welch t-test on the repeats)", interactive=False,
-                          visible=False)
-        with gr.Row():
-            throughput = gr.Plot(label="Throughput", show_label=False, elem_id="analysis-throughput")
-            speedup = gr.Plot(label="Speedup", show_label=False, elem_id="analysis-speedup")
-        efficiency = gr.Plot(label="Efficiency", show_label=False, elem_id="analysis-efficiency")
-        run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None)
-        timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline")
-        download = gr.DownloadButton("Download HTML report", value=None, interactive=False)
+    gr.Markdown("Why throughput stops growing: repeats with 95% intervals, Amdahl and USL fits, the "
+                "work-quantisation ceiling and each rank's timeline. Pick a sweep; pick a second one for A/B.")
+    with gr.Row():
+        initial = list_sweep_choices(db_path, with_reference=False)
+        sweep = gr.Dropdown(label="Sweep (A)", choices=initial, value=None, scale=3, elem_id="analysis-sweep")
+        other = gr.Dropdown(label="Compare with (B, optional)", choices=[("none", "")] + initial, value="",
+                            scale=3, elem_id="analysis-compare")
+        refresh_button = gr.Button("Refresh list", scale=1)
+    explanation = gr.Markdown(elem_id="analysis-explanation")
+    points = gr.Dataframe(label="Per GPU count", interactive=False, wrap=True)
+    fits = gr.Dataframe(label="Fits: X(n) = λn / (1 + σ(n−1) + κn(n−1))", interactive=False, wrap=True)
+    ab = gr.Dataframe(label="A/B, count by count (Welch t-test on the repeats)", interactive=False,
+                      visible=False)
+    with gr.Row():
+        throughput = gr.Plot(label="Throughput", show_label=False, elem_id="analysis-throughput")
+        speedup = gr.Plot(label="Speedup", show_label=False, elem_id="analysis-speedup")
+    efficiency = gr.Plot(label="Efficiency", show_label=False, elem_id="analysis-efficiency")
+    run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None)
+    timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline")
+    download = gr.DownloadButton("Download HTML report", value=None, interactive=False)
 
-        outputs = [explanation, points, fits, ab, throughput, speedup, efficiency, run, timeline, download]
-        tab.select(refresh, [sweep, other], [sweep, other], api_name="analysis_tab_opened")
-        refresh_button.click(refresh, [sweep, other], [sweep, other], api_name="analysis_refresh")
-        sweep.change(show, [sweep, other], outputs, api_name="analysis_show")
-        other.change(show, [sweep, other], outputs, api_name="analysis_compare")
-        run.input(lambda run_id: timeline_for_run(db_path, run_id), [run], [timeline], api_name="analysis_timeline")
-    return tab
+    outputs = [explanation, points, fits, ab, throughput, speedup, efficiency, run, timeline, download]
+    tab.select(refresh, [sweep, other], [sweep, other], api_name="analysis_tab_opened")
+    refresh_button.click(refresh, [sweep, other], [sweep, other], api_name="analysis_refresh")
+    sweep.change(show, [sweep, other], outputs, api_name="analysis_show")
+    other.change(show, [sweep, other], outputs, api_name="analysis_compare")
+    run.input(lambda run_id: timeline_for_run(db_path, run_id), [run], [timeline], api_name="analysis_timeline")

@@ -148,7 +148,8 @@ def format_table(runs: list[dict], speedup: bool = True) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from db.store import Store
-    from studio.sweep import plan_sweep, run_sweep
+    from runner.result import RunResult
+    from studio.sweep import create_rows, plan_sweep, run_sweep
 
     try:
         config, counts = config_from_args(args)
@@ -159,10 +160,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_worker_node(plan, args)
     store = Store(args.db)
     cancel = threading.Event()
+    sweep_id, run_ids = create_rows(plan, store)
     try:
-        outcome = run_sweep(plan, store, on_event=ProgressBars(sys.stderr.isatty() or not args.json), cancel=cancel)
+        outcome = run_sweep(plan, store, on_event=ProgressBars(sys.stderr.isatty() or not args.json), cancel=cancel,
+                            sweep_id=sweep_id, run_ids=run_ids)
     except KeyboardInterrupt:
+        # launch() has already ended the run's processes; store what never finished as cancelled
         cancel.set()
+        for run in store.list_runs(ids=run_ids):
+            if run["status"] in ("queued", "running"):
+                store.finish_run(run["id"], RunResult.failure(run["config"], "cancelled", "stopped with Ctrl+C"))
+        store.finish_sweep(sweep_id, "cancelled")
         return fail("interrupted", 130)
     runs = [store.get_run(i) for i in outcome.run_ids]
     if args.json:
@@ -270,10 +278,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         sweep_id = _sweep_ref(store, args.sweep)
         other = _sweep_ref(store, args.compare) if args.compare else None
-        path = write_report(store, sweep_id, args.format, args.output, compare_with=other)
+        path, analysis = write_report(store, sweep_id, args.format, args.output, compare_with=other)
     except (ReportError, ValueError) as exc:
         return fail(str(exc))
-    print(f"wrote {path}")
+    print(analysis["explanation"])
+    print(f"\nwrote {path}")
     return 0
 
 

@@ -7,6 +7,7 @@ import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 
 from runner.config import ConfigError
 
@@ -23,7 +24,8 @@ def cmd_cluster_slurm(args: argparse.Namespace) -> int:
         job = SlurmJob(
             nodes=args.nodes, gpus_per_node=args.gpus_per_node, run_args=checked, partition=args.partition,
             account=args.account, time=args.time, job_name=args.job_name, cpus_per_task=args.cpus_per_task,
-            main_port=args.main_port, result=args.result, db=args.db, setup=tuple(args.setup),
+            main_port=args.main_port, result=args.result, setup=tuple(args.setup),
+            db=str(Path(args.db).expanduser().resolve()) if args.db else None,  # nodes start elsewhere
             studio=args.studio_command, cpu=args.cpu,
         )
     except ConfigError as exc:

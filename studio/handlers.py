@@ -124,8 +124,8 @@ def form_field(error: ConfigError) -> str:
 
 
 def field_message(error: ConfigError) -> str:
-    field = error.field.replace("_", " ")
-    return f"{field}: {error.message}"
+    """The error with its field named as the API names it (max_new_tokens, gpus, ...)."""
+    return f"{error.field}: {error.message}"
 
 
 def check_request(request: SweepRequest) -> dict[str, str]:
@@ -452,6 +452,10 @@ def _fmt(value, digits: int = 3) -> str:
     return html.escape(str(value))
 
 
+def _when(stamp: str | None) -> str | None:
+    return f"{stamp[:19].replace('T', ' ')} UTC" if stamp else None
+
+
 def run_summary_markdown(run: dict) -> str:
     """The run's title, settings, results and times as Markdown."""
     return "\n\n".join(run_summary_parts(run))
@@ -482,8 +486,8 @@ def run_summary_parts(run: dict) -> list[str]:
                        ("bandwidth_utilisation", "bandwidth utilisation")):
         if run.get(key) is not None:
             results.append((label, run[key]))
-    times = [("created", run.get("created_at")), ("started", run.get("started_at")),
-             ("finished", run.get("finished_at")), ("exit code", run.get("exit_code"))]
+    times = [("created", _when(run.get("created_at"))), ("started", _when(run.get("started_at"))),
+             ("finished", _when(run.get("finished_at"))), ("exit code", run.get("exit_code"))]
 
     def table(rows, head):
         return f"| {head} | |\n|---|---|\n" + "\n".join(f"| {k} | {_fmt(v)} |" for k, v in rows)
@@ -549,9 +553,12 @@ def delete_selected(store: Store, sweep_ids=None, run_ids=None) -> str:
     busy = [r["id"] for r in chosen if r["status"] in ("queued", "running")]
     if busy:
         raise ConfigError("selection", f"run {busy[0]} is still {'queued or running'}; stop its sweep first")
-    count = store.delete_runs([r["id"] for r in chosen])
-    for sweep_id in sweeps:
-        store.delete_sweep(sweep_id)
+    try:
+        count = store.delete_runs([r["id"] for r in chosen])
+        for sweep_id in sweeps:
+            store.delete_sweep(sweep_id)
+    except ValueError as exc:  # the store refuses active runs and read-only reference sweeps
+        raise ConfigError("selection", str(exc)) from None
     return f"Deleted {count} run(s)" + (f" and {len(sweeps)} sweep(s)" if sweeps else "") + "."
 
 

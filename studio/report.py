@@ -219,8 +219,8 @@ def report_html(analysis: dict, other: dict | None = None) -> str:
 
 
 def write_report(store: Store, sweep_id: int, fmt: str = "html", output: str | Path | None = None,
-                 compare_with: int | None = None) -> Path:
-    """Analyse a sweep and write its report; returns the file written."""
+                 compare_with: int | None = None) -> tuple[Path, dict]:
+    """Analyse a sweep and write its report; returns the file written and the analysis."""
     if fmt not in ("html", "json"):
         raise ReportError(f"format {fmt!r} is not known; use html or json")
     analysis = load_analysis(store, sweep_id)
@@ -235,4 +235,4 @@ def write_report(store: Store, sweep_id: int, fmt: str = "html", output: str | P
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
-    return path
+    return path, public(analysis)

@@ -58,6 +58,10 @@ def plan_sweep(base: RunConfig, gpu_counts: list[int], repeats: int = 1, name: s
     if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= LIMITS["repeats"]:
         raise ConfigError("repeats", f"must be a whole number from 1 to {LIMITS['repeats']}, got {repeats!r}")
     counts = parse_gpu_counts(gpu_counts)
+    if base.num_nodes > 1 and base.mode == "auto" and base.memory_budget_gb is None:
+        # every node computes the auto plan itself; from its own free memory the plans could differ
+        raise ConfigError("memory_budget_gb", "an auto run over several nodes needs a memory budget "
+                          "(--memory-budget-gb), so that every node plans the same batches")
     prepared = [prepare(base.replace(num_gpus=n)) for n in counts]
     return SweepPlan(base=base, gpu_counts=counts, repeats=repeats, prepared=prepared, name=name)
 
@@ -116,6 +120,10 @@ def run_sweep(
 
 
 def create_rows(plan: SweepPlan, store: Store) -> tuple[int, list[int]]:
+    if plan.base.node_rank > 0:
+        # only node 0 ends up with a multi-node run's figures; rows made here would never finish
+        raise ConfigError("node_rank", f"node {plan.base.node_rank} stores nothing: node 0 stores multi-node runs "
+                          "(this node's part is run by `studio run` with --node-rank)")
     settings = plan.base.settings()
     sweep_id = store.create_sweep(settings, plan.gpu_counts, plan.repeats, name=plan.name)
     run_ids = [
@@ -139,8 +147,8 @@ def run_one(
     emit = on_event or (lambda event: None)
     store.mark_running(run_id)
 
-    def forward(event: dict) -> None:
-        emit({**event, "run_id": run_id})
+    ranks_started: set = set()  # none started means a multi-node job never met (rendezvous_hint)
+    forward = noting_started(lambda event: emit({**event, "run_id": run_id}), ranks_started)
 
     plan = auto_plan(prepared)
     try:
@@ -154,8 +162,9 @@ def run_one(
         )
     except LaunchError as exc:
         result = RunResult.failure(
-            prepared.config.to_dict(), exc.status, str(exc), stderr_tail=exc.stderr_tail, exit_code=exc.exit_code,
-            outputs=exc.partial_outputs, partial=bool(exc.partial_outputs), phases=exc.phases, plan=plan,
+            prepared.config.to_dict(), exc.status, str(exc) + rendezvous_hint(prepared.config, exc, ranks_started),
+            stderr_tail=exc.stderr_tail, exit_code=exc.exit_code, outputs=exc.partial_outputs,
+            partial=bool(exc.partial_outputs), phases=exc.phases, plan=plan,
             model=prepared.model.to_dict(), device=prepared.device, dtype=prepared.dtype,
         )
     except OSError as exc:
@@ -175,6 +184,26 @@ def auto_plan(prepared: Prepared) -> dict | None:
     from runner.planner import plan_for
 
     return plan_for(prepared)
+
+
+def noting_started(emit: EventCallback, ranks_started: set) -> EventCallback:
+    def forward(event: dict) -> None:
+        if event.get("event") == "started":
+            ranks_started.add(event.get("rank"))
+        emit(event)
+
+    return forward
+
+
+def rendezvous_hint(config: RunConfig, exc: LaunchError, ranks_started: set) -> str:
+    """What to check when a multi-node launch failed before any rank started: the
+    nodes never met (torchrun starts the ranks only once every node has joined)."""
+    if config.num_nodes < 2 or ranks_started or exc.status == "cancelled":
+        return ""
+    other = "the other nodes" if config.node_rank == 0 else "node 0"
+    return (f"; no rank started, so the {config.num_nodes} nodes never met at {config.main_address}:"
+            f"{config.main_port}: start {other} with the same --nodes, --main-address and --main-port, "
+            "and check that this machine can reach that address and port")
 
 
 def run_node_part(plan: SweepPlan, *, on_event: EventCallback | None = None,
@@ -197,14 +226,17 @@ def run_node_part(plan: SweepPlan, *, on_event: EventCallback | None = None,
         if cancel is not None and cancel.is_set():
             results.append(RunResult.failure(prepared.config.to_dict(), "cancelled", "cancelled before it started"))
             continue
+        ranks_started: set = set()
+        forward = noting_started(emit, ranks_started)
         emit({"event": "run-start", "run_id": f"node {node_rank}", "num_gpus": prepared.config.num_gpus,
               "repeat": repeat, "position": position, "of": len(plan.order),
               "num_prompts": len(prepared.config.prompts)})
         try:
-            result = launch(prepared, runs_dir() / f"{stem}-{position}", on_event=emit, cancel=cancel,
+            result = launch(prepared, runs_dir() / f"{stem}-{position}", on_event=forward, cancel=cancel,
                             plan=auto_plan(prepared))
         except LaunchError as exc:
-            result = RunResult.failure(prepared.config.to_dict(), exc.status, str(exc), stderr_tail=exc.stderr_tail,
+            message = str(exc) + rendezvous_hint(prepared.config, exc, ranks_started)
+            result = RunResult.failure(prepared.config.to_dict(), exc.status, message, stderr_tail=exc.stderr_tail,
                                        exit_code=exc.exit_code)
         except OSError as exc:
             result = RunResult.failure(prepared.config.to_dict(), "failed", f"could not start accelerate launch: {exc}")

@@ -86,6 +86,27 @@ def test_timeline_of_a_stored_run(db_path):
     assert "The stored timelines agree" in out["explanation"]
 
 
+def test_tab_builds_its_own_tab_or_fills_the_open_one(db_path):
+    import gradio as gr
+
+    from studio.analysis_tab import build_analysis_tab
+
+    with gr.Blocks() as own:
+        with gr.Tabs():
+            tab = build_analysis_tab(db_path)
+    assert isinstance(tab, gr.Tab) and tab.label == "Analysis" and tab.id == "analysis"
+    with gr.Blocks() as wrapped:
+        with gr.Tabs():
+            with gr.Tab("Analysis", id="analysis") as outer:
+                assert build_analysis_tab(db_path) is outer
+    for demo in (own, wrapped):
+        tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tab)]
+        assert len(tabs) == 1  # never a tab nested in a tab
+        names = {d.api_name for d in demo.fns.values() if d.api_name}
+        assert {"analysis_tab_opened", "analysis_refresh", "analysis_show", "analysis_compare",
+                "analysis_timeline"} <= names
+
+
 @pytest.mark.browser
 def test_tab_renders_charts_in_chromium(db_path, artifacts):
     import gradio as gr

@@ -11,9 +11,9 @@ import textwrap
 import time
 
 import pytest
+from conftest import ROOT
 from faultkit import assert_database_sound, store_earlier_run
 
-from conftest import ROOT
 from db.store import Store
 from studio.supervisor import Supervisor
 
@@ -61,7 +61,7 @@ def test_sigkill_during_writes_leaves_a_sound_database_with_no_half_written_run(
     store.close()
     rng = random.Random(6)
     caught_mid_run = 0
-    for attempt in range(6):
+    for _ in range(6):
         writer = _start_writer(db_path)
         time.sleep(rng.uniform(0.6, 1.6))  # lands inside some run's write most of the time
         writer.kill()

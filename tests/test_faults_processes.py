@@ -13,8 +13,8 @@ import time
 
 import psutil
 import pytest
-
 from conftest import ROOT
+
 from runner.processes import handle, is_alive, kill_tree, owner_env
 
 pytestmark = pytest.mark.timeout(60)

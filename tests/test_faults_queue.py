@@ -13,7 +13,7 @@ from db.store import Store
 from studio.supervisor import Supervisor
 from studio.sweep import plan_sweep
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]  # real accelerate launches
 
 
 def test_concurrent_submissions_queue_and_run_one_at_a_time(db_path):

@@ -17,9 +17,9 @@ import time
 
 import psutil
 import pytest
+from conftest import ROOT
 from faultkit import FAULT_PROMPTS, assert_database_sound, assert_no_leftovers, store_earlier_run
 
-from conftest import ROOT
 from db.store import Store
 from runner.processes import OWNER_ENV, OWNER_START_ENV, is_alive
 from studio.supervisor import Supervisor
@@ -45,6 +45,7 @@ SERVER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_server_sigkill_mid_run_leaves_no_process_and_restart_marks_it_interrupted(db_path, monkeypatch):
     store = Store(db_path)
     earlier = store_earlier_run(store)

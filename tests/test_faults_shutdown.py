@@ -13,7 +13,7 @@ from db.store import Store
 from studio.supervisor import Supervisor
 from studio.sweep import plan_sweep
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]  # real accelerate launches
 
 
 def test_shutdown_mid_run_interrupts_the_sweep_and_leaves_no_process(db_path, monkeypatch):

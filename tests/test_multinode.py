@@ -75,4 +75,33 @@ def test_a_node_rank_outside_the_job_is_refused_before_launch(tmp_path):
     result = run_cli("run", "--nodes", "2", "--node-rank", "1", "--db", str(db), timeout=60)
     assert result.returncode == 2
     assert "--main-port" in result.stderr
+    result = run_cli("run", "--mode", "auto", "--nodes", "2", "--node-rank", "0", "--main-port", "29500",
+                     "--db", str(db), timeout=60)
+    assert result.returncode == 2
+    assert "--memory-budget-gb" in result.stderr  # else each node could plan different batches
     assert not db.exists()
+
+
+def test_a_node_whose_main_node_never_comes_says_so_and_stores_nothing(tmp_path, free_port):
+    prompts_file = tmp_path / "prompts.txt"
+    prompts_file.write_text("\n".join(SHORT_PROMPTS[:2]) + "\n")
+    db = tmp_path / "node1.db"
+    result = run_cli("run", "--prompts", str(prompts_file), "--max-new-tokens", "4", "--nodes", "2",
+                     "--gpus-per-node", "1", "--node-rank", "1", "--main-port", str(free_port), "--timeout", "15",
+                     "--db", str(db), timeout=120)
+    assert result.returncode == 1
+    assert "node 1 of 2: 0 of 1 run(s) finished on this node; nothing stored here" in result.stdout
+    assert f"never met at 127.0.0.1:{free_port}: start node 0 with the same" in result.stdout
+    assert not db.exists()
+
+
+def test_only_node_0_creates_run_rows(db_path, prompts):
+    from db.store import Store
+    from runner.config import ConfigError, RunConfig
+    from studio.sweep import create_rows, plan_sweep
+
+    plan = plan_sweep(RunConfig(prompts=prompts, num_nodes=2, node_rank=1, main_port=29500), [1])
+    store = Store(db_path)
+    with pytest.raises(ConfigError, match="node 1 stores nothing"):
+        create_rows(plan, store)
+    assert store.list_runs() == [] and store.list_sweeps() == []

@@ -67,6 +67,8 @@ def test_html_report_is_self_contained(swept):
     for name in ("throughput", "speedup", "efficiency", "timeline"):
         assert f'id="fig-{name}"' in page
     assert "What limits the scaling" in page and "Environment" in page
+    # the CLI prints the explanation too, the same words the report carries
+    assert "3, 2 rounds (generate calls)" in done.stdout and f"wrote {out}" in done.stdout
 
 
 def test_report_of_a_missing_sweep_says_what_exists(db_path):

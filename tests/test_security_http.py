@@ -10,16 +10,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
 from urllib.parse import quote
 
 import httpx
 import psutil
 import pytest
+from conftest import ROOT, find_free_port
 from faultkit import assert_database_sound, store_earlier_run
 from gradio_client import Client
 
-from conftest import ROOT, find_free_port
 from db.store import Store
 from runner.config import LIMITS
 from runner.paths import models_dir, runs_dir
@@ -55,7 +54,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError("the server did not stop on SIGTERM within 30 s")
+                raise AssertionError("the server did not stop on SIGTERM within 30 s") from None
         return self.proc.returncode
 
 

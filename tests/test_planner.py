@@ -1,0 +1,117 @@
+"""The auto planner: rounds, balance and memory on known inputs (torch-free)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from runner.planner import (
+    ModelShape, describe_plan, even_batches, make_plan, max_batch_for_memory, model_shape, shape_from_config,
+    token_lengths,
+)
+from runner.prompts import preset
+
+GiB = 2**30
+POST = preset("seed")
+POST_LENGTHS = [len(p.encode()) for p in POST]
+TINY = ModelShape(params=3_230_720, bytes_per_param=4, layers=4, hidden=256, intermediate=688, kv_heads=4,
+                  head_dim=64, vocab=259)
+
+
+def plan(world_size, budget=8 * GiB, lengths=POST_LENGTHS, new=100, **kw):
+    return make_plan(lengths, max_new_tokens=new, world_size=world_size, shape=TINY, budget_bytes=budget, **kw)
+
+
+def flatten(assignment):
+    return sorted(i for rank in assignment for batch in rank for i in batch)
+
+
+@pytest.mark.parametrize("gpus", [1, 2, 3, 4, 5])
+def test_post_workload_fits_one_round_per_rank_when_memory_allows(gpus):
+    p = plan(gpus)
+    assert p["rounds"] == 1
+    assert p["batch_size"] == math.ceil(100 / gpus)
+    assert flatten(p["assignment"]) == list(range(100))  # every prompt once
+    assert max(p["prompt_counts"]) - min(p["prompt_counts"]) <= 1
+    # estimated tokens balanced within 3 % of the mean on every rank count
+    est = p["estimated_tokens"]
+    assert max(est) / (sum(est) / gpus) < 1.03
+
+
+@pytest.mark.parametrize("gpus, rounds", [(1, 7), (2, 4), (3, 3), (4, 2), (5, 2)])
+def test_memory_bound_batch_gives_the_fewest_rounds_and_even_batches(gpus, rounds):
+    # a budget that fits exactly 16 sequences of the longest prompt + 100 tokens
+    per_seq = (117 + 100) * TINY.kv_bytes_per_token + 117 * TINY.prefill_bytes_per_token()
+    budget = int((TINY.weight_bytes + 16.5 * per_seq) / 0.8)
+    p = plan(gpus, budget=budget)
+    assert p["max_batch_by_memory"] == 16
+    assert p["rounds"] == rounds == math.ceil(math.ceil(100 / gpus) / 16)
+    for rank in p["assignment"]:
+        sizes = [len(b) for b in rank]
+        assert len(rank) <= rounds
+        assert max(sizes) <= 16 and max(sizes) - min(sizes) <= 1  # no straggler round of 4 prompts
+
+
+def test_tokens_not_counts_are_balanced():
+    # one very long prompt and many short ones: the long one's rank takes fewer prompts
+    lengths = [1000] + [10] * 99
+    p = plan(2, lengths=lengths, new=10)
+    heavy = next(r for r, rank in enumerate(p["assignment"]) if any(0 in b for b in rank))
+    assert p["prompt_counts"][heavy] < p["prompt_counts"][1 - heavy]
+    est = p["estimated_tokens"]
+    assert max(est) / min(est) < 1.05
+
+
+def test_batches_inside_a_rank_are_sorted_longest_first():
+    lengths = [5, 50, 20, 40, 10, 30]
+    batches = even_batches(range(6), lengths, 4)
+    assert [len(b) for b in batches] == [3, 3]
+    assert batches == [[1, 3, 5], [2, 4, 0]]
+
+
+def test_sorting_reduces_padding_when_there_are_several_rounds():
+    lengths = [32 + (i * 37) % 992 for i in range(64)]
+    budget_for_16 = int((TINY.weight_bytes + 16.5 * ((1024 + 32) * TINY.kv_bytes_per_token
+                                                     + 1024 * TINY.prefill_bytes_per_token())) / 0.8)
+    p = plan(1, budget=budget_for_16, lengths=lengths, new=32)
+    assert p["padded_positions"] < p["padded_positions_unsorted"] / 2
+
+
+def test_a_model_that_does_not_fit_is_refused_with_the_numbers():
+    with pytest.raises(ValueError, match="raise the budget"):
+        plan(1, budget=TINY.weight_bytes)
+    assert max_batch_for_memory(TINY, TINY.weight_bytes // 2, 100, 100) == 0
+
+
+def test_warmup_covers_every_shape_only_when_compiling():
+    lengths = [100] * 20 + [50] * 20
+    budget_for_16 = int((TINY.weight_bytes + 16.5 * ((100 + 8) * TINY.kv_bytes_per_token
+                                                     + 100 * TINY.prefill_bytes_per_token())) / 0.8)
+    eager = plan(1, budget=budget_for_16, lengths=lengths, new=8)
+    compiled = plan(1, budget=budget_for_16, lengths=lengths, new=8, every_shape_warmup=True)
+    assert len(eager["warmup_batches"]) == 1 and len(eager["warmup_batches"][0]) == 1
+    shapes = {(len(b), max(lengths[i] for i in b)) for b in compiled["assignment"][0]}
+    warmed = {(len(b), max(lengths[i] for i in b)) for b in compiled["warmup_batches"][0]}
+    assert warmed == shapes and len(shapes) > 1
+
+
+def test_parameter_counts_match_the_published_sizes():
+    from runner.models import resolve_model
+
+    assert abs(model_shape(resolve_model("arch:llama-2-7b").to_dict(), "bfloat16").params - 6.74e9) < 0.01e9
+    assert abs(model_shape(resolve_model("arch:llama-3.2-1b").to_dict(), "bfloat16").params - 1.236e9) < 0.01e9
+    shape = shape_from_config({"hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
+                               "num_attention_heads": 4, "vocab_size": 259, "tie_word_embeddings": True}, "float32")
+    assert shape.params == TINY.params and shape.kv_bytes_per_token == 2 * 4 * 256 * 4
+
+
+def test_byte_lengths_for_byte_tokenizer_models():
+    lengths, source = token_lengths(["abc", "é"], {"kind": "arch", "path": "x"})
+    assert lengths == [3, 2] and "byte" in source
+
+
+def test_describe_plan_explains_the_choice():
+    text = describe_plan(plan(2))
+    assert "batch size 50" in text and "1 round" in text and "balances estimated tokens" in text
+    assert "No plan" in describe_plan(None)
