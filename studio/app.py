@@ -173,7 +173,7 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
         return render(sweep_id, drawn)
 
     def stop(sweep_id):
-        if supervisor.cancel(sweep_id) or supervisor.cancel(None):
+        if supervisor.cancel(sweep_id):  # None: the running sweep
             gr.Info("Stopping: the run's processes are being ended; queued runs will not start.")
         else:
             gr.Info("Nothing is running.")

@@ -9,6 +9,7 @@ missing browser is a failure that says how to install it.
 from __future__ import annotations
 
 import re
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -103,8 +104,18 @@ def test_sweep_from_the_page(server, browser, artifacts):
     page.get_by_text(re.compile(r"Run \d+ of sweep 1")).wait_for(timeout=20_000)
     page.screenshot(path=str(artifacts / "browser-history.png"), full_page=True)
 
+    # Export the runs shown as CSV: a download link with one row a run.
+    page.get_by_role("button", name="Select the runs shown").click()
+    page.get_by_role("button", name="Export CSV").click()
+    link = page.locator("a[href*='.csv']").first
+    link.wait_for(timeout=20_000)
+    with urllib.request.urlopen(link.get_attribute("href"), timeout=10) as response:
+        assert len(response.read().decode().strip().splitlines()) == 3  # header and two runs
+
     # Compare draws the sweep on its own charts.
     page.get_by_role("tab", name="Compare").click()
     page.locator("#compare-throughput .js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=20_000)
+    page.get_by_role("button", name="Download the charts as one HTML file").click()
+    page.locator("a[href*='.html']").first.wait_for(timeout=30_000)
     page.screenshot(path=str(artifacts / "browser-compare.png"), full_page=True)
     assert not errors, errors

@@ -18,6 +18,7 @@ import pytest
 from conftest import ROOT, find_free_port
 from faultkit import assert_database_sound, store_earlier_run
 from gradio_client import Client
+from gradio_client.exceptions import AppError, AuthenticationError
 
 from db.store import Store
 from runner.config import LIMITS
@@ -119,7 +120,7 @@ def test_hostile_inputs_through_gradio_client_are_refused_and_nothing_runs(serve
     client = Client(server.url, verbose=False)
     for inputs, words in HOSTILE_API:
         values = {"prompts": "Call me Ishmael.", **inputs}
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(AppError) as refused:
             client.predict(**values, api_name="/start_sweep")
         message = str(refused.value)
         assert words in message, f"{list(inputs)}: {message[:300]}"
@@ -190,7 +191,7 @@ def test_with_auth_on_nobody_gets_in_without_the_password(tmp_path):
                 assert response.status_code in (401, 403), f"{url}: {response.status_code}"
                 assert "root:" not in response.text and "do not serve" not in response.text
             assert http.post("/login", data={"username": AUTH[0], "password": "wrong"}).status_code in (400, 401)
-        with pytest.raises(Exception):
+        with pytest.raises(AuthenticationError):
             Client(server.url, verbose=False).predict(api_name="/list_runs")
         authed = Client(server.url, auth=AUTH, verbose=False)
         assert [r["id"] for r in authed.predict(api_name="/list_runs")] == [earlier["id"]]
