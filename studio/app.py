@@ -45,7 +45,8 @@ CSS = """
 .studio-log-title { font-size: 13px; color: var(--body-text-color-subdued); margin: 4px 0; }
 /* column-reverse keeps the newest line in view without any script */
 .studio-log { display: flex; flex-direction: column-reverse; height: 190px; overflow: auto;
-              border: 1px solid var(--border-color-primary); border-radius: 8px; background: var(--block-background-fill); }
+              border: 1px solid var(--border-color-primary); border-radius: 8px;
+              background: var(--block-background-fill); }
 .studio-log pre { margin: 0; padding: 8px 12px; font-size: 12px; line-height: 1.45; white-space: pre-wrap; }
 """
 
@@ -154,8 +155,12 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
             table, chart = gr.skip(), gr.skip()
         else:
             table = handlers.results_table(rows)
-            chart = figures.throughput_figure(rows, title=CHART_TITLE) if any(
-                r["status"] == "succeeded" for r in rows) else figures.empty_figure(EMPTY_CHART, CHART_TITLE)
+            if any(r["status"] == "succeeded" for r in rows):
+                chart = figures.throughput_figure(rows, title=CHART_TITLE)
+            elif snapshot is not None and snapshot["finished"]:
+                chart = figures.empty_figure("No run of this sweep succeeded: nothing to plot", CHART_TITLE)
+            else:
+                chart = figures.empty_figure(EMPTY_CHART, CHART_TITLE)
         return (handlers.progress_html(snapshot), table, chart, handlers.log_html(snapshot),
                 gr.Timer(active=running), signature)
 
@@ -179,10 +184,21 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
             gr.Info("Nothing is running.")
         return render(sweep_id, None)
 
+    restorable = [ui.prompts, ui.model, ui.mode, ui.batch_size, ui.max_new_tokens, ui.fixed_length, ui.dtype,
+                  ui.gpu_counts, ui.repeats, ui.name]
+
     def on_load():
+        """Show the running (or latest) sweep, with the settings that made it."""
         status = supervisor.status(None)
         sweep_id = status["sweep_id"] if status else None
-        return (*render(sweep_id, None), sweep_id)
+        sweep = store.get_sweep(sweep_id) if sweep_id is not None else None
+        values = handlers.form_values(sweep["runs"]) if sweep else None
+        if values is not None:  # a database from a bigger machine may hold counts this one cannot offer
+            values["gpu_counts"] = [c for c in values["gpu_counts"] if c in counts]
+        form_update = [gr.skip()] * len(restorable) if values is None else [
+            values[name] for name in ("prompts", "model", "mode", "batch_size", "max_new_tokens", "fixed_length",
+                                      "dtype", "gpu_counts", "repeats", "name")]
+        return (*render(sweep_id, None), sweep_id, *form_update)
 
     ui.preset.click(lambda: (handlers.preset_text(), None), None, [ui.prompts, ui.prompt_file], **_private())
     for source in (ui.prompts, ui.prompt_file):
@@ -191,7 +207,7 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
     ui.run.click(start, form, [*view, ui.watched], validator=validate, **_private(show_progress="minimal"))
     ui.timer.tick(poll, [ui.watched, ui.drawn], view, **_private(show_progress="hidden"))
     ui.stop.click(stop, ui.watched, view, **_private(show_progress="hidden"))
-    ui.on_load = (on_load, None, [*view, ui.watched])
+    ui.on_load = (on_load, None, [*view, ui.watched, *restorable])
     return ui
 
 
@@ -233,7 +249,7 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         ui.open_id = gr.Number(None, label="Run id", precision=0, scale=0, min_width=140)
         ui.open = gr.Button("Open", scale=0, min_width=100)
     ui.detail_error = gr.Markdown("", elem_classes="studio-error-md")
-    ui.detail_stderr = gr.Code(label="stderr tail", visible=False, interactive=False)
+    ui.detail_stderr = gr.Code(label="stderr tail", visible=False, interactive=False, max_lines=20)
     ui.detail_title = gr.Markdown("Open a run to see its settings, environment, per-rank figures and outputs.")
     with gr.Row(equal_height=False):
         ui.detail_settings = gr.Markdown("")
@@ -292,10 +308,11 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         return (
             run["id"], handlers.error_markdown(run), gr.Code(value=tail, visible=bool(tail)),
             *handlers.run_summary_parts(run),
-            gr.Plot(figures.rank_figure(run), visible=True), gr.Plot(figures.phases_figure(run), visible=True),
+            gr.Plot(figures.rank_figure(run), visible=bool(run.get("ranks"))),
+            gr.Plot(figures.phases_figure(run), visible=bool(run.get("phases"))),
             gr.Accordion(visible=bool(plan)), plan,
             gr.Accordion(visible=bool(run.get("environment"))), run.get("environment"),
-            gr.Dataframe(handlers.outputs_table(run), visible=True),
+            gr.Dataframe(handlers.outputs_table(run), visible=bool(run.get("outputs"))),
         )
 
     detail_out = [ui.open_id, ui.detail_error, ui.detail_stderr, ui.detail_title, ui.detail_settings,

@@ -12,8 +12,10 @@ import csv
 import html
 import io
 import json
+import os
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 import pandas as pd
 
@@ -156,6 +158,24 @@ def preset_text(name: str = "seed") -> str:
     return "\n".join(preset(name))
 
 
+def form_values(sweep_runs: list[dict]) -> dict | None:
+    """The Run-tab form as it was for a stored sweep, so a reopened page shows the
+    settings behind the sweep it displays. None when nothing is stored."""
+    configs = [r["config"] for r in sweep_runs if isinstance(r.get("config"), dict)]
+    if not configs:
+        return None
+    config = configs[0]
+    prompts = config.get("prompts") or []
+    return {
+        "prompts": "\n".join(prompts) if not any("\n" in p for p in prompts) else "",
+        "model": config.get("model", "tiny"), "mode": config.get("mode", "batched"),
+        "batch_size": config.get("batch_size"), "max_new_tokens": config.get("max_new_tokens"),
+        "fixed_length": bool(config.get("fixed_length")), "dtype": config.get("dtype", "auto"),
+        "gpu_counts": sorted({c["num_gpus"] for c in configs}),
+        "repeats": 1 + max((r.get("repeat_index") or 0) for r in sweep_runs), "name": config.get("label", ""),
+    }
+
+
 # --- machine-dependent choices ------------------------------------------------
 
 def device_choices() -> dict:
@@ -168,7 +188,24 @@ def device_choices() -> dict:
 
 
 def model_choices() -> list[str]:
-    return ["tiny"] + [f"arch:{name}" for name in arch_names()]
+    """What the model box offers: tiny, the shipped architectures, model folders under
+    STUDIO_MODEL_DIRS and hub ids already in the Hugging Face cache. Any other value
+    may still be typed; it is checked like the rest."""
+    choices = ["tiny"] + [f"arch:{name}" for name in arch_names()]
+    for root in [p for p in os.environ.get("STUDIO_MODEL_DIRS", "").split(os.pathsep) if p.strip()]:
+        try:
+            choices += sorted(str(d) for d in Path(root).iterdir() if (d / "config.json").is_file())
+        except OSError:
+            continue
+    try:  # a directory listing only: scanning the cache would read every file's metadata
+        from huggingface_hub import constants
+
+        cached = Path(constants.HF_HUB_CACHE)
+        choices += sorted(d.name[len("models--"):].replace("--", "/", 1) for d in cached.iterdir()
+                          if d.name.startswith("models--") and "--" in d.name[len("models--"):])
+    except (ImportError, OSError):
+        pass
+    return choices
 
 
 # --- a sweep's live view --------------------------------------------------------
@@ -180,7 +217,7 @@ def sweep_snapshot(status: dict | None, sweep: dict | None) -> dict | None:
         return None
     rows = {r["id"]: r for r in (sweep or {}).get("runs", [])}
     live = {r["run_id"]: r for r in (status or {}).get("runs", [])}
-    ids = [r["run_id"] for r in (status or {}).get("runs", [])] or [r["id"] for r in sorted(rows.values(), key=lambda r: r["id"])]
+    ids = [r["run_id"] for r in (status or {}).get("runs", [])] or sorted(rows)
     runs = []
     for run_id in ids:
         row, now = rows.get(run_id, {}), live.get(run_id, {})

@@ -13,7 +13,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from live_server import live_server
 
 CHROMIUM = "/usr/bin/chromium"

@@ -11,8 +11,8 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import ROOT
+
 from db.store import Store
 from runner.config import ConfigError, RunConfig
 from runner.result import RunResult
@@ -126,6 +126,22 @@ def test_the_gpu_count_choices_follow_the_machine():
     assert choices["device"] in ("cpu", "cuda")
 
 
+def test_the_model_box_offers_allowed_folders_and_cached_hub_ids(tmp_path, monkeypatch):
+    folder = tmp_path / "models" / "my-llama"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (tmp_path / "models" / "not-a-model").mkdir()
+    hub = tmp_path / "hub"
+    (hub / "models--org--name").mkdir(parents=True)
+    (hub / "datasets--org--data").mkdir()
+    monkeypatch.setenv("STUDIO_MODEL_DIRS", str(tmp_path / "models"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hub))
+    choices = handlers.model_choices()
+    assert choices[0] == "tiny" and "arch:llama-2-7b" in choices
+    assert str(folder) in choices and "org/name" in choices
+    assert not any("not-a-model" in c or "data" in c for c in choices)
+
+
 # --- the live view --------------------------------------------------------------
 
 def live_status(sweep_id, run_ids, **run_changes):
@@ -183,6 +199,19 @@ def test_the_chart_redraws_only_when_a_run_finishes(store):
     assert before == handlers.finished_signature(store.get_sweep(sweep_id)["runs"])
     store_run(store, sweep_id, 1, 100.0)
     assert before != handlers.finished_signature(store.get_sweep(sweep_id)["runs"])
+
+
+def test_a_reopened_page_gets_the_form_of_the_sweep_it_shows(store):
+    sweep_id = store.create_sweep({"model": "tiny"}, [1, 2], 2)
+    for repeat in (0, 1):
+        for n in (1, 2):
+            config = RunConfig(prompts=["a", "b"], num_gpus=n, max_new_tokens=8, mode="simple", label="x")
+            store.create_run(config.to_dict(), sweep_id=sweep_id, repeat_index=repeat)
+    values = handlers.form_values(store.get_sweep(sweep_id)["runs"])
+    assert values["prompts"] == "a\nb" and values["gpu_counts"] == [1, 2] and values["repeats"] == 2
+    assert (values["mode"], values["max_new_tokens"], values["name"]) == ("simple", 8, "x")
+    assert handlers.plan_request(handlers.SweepRequest(prompts_text=values["prompts"], **{
+        k: v for k, v in values.items() if k != "prompts"})).gpu_counts == [1, 2]
 
 
 # --- history ------------------------------------------------------------------------

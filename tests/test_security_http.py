@@ -123,7 +123,7 @@ def test_hostile_inputs_through_gradio_client_are_refused_and_nothing_runs(serve
         with pytest.raises(AppError) as refused:
             client.predict(**values, api_name="/start_sweep")
         message = str(refused.value)
-        assert words in message, f"{list(inputs)}: {message[:300]}"
+        assert words in message.replace("_", " "), f"{list(inputs)}: {message[:300]}"
         assert "Traceback" not in message
     # no server folder in what a remote user reads
     with pytest.raises(Exception) as refused:
