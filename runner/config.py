@@ -68,6 +68,13 @@ def redact_paths(text: str) -> str:
     return text
 
 
+def for_users(text: str | None) -> str | None:
+    """Text shown to remote users (errors, stderr tails, logs): redacted when the server asks for it."""
+    if text and os.environ.get(REDACT_ENV) == "1":
+        return redact_paths(text)
+    return text
+
+
 class ConfigError(ValueError):
     """A setting is wrong; the message says which one and what to change."""
 

@@ -41,10 +41,13 @@ class Timeline:
 def load_model_and_tokenizer(spec: dict, config: RunConfig, device: str, dtype_name: str, state):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
     from runner.paths import models_dir
     from runner.tiny import byte_tokenizer_folder, ensure_tiny
 
+    # the run streams its own progress; per-rank loading bars only clutter the log tail
+    transformers_logging.disable_progress_bar()
     dtype = getattr(torch, dtype_name)
     kwargs = {"dtype": dtype}
     if config.attention != "auto":

@@ -20,10 +20,11 @@ from pathlib import Path
 import pandas as pd
 
 from db.store import Store
-from runner.config import LIMITS, ConfigError, RunConfig
+from runner.config import LIMITS, ConfigError, RunConfig, for_users
 from runner.hardware import detect
 from runner.models import arch_names
 from runner.prompts import MAX_FILE_BYTES, load_prompts, parse_prompts, preset
+from runner.validate import remote_code_allowed
 from studio.figures import overhead_seconds, world_size
 from studio.sweep import SweepPlan, parse_gpu_counts, plan_sweep
 
@@ -116,6 +117,8 @@ def plan_request(request: SweepRequest) -> SweepPlan:
         batch_size=_whole("batch_size", request.batch_size, "batch size"),
         max_new_tokens=_whole("max_new_tokens", request.max_new_tokens, "max new tokens"),
         num_gpus=counts[0], dtype=request.dtype, fixed_length=bool(request.fixed_length), label=name,
+        # on only when the server was started with --trust-remote-code
+        trust_remote_code=remote_code_allowed(),
     )
     return plan_sweep(config, counts, repeats, name=name)
 
@@ -354,7 +357,7 @@ def _round(value, digits: int):
 def log_text(snapshot: dict | None) -> str:
     if not snapshot:
         return ""
-    return "\n".join(snapshot["log"][-LOG_TAIL:])
+    return for_users("\n".join(snapshot["log"][-LOG_TAIL:]))
 
 
 def log_html(snapshot: dict | None) -> str:
@@ -408,8 +411,15 @@ def history_filters(model=None, mode=None, batch_size=None, status=None, since=N
     return filters
 
 
+def for_display(run: dict) -> dict:
+    """A stored run as remote users see it: error text and stderr without server paths."""
+    for key in ("error", "stderr_tail"):
+        run[key] = for_users(run.get(key))
+    return run
+
+
 def list_history(store: Store, limit: int = 1000, **filters) -> list[dict]:
-    return store.list_runs(limit=limit, **history_filters(**filters))
+    return [for_display(r) for r in store.list_runs(limit=limit, **history_filters(**filters))]
 
 
 def history_table(runs: list[dict]) -> pd.DataFrame:
@@ -554,7 +564,7 @@ def get_run(store: Store, run_id) -> dict:
     run = store.get_run(run_id)
     if run is None:
         raise ConfigError("run_id", f"there is no run {run_id}; it may have been deleted. Refresh the table")
-    return run
+    return for_display(run)
 
 
 # --- export and delete ---------------------------------------------------------------
