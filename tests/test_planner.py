@@ -115,3 +115,32 @@ def test_describe_plan_explains_the_choice():
     text = describe_plan(plan(2))
     assert "batch size 50" in text and "1 round" in text and "balances estimated tokens" in text
     assert "No plan" in describe_plan(None)
+
+
+def test_an_auto_run_stores_its_plan_phases_and_bandwidth(db_path, prompts, tmp_path):
+    """End to end on 2 CPU processes: the planner's batches are the ones run."""
+    from conftest import run_cli
+
+    from db.store import Store
+    from runner.phases import breakdown
+
+    source = tmp_path / "p.txt"
+    source.write_text("\n".join(prompts))
+    proc = run_cli("run", "--mode", "auto", "--gpus", "2", "--max-new-tokens", "4", "--prompts", str(source),
+                   "--db", str(db_path), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    store = Store(db_path)
+    run = store.get_run(store.list_runs()[0]["id"])
+    plan = run["plan"]
+    assert plan["rounds"] == 1 and plan["prompt_counts"] == [3, 3]
+    # each rank ran exactly its planned prompts, and outputs come back in prompt order
+    for rank in run["ranks"]:
+        assert rank["num_prompts"] == sum(len(b) for b in plan["assignment"][rank["rank"]])
+    by_rank = {o["prompt_index"]: o["rank"] for o in run["outputs"]}
+    for r, batches in enumerate(plan["assignment"]):
+        assert all(by_rank[i] == r for b in batches for i in b)
+    assert [o["prompt_index"] for o in run["outputs"]] == list(range(len(prompts)))
+    assert run["bandwidth_gbps"] > 0 and 0 < run["bandwidth_utilisation"] < 1
+    assert run["roofline"]["bytes"] > 0 and len(run["roofline"]["per_rank"]) == 2
+    assert {"launch", "imports", "load", "warmup", "generate", "gather", "total", "store"} <= set(run["phases"])
+    assert breakdown(run["phases"])["generation"] == run["phases"]["generate"]
