@@ -248,7 +248,7 @@ def make_plan(
         f"{BUDGET_FILL:.0%} of {budget_source or f'{budget_bytes / 2**30:.1f} GiB'}.",
         f"Batch size {batch_size} "
         + ("(every prompt of a rank in one batch)" if rounds == 1 else
-           f"(memory-bound; the user's batch size is not used in auto mode)")
+           "(memory-bound; the user's batch size is not used in auto mode)")
         + f": {rounds} generate round(s) on the busiest rank, against {math.ceil(per_rank / 16)} at batch 16.",
         f"Split balances estimated tokens (prompt + {max_new_tokens} new): per rank "
         f"{', '.join(str(e) for e in estimated)} (busiest/mean {max(estimated) / (sum(estimated) / world_size):.3f}).",

@@ -19,6 +19,7 @@ import gradio as gr
 
 from db.store import Store
 from runner.config import DTYPES, ConfigError
+from runner.planner import describe_plan
 from studio import figures, handlers
 from studio.api import register_api
 
@@ -259,6 +260,7 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         ui.rank_plot = gr.Plot(visible=False, show_label=False)
         ui.phase_plot = gr.Plot(visible=False, show_label=False)
     with gr.Accordion("Batch plan (mode auto)", open=False, visible=False) as ui.plan_box:
+        ui.plan_text = gr.Markdown("")
         ui.plan = gr.JSON()
     with gr.Accordion("Environment", open=False, visible=False) as ui.env_box:
         ui.environment = gr.JSON()
@@ -302,7 +304,7 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         except ConfigError as exc:
             hidden = gr.update(visible=False)
             return (run_id, _error_text(exc), gr.Code(visible=False), "", "", "", "", hidden, hidden, hidden,
-                    None, hidden, None, hidden)
+                    "", None, hidden, None, hidden)
         tail = run.get("stderr_tail") or ""
         plan = run.get("plan")
         return (
@@ -310,14 +312,14 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
             *handlers.run_summary_parts(run),
             gr.Plot(figures.rank_figure(run), visible=bool(run.get("ranks"))),
             gr.Plot(figures.phases_figure(run), visible=bool(run.get("phases"))),
-            gr.Accordion(visible=bool(plan)), plan,
+            gr.Accordion(visible=bool(plan)), describe_plan(plan) if plan else "", plan,
             gr.Accordion(visible=bool(run.get("environment"))), run.get("environment"),
             gr.Dataframe(handlers.outputs_table(run), visible=bool(run.get("outputs"))),
         )
 
     detail_out = [ui.open_id, ui.detail_error, ui.detail_stderr, ui.detail_title, ui.detail_settings,
                   ui.detail_results, ui.detail_times, ui.rank_plot, ui.phase_plot,
-                  ui.plan_box, ui.plan, ui.env_box, ui.environment, ui.outputs]
+                  ui.plan_box, ui.plan_text, ui.plan, ui.env_box, ui.environment, ui.outputs]
 
     def open_selected(evt: gr.SelectData):
         return open_run(evt.row_value[0])

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from runner.phases import breakdown
+
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f", "#a16207", "#475569")
 IDEAL_COLOR = "#9ca3af"
 # Phases in the order they happen; anything else a run reports goes at the end.
@@ -251,13 +253,9 @@ def phase_items(phases: dict) -> list[tuple[str, float]]:
 
 
 def overhead_seconds(phases: dict) -> tuple[float, float]:
-    """(generation, overhead): overhead is everything but generate, launch to stored."""
-    items = phase_items(phases)
-    generate = sum(s for p, s in items if p == "generate")
-    end_to_end = float((phases or {}).get("total") or 0.0) + sum(s for p, s in items if p in ("queue", "store"))
-    if not end_to_end:
-        end_to_end = sum(s for _, s in items)
-    return generate, max(0.0, end_to_end - generate)
+    """(generation, overhead): overhead is everything but generate, click to stored."""
+    split = breakdown(phases)
+    return split["generation"], split["overhead"]
 
 
 def phases_figure(run: dict) -> go.Figure:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from db.store import Store
+from runner import phases, roofline
 from runner.config import LIMITS, ConfigError, RunConfig, for_users
 from runner.hardware import detect
 from runner.models import arch_names
@@ -239,8 +240,8 @@ def sweep_snapshot(status: dict | None, sweep: dict | None) -> dict | None:
             "tokens_per_second": row.get("tokens_per_second", now.get("tokens_per_second")),
             "seconds": row.get("seconds"),
             "tokens": row.get("tokens"),
-            "error": row.get("error") or now.get("error"),
-            "stderr_tail": row.get("stderr_tail"),
+            "error": for_users(row.get("error") or now.get("error")),
+            "stderr_tail": for_users(row.get("stderr_tail")),
         })
     state = (status or {}).get("state") or (sweep or {}).get("status")
     return {
@@ -533,6 +534,10 @@ def run_summary_parts(run: dict) -> list[str]:
                        ("bandwidth_utilisation", "bandwidth utilisation")):
         if run.get(key) is not None:
             results.append((label, run[key]))
+    if run.get("roofline"):
+        results.append(("bandwidth", roofline.describe(run["roofline"])))
+    if run.get("phases"):
+        results.append(("where the time went", phases.describe(run["phases"])))
     times = [("created", _when(run.get("created_at"))), ("started", _when(run.get("started_at"))),
              ("finished", _when(run.get("finished_at"))), ("exit code", run.get("exit_code"))]
 

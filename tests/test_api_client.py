@@ -113,6 +113,9 @@ def test_a_failed_run_reports_its_error_and_stderr_tail(client, tmp_path):
     assert run["status"] == "failed" and run["error"] and run["stderr_tail"]
     stored = client.predict(run_id=run["run_id"], api_name="/get_run")
     assert stored["status"] == "failed" and stored["error"] == run["error"] and stored["tokens_per_second"] is None
+    # remote users see no server folder, not even the model folder they named
+    shown = stored["error"] + stored["stderr_tail"] + run["error"] + run["stderr_tail"]
+    assert str(tmp_path) not in shown and "$TMPDIR" in shown
 
 
 def test_stop_ends_the_sweep_and_its_processes(client):

@@ -15,7 +15,9 @@ def test_defaults_are_greedy_batched_tiny():
 
 
 def test_frozen():
-    with pytest.raises(Exception):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         make().batch_size = 4
 
 

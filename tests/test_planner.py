@@ -7,7 +7,13 @@ import math
 import pytest
 
 from runner.planner import (
-    ModelShape, describe_plan, even_batches, make_plan, max_batch_for_memory, model_shape, shape_from_config,
+    ModelShape,
+    describe_plan,
+    even_batches,
+    make_plan,
+    max_batch_for_memory,
+    model_shape,
+    shape_from_config,
     token_lengths,
 )
 from runner.prompts import preset

@@ -44,7 +44,8 @@ def test_run_figures_add_ranks_bytes_over_the_slowest_time():
 
 
 def test_phase_breakdown_splits_generation_from_overhead():
-    from runner.phases import breakdown, describe as describe_phases
+    from runner.phases import breakdown
+    from runner.phases import describe as describe_phases
 
     phases = {"queue": 1.0, "launch": 2.0, "imports": 3.0, "load": 2.0, "warmup": 1.0, "barrier": 0.0,
               "generate": 4.0, "gather": 0.5, "total": 13.0, "store": 0.5}
