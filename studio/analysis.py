@@ -359,7 +359,8 @@ def suggest(num_prompts: int, batch_size: int, counts: Sequence[int], mode: str 
 
 
 def world_size(run: dict) -> int:
-    return int(run.get("world_size") or run["num_gpus"] * (run.get("num_nodes") or 1))
+    """A stored run's GPUs (processes) over all its nodes: the x of every scaling chart."""
+    return int(run.get("num_gpus") or 1) * int(run.get("num_nodes") or 1)
 
 
 def _sweep_settings(sweep: dict) -> dict:

@@ -127,6 +127,8 @@ def run_summary(run: dict) -> dict:
 
 def format_table(runs: list[dict], speedup: bool = True) -> str:
     """Runs as a text table; speedup is over the first run listed that succeeded."""
+    from studio.analysis import world_size
+
     header = f"{'run':>5} {'GPUs':>5} {'rep':>4} {'status':<10} {'tokens':>8} {'seconds':>9} {'tokens/s':>10} {'speedup':>8}"
     lines = [header, "-" * len(header)]
     first = next((r["tokens_per_second"] for r in runs if r.get("tokens_per_second")), None) if speedup else None
@@ -136,7 +138,7 @@ def format_table(runs: list[dict], speedup: bool = True) -> str:
         tokens = "-" if r.get("tokens") is None else str(r["tokens"])
         seconds = f"{r['seconds']:.2f}" if r.get("seconds") else "-"
         throughput = f"{tps:.1f}" if tps else "-"
-        gpus = r["num_gpus"] * (r.get("num_nodes") or 1)
+        gpus = world_size(r)
         repeat = (r.get("repeat_index") or 0) + 1
         lines.append(
             f"{r['id']:>5} {gpus:>5} {repeat:>4} {r['status']:<10} {tokens:>8} {seconds:>9} {throughput:>10} {speed:>8}"

@@ -20,16 +20,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from runner.phases import breakdown
+from studio.analysis import world_size
 
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f", "#a16207", "#475569")
 IDEAL_COLOR = "#9ca3af"
 # Phases in the order they happen; anything else a run reports goes at the end.
 PHASE_ORDER = ("queue", "launch", "imports", "load", "warmup", "barrier", "generate", "gather", "store")
 FONT = dict(family="system-ui, -apple-system, Segoe UI, sans-serif", size=13)
-
-
-def world_size(run: dict) -> int:
-    return int(run.get("num_gpus") or 1) * int(run.get("num_nodes") or 1)
 
 
 def series_key(run: dict) -> tuple:

@@ -26,7 +26,8 @@ from runner.hardware import detect
 from runner.models import arch_names
 from runner.prompts import MAX_FILE_BYTES, load_prompts, parse_prompts, preset
 from runner.validate import remote_code_allowed
-from studio.figures import overhead_seconds, world_size
+from studio.analysis import world_size
+from studio.figures import overhead_seconds
 from studio.sweep import SweepPlan, parse_gpu_counts, plan_sweep
 
 # The page's settings, in the order the Run tab lays them out. A ConfigError's
