@@ -13,7 +13,6 @@ import collections
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import Callable, Mapping
 
 from runner import events
 from runner.environment import PROJECT_ROOT, git_commit, host_fingerprint
+from runner.failures import explain_failure
 from runner.processes import handle, is_alive, kill_tree, owner_env
 from runner.result import RunResult
 from runner.validate import Prepared
@@ -366,76 +366,12 @@ def launch(
             exit_code=0,
         )
 
-    errors = streams.worker_errors()
-    if stopped_because == "cancelled" and getattr(cancel, "reason", "") == "shutdown":
-        # the server is stopping, nobody chose to stop this run: it was interrupted
-        status, message = "interrupted", "the studio server stopped during this run"
-    elif stopped_because == "cancelled":
-        status, message = "cancelled", "cancelled by the user"
-    elif stopped_because == "timeout":
-        status, message = "failed", f"timed out after {timeout:.0f} s; raise the timeout or run less work"
-    elif errors:
-        status = "failed"
-        message = "; ".join(f"rank {e.get('rank')}: {e.get('message')}" for e in errors[:4])
-        rank_tail = streams.rank_tail(int(errors[0].get("rank", 0)))
-        if rank_tail:
-            tail = (f"--- rank {errors[0].get('rank')}, last lines of its stderr ---\n{rank_tail}\n"
-                    f"--- all processes ---\n{tail}")
-    elif stopped_because is None and exit_code is not None and exit_code < 0:
-        status = "failed"
-        message = f"accelerate launch was killed by {signal_name(-exit_code)}; its ranks were stopped"
-    elif died or first_failed_rank(streams.stderr) is not None:
-        status = "failed"
-        rank = first_failed_rank(streams.stderr)
-        rank = died[0] if rank is None else rank
-        pid = streams.rank_pids.get(rank)
-        how = torchrun_exit(streams.stderr)
-        message = (f"rank {rank}" + (f" (pid {pid})" if pid else "") + " died before finishing"
-                   + (f" ({how})" if how else "") + "; the other ranks were stopped")
-        rank_tail = streams.rank_tail(rank)
-        if rank_tail:
-            tail = f"--- rank {rank}, last lines of its stderr ---\n{rank_tail}\n--- all processes ---\n{tail}"
-    else:
-        status = "failed"
-        last = next((line for line in reversed(streams.stderr) if line.strip()), "")
-        message = f"accelerate launch exited with code {exit_code}" + (f": {last.strip()}" if last else "")
+    status, message, tail = explain_failure(
+        stopped_because=stopped_because, cancel_reason=getattr(cancel, "reason", ""), exit_code=exit_code,
+        timeout=timeout, streams=streams, died=died, tail=tail,
+    )
     # every batch a rank finished was sent as it finished: keep them, marked partial
     partial = sorted((o for e in streams.events if e["event"] == "outputs" for o in e.get("outputs", [])),
                      key=lambda o: o["prompt_index"])
     raise LaunchError(message, status=status, exit_code=exit_code, stderr_tail=tail, partial_outputs=partial,
                       phases={"total": end_time - popen_time})
-
-
-def signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _root_cause(stderr_lines) -> list[str]:
-    """The lines of torchrun's 'Root Cause (first observed failure)' block, if any."""
-    lines = list(stderr_lines)
-    for i, line in enumerate(lines):
-        if "Root Cause" in line:
-            return lines[i + 1 : i + 9]
-    return []
-
-
-def first_failed_rank(stderr_lines) -> int | None:
-    """The rank torchrun names as the first failure, if it printed its report."""
-    for line in _root_cause(stderr_lines):
-        match = re.search(r"^\s*rank\s*:\s*(\d+)", line)
-        if match:
-            return int(match.group(1))
-    return None
-
-
-def torchrun_exit(stderr_lines) -> str:
-    """'killed by SIGKILL' or 'exit code 1' for torchrun's first failure, if reported."""
-    for line in _root_cause(stderr_lines):
-        match = re.search(r"exitcode\s*:\s*(-?\d+)", line)
-        if match:
-            code = int(match.group(1))
-            return f"killed by {signal_name(-code)}" if code < 0 else f"exit code {code}"
-    return ""
