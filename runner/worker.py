@@ -108,7 +108,7 @@ def rank_roofline(model, calls: list[tuple[list[int], int]], seconds: float, dev
             peak, source = measure_copy_bandwidth_gbps(device), f"{name}, measured device copy"
     else:
         # no table for CPUs: a single-threaded copy measures what one rank can stream
-        peak, source = measure_copy_bandwidth_gbps("cpu", megabytes=256, repeats=3), "CPU, measured copy"
+        peak, source = measure_copy_bandwidth_gbps("cpu", megabytes=128, repeats=3), "CPU, measured copy"
     figures = utilisation(total, seconds, peak)
     return {**figures, "peak_source": source, "weight_bytes": weight_bytes, "kv_bytes_per_token": kv_per_token,
             "decode_steps": sum(steps for _, steps in calls), "rank": rank}
@@ -246,6 +246,8 @@ def run(job: dict) -> int:
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
+    # before the roofline figures, whose bandwidth probe allocates buffers of its own
+    peak_memory = peak_memory_bytes(device)
 
     t = time.time()
     roofline = rank_roofline(model, calls, seconds, torch_device, rank)
@@ -262,7 +264,7 @@ def run(job: dict) -> int:
         "raw_tokens": sum(o["raw_tokens"] for o in outputs),
         "prompt_positions": prompt_positions,
         "seconds": seconds,
-        "peak_memory_bytes": peak_memory_bytes(device),
+        "peak_memory_bytes": peak_memory,
         "generate_path": path_name(config),
         "roofline": roofline,
         "outputs": outputs,
