@@ -23,7 +23,6 @@ from runner.roofline import run_roofline
 
 JSON_COLUMNS = ("config", "environment", "phases", "plan", "pids", "gpu_counts", "settings", "timeline",
                 "roofline")
-ACTIVE = ("queued", "running")
 
 
 def now() -> str:
@@ -418,6 +417,3 @@ class Store:
         with self._lock:
             return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
 
-
-def open_store(path: str | Path | None = None) -> Store:
-    return Store(path)

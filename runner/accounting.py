@@ -31,11 +31,6 @@ def count_generated(generated: Sequence[int], eos_ids: Iterable[int]) -> TokenCo
     return TokenCount(tokens=len(generated), raw_tokens=len(generated))
 
 
-def real_tokens(generated: Sequence[int], eos_ids: Iterable[int]) -> list[int]:
-    """The tokens that count: through the first EOS, nothing after it."""
-    return list(generated[: count_generated(generated, eos_ids).tokens])
-
-
 def total(counts: Iterable[TokenCount]) -> TokenCount:
     tokens = raw = 0
     for c in counts:

@@ -68,10 +68,6 @@ def descendants(pid: ProcessLike) -> list[psutil.Process]:
         return []
 
 
-def alive(pids: Iterable[ProcessLike]) -> list[int]:
-    return [handle(p).pid for p in pids if is_alive(p)]
-
-
 def _signal(proc: psutil.Process, sig: int) -> None:
     try:
         proc.send_signal(sig)  # checks the PID was not reused

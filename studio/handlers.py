@@ -21,7 +21,7 @@ import pandas as pd
 
 from db.store import Store
 from runner import phases, roofline
-from runner.config import LIMITS, ConfigError, RunConfig, for_users
+from runner.config import ConfigError, RunConfig, for_users
 from runner.hardware import detect
 from runner.models import arch_names
 from runner.prompts import MAX_FILE_BYTES, load_prompts, parse_prompts, preset
@@ -505,11 +505,6 @@ def _when(stamp: str | None) -> str | None:
     return f"{stamp[:19].replace('T', ' ')} UTC" if stamp else None
 
 
-def run_summary_markdown(run: dict) -> str:
-    """The run's title, settings, results and times as Markdown."""
-    return "\n\n".join(run_summary_parts(run))
-
-
 def run_summary_parts(run: dict) -> list[str]:
     """[title, settings table, results table, times table] in Markdown."""
     config = run.get("config") or {}
@@ -655,5 +650,4 @@ def run_public(run: dict) -> dict:
     return out
 
 
-LIMIT_TEXT = (f"At most {LIMITS['num_prompts']} prompts, {LIMITS['max_new_tokens']} new tokens, "
-              f"batch size {LIMITS['batch_size']}, {LIMITS['repeats']} repeats.")
+

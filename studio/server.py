@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -107,4 +108,5 @@ def serve(args) -> int:
         print("studio: stopping: ending the running sweep, if any", file=sys.stderr, flush=True)
         supervisor.shutdown()
         app.close()
+        shutil.rmtree(app.studio_export_dir, ignore_errors=True)  # CSV/JSON/HTML downloads made this session
     return 0

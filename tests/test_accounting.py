@@ -1,4 +1,4 @@
-from runner.accounting import count_generated, real_tokens, total
+from runner.accounting import count_generated, total
 
 EOS = 2
 PAD = 0
@@ -22,10 +22,6 @@ def test_only_the_first_eos_ends_the_sequence():
 
 def test_several_eos_ids():
     assert count_generated([5, 9, 6], [2, 9]).tokens == 2
-
-
-def test_real_tokens_cut_after_eos():
-    assert real_tokens([5, EOS, PAD], [EOS]) == [5, EOS]
 
 
 def test_total_of_a_batch():
