@@ -49,35 +49,41 @@ def tiny_config(vocab_size: int):
     )
 
 
-def ensure_tiny(folder: str | os.PathLike) -> Path:
-    """Create the tiny model in `folder` unless it is already there.
+def _publish(folder: Path, write) -> Path:
+    """Have `write(staging)` fill a temporary sibling of `folder`, then rename it into
+    place, so concurrent builders (two nodes on one machine) never see a half-written
+    folder; the loser of a race keeps the winner's folder."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        write(staging)
+        try:
+            staging.rename(folder)
+        except OSError:
+            if not folder.exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
 
-    Built in a temporary sibling and renamed into place, so concurrent builders
-    (two nodes on one machine) never see a half-written folder.
-    """
+
+def ensure_tiny(folder: str | os.PathLike) -> Path:
+    """Create the tiny model in `folder` unless it is already there."""
     folder = Path(folder)
     if (folder / "config.json").exists() and (folder / "tokenizer.json").exists():
         return folder
     import torch
     from transformers import LlamaForCausalLM
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=folder.parent))
-    try:
+    def write(staging: Path) -> None:
         tokenizer = build_byte_tokenizer()
         tokenizer.save_pretrained(staging)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(SEED)
             model = LlamaForCausalLM(tiny_config(len(tokenizer)))
         save_model_files(model, staging)
-        try:
-            staging.rename(folder)
-        except OSError:
-            if not (folder / "config.json").exists():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+
+    return _publish(folder, write)
 
 
 def save_model_files(model, folder: Path) -> None:
@@ -102,12 +108,6 @@ def save_model_files(model, folder: Path) -> None:
 def byte_tokenizer_folder(cache_root: str | os.PathLike) -> Path:
     """A tokenizer-only folder, used by `arch:` models (random weights need no real vocabulary)."""
     folder = Path(cache_root) / "byte-tokenizer"
-    if not (folder / "tokenizer.json").exists():
-        Path(cache_root).mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".tok-", dir=Path(cache_root)))
-        build_byte_tokenizer().save_pretrained(staging)
-        try:
-            staging.rename(folder)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-    return folder
+    if (folder / "tokenizer.json").exists():
+        return folder
+    return _publish(folder, lambda staging: build_byte_tokenizer().save_pretrained(staging))
