@@ -22,6 +22,11 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
+import transformers
+from packaging.version import Version
+
+# transformers 5.24 renamed generate's `past_key_values` to `cache` (the old name warns until 6.0)
+CACHE_KWARG = "cache" if Version(transformers.__version__) >= Version("5.24.0.dev0") else "past_key_values"
 
 
 @dataclass
@@ -92,7 +97,7 @@ class Generator:
             # one cache length for the whole run (not this batch's), so the compiled
             # decode step sees the same shapes on every batch of this size
             length = max(self.static_cache_len or 0, width + max_new_tokens)
-            kwargs["past_key_values"] = StaticCache(config=self.model.config, max_cache_len=length)
+            kwargs[CACHE_KWARG] = StaticCache(config=self.model.config, max_cache_len=length)
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
         generated = out[:, width:].tolist()

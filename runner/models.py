@@ -82,10 +82,10 @@ def resolve_model(model: str) -> ModelSpec:
                 f"{model!r} is outside the model folders this studio allows (STUDIO_MODEL_DIRS); "
                 "move the model there or ask the admin to allow its folder",
             )
-        if not folder.is_dir():
-            raise ConfigError("model", f"{model!r} is not a folder; give a folder that holds config.json")
+        # one answer whether or not the path exists, so the message is no probe of the server's files
         if not (folder / "config.json").is_file():
-            raise ConfigError("model", f"{model!r} has no config.json; it is not a Hugging Face model folder")
+            raise ConfigError("model", f"{model!r} is not a Hugging Face model folder: no config.json there; "
+                              "give a folder that holds config.json and the weights")
         return ModelSpec(model, "local", str(folder), _context_of(_read_config(folder)))
 
     if ".." in model.split("/") or model.count("/") != 1:

@@ -75,6 +75,8 @@ def test_sdpa_and_eager_match(tiny, plain):
     assert run_path(tiny, [[0, 1, 2, 3]], attention="eager")[0] == plain
 
 
+# the static cache goes to generate under the keyword this transformers expects, not a deprecated one
+@pytest.mark.filterwarnings("error:.*past_key_values.*:FutureWarning")
 def test_static_cache_matches_plain(tiny, plain):
     tokens, path = run_path(tiny, [[0, 1], [2, 3]], cache="static")
     assert path == "static"

@@ -15,9 +15,6 @@ from runner.prompts import MAX_FILE_BYTES, load_prompts
 from studio import handlers
 from studio.sweep import plan_sweep
 
-# Enough '..' to reach / from any checkout depth, so it always resolves to /etc (a folder, no config.json).
-CLIMBING_OUT = "../" * 32 + "etc"
-
 OK = "Call me Ishmael."
 
 # (name, planner kwargs, handler SweepRequest kwargs, CLI args, field, words in the message)
@@ -38,7 +35,7 @@ HOSTILE = [
      ["--model", "; rm -rf ~"], "model", "characters a model id cannot have"),
     ("model id with command substitution", dict(model="$(reboot)"), dict(model="$(reboot)"),
      ["--model", "$(reboot)"], "model", "characters a model id cannot have"),
-    ("model id climbing out", dict(model=CLIMBING_OUT), dict(model=CLIMBING_OUT), ["--model", CLIMBING_OUT],
+    ("model id climbing out", dict(model="../../etc"), dict(model="../../etc"), ["--model", "../../etc"],
      "model", "no config.json"),
     ("model id with a newline", dict(model="tiny\nx"), dict(model="tiny\nx"), ["--model", "tiny\nx"],
      "model", "characters a model id cannot have"),

@@ -46,6 +46,18 @@ def test_not_a_model(bad):
         resolve_model(bad)
 
 
+def test_a_path_that_exists_and_one_that_does_not_get_the_same_answer(tmp_path):
+    """The message must not tell a prober which server paths exist."""
+    (tmp_path / "empty").mkdir()
+    messages = []
+    for name in ("empty", "missing"):
+        with pytest.raises(ConfigError) as info:
+            resolve_model(str(tmp_path / name))
+        messages.append(info.value.message.replace(name, "NAME"))
+    assert messages[0] == messages[1]
+    assert "no config.json" in messages[0]
+
+
 def test_allowed_folders(tmp_path, monkeypatch):
     inside, outside = tmp_path / "models" / "m", tmp_path / "other"
     for folder in (inside, outside):

@@ -24,9 +24,6 @@ from db.store import Store
 from runner.config import LIMITS
 from runner.paths import models_dir, runs_dir
 
-# Enough '..' to reach / from any checkout depth, so it always resolves to /etc (a folder, no config.json).
-CLIMBING_OUT = "../" * 32 + "etc"
-
 pytestmark = pytest.mark.timeout(240)
 AUTH = ("ada", "correct-horse-battery")
 
@@ -111,7 +108,7 @@ HOSTILE_API = [
     (dict(prompts="\n".join(["Call me Ishmael."] * (LIMITS["num_prompts"] + 1))), "prompts"),
     (dict(model="--trust_remote_code"), "starts with '-'"),
     (dict(model="; rm -rf ~"), "characters a model id cannot have"),
-    (dict(model=CLIMBING_OUT), "no config.json"),
+    (dict(model="../../etc"), "no config.json"),
     (dict(batch_size=10**6), "batch size"),
     (dict(gpu_counts="1,40"), "allows at most"),
     (dict(repeats=10**4), "repeats"),
