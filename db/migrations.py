@@ -225,6 +225,16 @@ migration(
 )
 
 
+# Which program made a sweep: 'server' (the web studio's supervisor) or 'cli'. A
+# restarted server resumes the runs its own sweeps left queued, never a CLI's.
+migration(
+    "005_sweep_origin",
+    """
+    ALTER TABLE sweeps ADD COLUMN origin TEXT;
+    """,
+)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

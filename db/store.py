@@ -90,14 +90,16 @@ class Store:
 
     # sweeps ---------------------------------------------------------------
     def create_sweep(self, settings: dict, gpu_counts: list[int], repeats: int, *, name: str = "",
-                     status: str = "running", external: bool = False, source: str | None = None) -> int:
+                     status: str = "running", external: bool = False, source: str | None = None,
+                     origin: str | None = None) -> int:
         with self.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO sweeps (created_at, name, status, model, mode, batch_size, max_new_tokens, "
-                "num_prompts, gpu_counts, repeats, settings, external, source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "num_prompts, gpu_counts, repeats, settings, external, source, origin) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (now(), name, status, settings.get("model"), settings.get("mode"), settings.get("batch_size"),
                  settings.get("max_new_tokens"), settings.get("num_prompts"), _json(list(gpu_counts)), repeats,
-                 _json(settings), int(external), source),
+                 _json(settings), int(external), source, origin),
             )
             return cursor.lastrowid
 
@@ -248,22 +250,36 @@ class Store:
         return self._rows(
             "SELECT id, sweep_id, status, pids, started_at FROM runs WHERE status IN ('queued', 'running')")
 
-    def mark_stale_interrupted(self, keep_sweeps: Iterable[int] = ()) -> list[int]:
+    def resumable_sweeps(self, exclude: Iterable[int] = ()) -> list[int]:
+        """Sweeps a server made and left running with runs that never started:
+        those runs touched no hardware, so a restarted server can run them."""
+        skip = {int(i) for i in exclude}
+        rows = self._rows(
+            "SELECT DISTINCT s.id FROM sweeps s JOIN runs r ON r.sweep_id = s.id WHERE s.origin = 'server' "
+            "AND s.status = 'running' AND s.external = 0 AND r.status = 'queued' AND r.started_at IS NULL "
+            "ORDER BY s.id")
+        return [row["id"] for row in rows if row["id"] not in skip]
+
+    def mark_stale_interrupted(self, keep_sweeps: Iterable[int] = (), resume_sweeps: Iterable[int] = ()) -> list[int]:
         """Runs a previous server left queued or running can never finish now.
-        `keep_sweeps`: sweeps another live process (a CLI, another server) is still running."""
+        `keep_sweeps`: sweeps another live process (a CLI, another server) is still running.
+        `resume_sweeps`: sweeps whose queued runs will be resumed; only their running runs end here."""
         keep = [int(i) for i in keep_sweeps]
+        resume = [int(i) for i in resume_sweeps]
         spared = f" AND COALESCE(sweep_id, -1) NOT IN ({','.join('?' * len(keep))})" if keep else ""
-        spared_sweeps = f" AND id NOT IN ({','.join('?' * len(keep))})" if keep else ""
+        if resume:
+            spared += f" AND NOT (status = 'queued' AND COALESCE(sweep_id, -1) IN ({','.join('?' * len(resume))}))"
+        spared_sweeps = f" AND id NOT IN ({','.join('?' * len(keep + resume))})" if keep + resume else ""
         with self.transaction() as conn:
             ids = [r[0] for r in conn.execute(
-                "SELECT id FROM runs WHERE status IN ('queued', 'running')" + spared, keep)]
+                "SELECT id FROM runs WHERE status IN ('queued', 'running')" + spared, (*keep, *resume))]
             conn.execute(
                 "UPDATE runs SET status = 'interrupted', finished_at = ?, "
                 "error = COALESCE(error, 'the studio server stopped before this run finished') "
-                "WHERE status IN ('queued', 'running')" + spared, (now(), *keep)
+                "WHERE status IN ('queued', 'running')" + spared, (now(), *keep, *resume)
             )
             conn.execute("UPDATE sweeps SET status = 'interrupted', finished_at = ? WHERE status = 'running'"
-                         + spared_sweeps, (now(), *keep))
+                         + spared_sweeps, (now(), *keep, *resume))
             return ids
 
     def get_run(self, run_id: int) -> dict | None:
@@ -367,7 +383,8 @@ class Store:
         """
         report = {"sweeps_added": 0, "runs_added": 0, "runs_skipped": 0, "run_ids": []}
         with self.transaction() as conn:
-            sweep_columns = [c for c in self._columns("sweeps") if c != "id"]
+            # origin names the program that ran a sweep on the machine it came from; here nothing may resume it
+            sweep_columns = [c for c in self._columns("sweeps") if c not in ("id", "origin")]
             run_columns = [c for c in self._columns("runs") if c not in ("id", "sweep_id", "pids")]
             output_columns = [c for c in self._columns("outputs") if c not in ("id", "run_id")]
             rank_columns = [c for c in self._columns("ranks") if c not in ("id", "run_id")]

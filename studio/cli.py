@@ -162,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_worker_node(plan, args)
     store = Store(args.db)
     cancel = threading.Event()
-    sweep_id, run_ids = create_rows(plan, store)
+    sweep_id, run_ids = create_rows(plan, store, origin="cli")
     try:
         outcome = run_sweep(plan, store, on_event=ProgressBars(sys.stderr.isatty() or not args.json), cancel=cancel,
                             sweep_id=sweep_id, run_ids=run_ids)
@@ -338,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--auth", default=os.environ.get("STUDIO_AUTH"), help="user:password (needed off 127.0.0.1)")
     serve.add_argument("--insecure", action="store_true", help="allow a non-loopback address without auth")
     serve.add_argument("--trust-remote-code", action="store_true", help="let runs load models with custom code")
+    serve.add_argument("--no-resume", action="store_true",
+                       help="mark runs a previous server left queued as interrupted instead of running them")
     add_db_option(serve)
     serve.set_defaults(func=cmd_serve)
 

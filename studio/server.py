@@ -78,10 +78,13 @@ def serve(args) -> int:
     from studio.app import CSS, build_app, theme
     from studio.supervisor import Supervisor
 
-    supervisor = Supervisor(args.db)
+    supervisor = Supervisor(args.db, resume=not getattr(args, "no_resume", False))
     if supervisor.interrupted_at_start:
         print(f"studio: marked {len(supervisor.interrupted_at_start)} run(s) a previous server left unfinished "
               "as interrupted", file=sys.stderr)
+    if supervisor.resumed_at_start:
+        print(f"studio: resumed the queued runs of sweep(s) {', '.join(map(str, supervisor.resumed_at_start))} "
+              "that a previous server never started (--no-resume leaves them interrupted)", file=sys.stderr)
     app = build_app(supervisor, supervisor.db_path)
     app.queue(default_concurrency_limit=4)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from db.store import Store
 from runner.processes import has_live_owner, kill_orphans
 from runner.result import RunResult
-from studio.sweep import SweepPlan, create_rows, run_sweep
+from studio.sweep import SweepPlan, create_rows, resume_plan, run_sweep
 
 LOG_LINES = 200
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
@@ -71,18 +71,20 @@ class SweepJob:
 
 
 class Supervisor:
-    def __init__(self, db_path: str | Path | None = None, *, keep_finished: int = 50):
+    def __init__(self, db_path: str | Path | None = None, *, keep_finished: int = 50, resume: bool = True):
         self.store = Store(db_path)
         self.db_path = self.store.path
         # A previous server that died (SIGKILL, power cut) left these runs behind: end
         # whatever of their processes still runs (only ours: their environment names
-        # the dead owner), then mark them interrupted; they cannot be resumed mid-generate.
-        # Sweeps whose processes still run for a live owner (a CLI, another server on
-        # this database) are not stale and are left alone.
+        # the dead owner), then mark the runs that had started interrupted; they cannot be
+        # resumed mid-generate. Runs of a server's sweep that never started touched no
+        # hardware: with `resume`, they go back in the queue. Sweeps whose processes still
+        # run for a live owner (a CLI, another server on this database) are left alone.
         stale = self.store.active_runs()
-        live = {run["sweep_id"] for run in stale if any(has_live_owner(p) for p in run.get("pids") or [])}
+        live = {run["sweep_id"] for run in stale if any(has_live_owner(p) for p in run.get("pids") or [])} - {None}
         self.killed_at_start = kill_orphans(pid for run in stale for pid in (run.get("pids") or []))
-        self.interrupted_at_start = self.store.mark_stale_interrupted(keep_sweeps=live - {None})
+        resumable = self.store.resumable_sweeps(exclude=live) if resume else []
+        self.interrupted_at_start = self.store.mark_stale_interrupted(keep_sweeps=live, resume_sweeps=resumable)
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._queue: collections.deque[SweepJob] = collections.deque()
@@ -90,6 +92,7 @@ class Supervisor:
         self._finished: collections.deque[int] = collections.deque(maxlen=keep_finished)
         self._current: SweepJob | None = None
         self._stopping = False
+        self.resumed_at_start = [sweep_id for sweep_id in resumable if self._resume(sweep_id)]
         self._thread = threading.Thread(target=self._loop, name="studio-supervisor", daemon=True)
         self._thread.start()
 
@@ -98,16 +101,37 @@ class Supervisor:
         with self._lock:
             if self._stopping:
                 raise RuntimeError("the studio is shutting down; submit again after it restarts")
-            sweep_id, run_ids = create_rows(plan, self.store)
+            sweep_id, run_ids = create_rows(plan, self.store, origin="server")
+            self._enqueue(sweep_id, plan, run_ids,
+                          f"sweep {sweep_id} queued: {len(run_ids)} run(s) over GPU counts {plan.gpu_counts}")
+            return sweep_id
+
+    def _enqueue(self, sweep_id: int, plan: SweepPlan, run_ids: list[int], note: str) -> None:
+        with self._lock:
             job = SweepJob(sweep_id=sweep_id, plan=plan, run_ids=run_ids, submitted_at=time.time())
             for (count_index, repeat), run_id in zip(plan.order, run_ids):
                 config = plan.prepared[count_index].config
                 job.runs[run_id] = RunProgress(run_id, config.num_gpus, repeat, len(config.prompts))
-            job.log.append(f"sweep {sweep_id} queued: {len(run_ids)} run(s) over GPU counts {plan.gpu_counts}")
+            job.log.append(note)
             self._jobs[sweep_id] = job
             self._queue.append(job)
             self._wake.notify_all()
-            return sweep_id
+
+    def _resume(self, sweep_id: int) -> bool:
+        try:
+            plan, run_ids = resume_plan(self.store, sweep_id)
+        except Exception as exc:  # the server must start whatever a stored row holds; the reason is kept
+            # e.g. the machine changed under the sweep (a model folder gone, fewer GPUs): it cannot run as planned
+            reason = f"not resumed after the studio server restarted: {exc}"
+            for run in self.store.list_runs(sweep_id=sweep_id, status="queued"):
+                self.store.finish_run(run["id"], RunResult.failure(run["config"], "interrupted", reason))
+            self.store.finish_sweep(sweep_id, "interrupted")
+            return False
+        interrupted = sum(status == "interrupted" for status in plan.ended_before)
+        self._enqueue(sweep_id, plan, run_ids,
+                      f"sweep {sweep_id} resumed after the studio server restarted: {len(run_ids)} queued run(s)"
+                      + (f"; {interrupted} run(s) under way when it stopped stay interrupted" if interrupted else ""))
+        return True
 
     def cancel(self, sweep_id: int | None = None) -> bool:
         """Stop a sweep (the running one by default). Queued runs never start."""

@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from db.store import Store
 from runner.config import LIMITS, ConfigError, RunConfig
@@ -45,11 +45,17 @@ class SweepPlan:
     repeats: int
     prepared: list[Prepared] = field(default_factory=list)  # one per count, in gpu_counts order
     name: str = ""
+    # a resumed sweep runs only what was left: its (count index, repeat) pairs, and
+    # the statuses of the runs that had ended before, which its final status counts too
+    remaining: list[tuple[int, int]] | None = None
+    ended_before: tuple[str, ...] = ()
 
     @property
     def order(self) -> list[tuple[int, int]]:
         """(count index, repeat) pairs, repeats outermost: every count is measured once
         before any is measured twice, so slow drift on a shared machine spreads evenly."""
+        if self.remaining is not None:
+            return list(self.remaining)
         return [(c, r) for r in range(self.repeats) for c in range(len(self.gpu_counts))]
 
 
@@ -66,18 +72,42 @@ def plan_sweep(base: RunConfig, gpu_counts: list[int], repeats: int = 1, name: s
     return SweepPlan(base=base, gpu_counts=counts, repeats=repeats, prepared=prepared, name=name)
 
 
+def resume_plan(store: Store, sweep_id: int) -> tuple[SweepPlan, list[int]]:
+    """The runs a stopped server left queued in one of its sweeps, planned again from
+    their stored settings and validated again (the machine may have changed since).
+    Returns the plan and the ids of the runs it will fill in, in their original order."""
+    sweep = store.get_sweep(sweep_id)
+    left = sorted((r for r in sweep["runs"] if r["status"] == "queued" and r["started_at"] is None),
+                  key=lambda r: r["id"])
+    if not left:
+        raise ConfigError("sweep", f"sweep {sweep_id} has no queued run to resume")
+    configs = [RunConfig.from_dict(r["config"]) for r in left]
+    counts = list(dict.fromkeys(c.num_gpus for c in configs))
+    prepared = [prepare(next(c for c in configs if c.num_gpus == n)) for n in counts]
+    plan = SweepPlan(
+        base=configs[0], gpu_counts=counts, repeats=sweep["repeats"], prepared=prepared, name=sweep["name"] or "",
+        remaining=[(counts.index(c.num_gpus), r["repeat_index"]) for c, r in zip(configs, left)],
+        ended_before=tuple(r["status"] for r in sweep["runs"] if r not in left),
+    )
+    return plan, [r["id"] for r in left]
+
+
+def sweep_status(statuses: Iterable[str]) -> str:
+    """A sweep's status from its runs': a Stop first, then the worst of the rest."""
+    statuses = set(statuses)
+    return next((s for s in ("cancelled", "failed", "interrupted") if s in statuses), "succeeded")
+
+
 @dataclass
 class SweepOutcome:
     sweep_id: int
     run_ids: list[int]
     results: list[RunResult]
+    ended_before: tuple[str, ...] = ()
 
     @property
     def status(self) -> str:
-        statuses = {r.status for r in self.results}
-        if "cancelled" in statuses:
-            return "cancelled"
-        return "failed" if statuses - {"succeeded"} else "succeeded"
+        return sweep_status([*self.ended_before, *(r.status for r in self.results)])
 
 
 def run_sweep(
@@ -114,18 +144,18 @@ def run_sweep(
         emit({"event": "run-end", "run_id": run_id, "sweep_id": sweep_id, "status": result.status,
               "num_gpus": prepared.config.num_gpus, "tokens_per_second": result.tokens_per_second,
               "error": result.error})
-    outcome = SweepOutcome(sweep_id=sweep_id, run_ids=list(run_ids), results=results)
+    outcome = SweepOutcome(sweep_id=sweep_id, run_ids=list(run_ids), results=results, ended_before=plan.ended_before)
     store.finish_sweep(sweep_id, outcome.status)
     return outcome
 
 
-def create_rows(plan: SweepPlan, store: Store) -> tuple[int, list[int]]:
+def create_rows(plan: SweepPlan, store: Store, origin: str | None = None) -> tuple[int, list[int]]:
     if plan.base.node_rank > 0:
         # only node 0 ends up with a multi-node run's figures; rows made here would never finish
         raise ConfigError("node_rank", f"node {plan.base.node_rank} stores nothing: node 0 stores multi-node runs "
                           "(this node's part is run by `studio run` with --node-rank)")
     settings = plan.base.settings()
-    sweep_id = store.create_sweep(settings, plan.gpu_counts, plan.repeats, name=plan.name)
+    sweep_id = store.create_sweep(settings, plan.gpu_counts, plan.repeats, name=plan.name, origin=origin)
     run_ids = [
         store.create_run(plan.prepared[c].config.to_dict(), sweep_id=sweep_id, repeat_index=r)
         for c, r in plan.order

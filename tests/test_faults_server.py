@@ -2,7 +2,8 @@
 
 The ranks watch the process that owns their run and end with it; the accelerate
 launcher ends with its ranks; a restarted server marks the run interrupted and
-kills whatever a dead owner left running, never a process it did not launch.
+kills whatever a dead owner left running, never a process it did not launch, and
+runs what the dead server had queued but never started.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ SERVER = textwrap.dedent(
 
     supervisor = Supervisor(sys.argv[1])
     config = RunConfig(prompts={FAULT_PROMPTS!r}, max_new_tokens=4, batch_size=1, warmup=False)
-    sweep = supervisor.submit(plan_sweep(config, [2]))
+    sweep = supervisor.submit(plan_sweep(config, [2], repeats=2))
     while True:
         status = supervisor.status(sweep)
         if any(run["done"] > 0 for run in status["runs"]):
@@ -46,7 +47,7 @@ SERVER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_server_sigkill_mid_run_leaves_no_process_and_restart_marks_it_interrupted(db_path, monkeypatch):
+def test_server_sigkill_mid_run_leaves_no_process_and_restart_marks_it_interrupted(db_path):
     store = Store(db_path)
     earlier = store_earlier_run(store)
     server = subprocess.Popen(
@@ -74,14 +75,25 @@ def test_server_sigkill_mid_run_leaves_no_process_and_restart_marks_it_interrupt
     assert_no_leftovers(pids, timeout=10, owner_pids=[server.pid])
     assert store.get_run(run_id)["status"] == "running"  # what the dead server left
 
+    sweep_id = store.get_run(run_id)["sweep_id"]
+    (queued,) = [r["id"] for r in store.list_runs(sweep_id=sweep_id, status="queued")]
+
     restarted = Supervisor(db_path)
     try:
-        assert run_id in restarted.interrupted_at_start
+        assert restarted.interrupted_at_start == [run_id]
         row = restarted.store.get_run(run_id)
         assert row["status"] == "interrupted" and row["tokens_per_second"] is None
-        assert restarted.store.get_sweep(row["sweep_id"])["status"] == "interrupted"
+        # the repeat it never started touched no hardware: the restarted server runs it
+        assert restarted.resumed_at_start == [sweep_id]
+        deadline = time.monotonic() + 120
+        while restarted.busy() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        resumed = restarted.store.get_run(queued)
+        assert resumed["status"] == "succeeded" and resumed["tokens"] > 0 and resumed["world_size"] == 2
+        assert restarted.store.get_sweep(sweep_id)["status"] == "interrupted"  # one of its runs never finished
     finally:
         restarted.shutdown()
+    assert_no_leftovers(resumed["pids"] or [], timeout=10)
     assert_database_sound(db_path, [earlier])
 
 
