@@ -225,12 +225,14 @@ migration(
 )
 
 
-# Which program made a sweep: 'server' (the web studio's supervisor) or 'cli'. A
-# restarted server resumes the runs its own sweeps left queued, never a CLI's.
+# Which program made a sweep, 'server' (the web studio's supervisor) or 'cli', and
+# the process that runs it (JSON: PID and start time). At start-up a server leaves
+# alone the sweeps of a live owner, and resumes only its own kind's queued runs.
 migration(
-    "005_sweep_origin",
+    "005_sweep_origin_and_owner",
     """
     ALTER TABLE sweeps ADD COLUMN origin TEXT;
+    ALTER TABLE sweeps ADD COLUMN owner TEXT;
     """,
 )
 

@@ -21,7 +21,7 @@ from db.migrations import migrate
 from runner.paths import default_db_path
 from runner.roofline import run_roofline
 
-JSON_COLUMNS = ("config", "environment", "phases", "plan", "pids", "gpu_counts", "settings", "timeline",
+JSON_COLUMNS = ("config", "environment", "phases", "plan", "pids", "gpu_counts", "settings", "timeline", "owner",
                 "roofline")
 
 
@@ -91,15 +91,15 @@ class Store:
     # sweeps ---------------------------------------------------------------
     def create_sweep(self, settings: dict, gpu_counts: list[int], repeats: int, *, name: str = "",
                      status: str = "running", external: bool = False, source: str | None = None,
-                     origin: str | None = None) -> int:
+                     origin: str | None = None, owner: dict | None = None) -> int:
         with self.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO sweeps (created_at, name, status, model, mode, batch_size, max_new_tokens, "
-                "num_prompts, gpu_counts, repeats, settings, external, source, origin) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "num_prompts, gpu_counts, repeats, settings, external, source, origin, owner) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (now(), name, status, settings.get("model"), settings.get("mode"), settings.get("batch_size"),
                  settings.get("max_new_tokens"), settings.get("num_prompts"), _json(list(gpu_counts)), repeats,
-                 _json(settings), int(external), source, origin),
+                 _json(settings), int(external), source, origin, _json(owner)),
             )
             return cursor.lastrowid
 
@@ -250,6 +250,10 @@ class Store:
         return self._rows(
             "SELECT id, sweep_id, status, pids, started_at FROM runs WHERE status IN ('queued', 'running')")
 
+    def unfinished_sweeps(self) -> list[dict]:
+        """Sweeps still marked running, with the process that owns them."""
+        return self._rows("SELECT id, origin, owner FROM sweeps WHERE status = 'running' AND external = 0")
+
     def resumable_sweeps(self, exclude: Iterable[int] = ()) -> list[int]:
         """Sweeps a server made and left running with runs that never started:
         those runs touched no hardware, so a restarted server can run them."""
@@ -383,8 +387,8 @@ class Store:
         """
         report = {"sweeps_added": 0, "runs_added": 0, "runs_skipped": 0, "run_ids": []}
         with self.transaction() as conn:
-            # origin names the program that ran a sweep on the machine it came from; here nothing may resume it
-            sweep_columns = [c for c in self._columns("sweeps") if c not in ("id", "origin")]
+            # origin and owner name the program that ran a sweep where it came from; here nothing may resume it
+            sweep_columns = [c for c in self._columns("sweeps") if c not in ("id", "origin", "owner")]
             run_columns = [c for c in self._columns("runs") if c not in ("id", "sweep_id", "pids")]
             output_columns = [c for c in self._columns("outputs") if c not in ("id", "run_id")]
             rank_columns = [c for c in self._columns("ranks") if c not in ("id", "run_id")]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from db.store import Store
-from runner.processes import has_live_owner, kill_orphans
+from runner.processes import has_live_owner, kill_orphans, owner_from_env
 from runner.result import RunResult
 from studio.sweep import SweepPlan, create_rows, resume_plan, run_sweep
 
@@ -78,10 +78,11 @@ class Supervisor:
         # whatever of their processes still runs (only ours: their environment names
         # the dead owner), then mark the runs that had started interrupted; they cannot be
         # resumed mid-generate. Runs of a server's sweep that never started touched no
-        # hardware: with `resume`, they go back in the queue. Sweeps whose processes still
-        # run for a live owner (a CLI, another server on this database) are left alone.
+        # hardware: with `resume`, they go back in the queue. Sweeps whose owner (a CLI,
+        # another server on this database) or whose processes' owner still runs are left alone.
         stale = self.store.active_runs()
         live = {run["sweep_id"] for run in stale if any(has_live_owner(p) for p in run.get("pids") or [])} - {None}
+        live |= {s["id"] for s in self.store.unfinished_sweeps() if s["owner"] and owner_from_env(s["owner"])}
         self.killed_at_start = kill_orphans(pid for run in stale for pid in (run.get("pids") or []))
         resumable = self.store.resumable_sweeps(exclude=live) if resume else []
         self.interrupted_at_start = self.store.mark_stale_interrupted(keep_sweeps=live, resume_sweeps=resumable)

@@ -15,6 +15,7 @@ from db.store import Store
 from runner.config import LIMITS, ConfigError, RunConfig
 from runner.launcher import LaunchError, launch
 from runner.paths import runs_dir
+from runner.processes import owner_env
 from runner.result import RunResult
 from runner.validate import Prepared, prepare
 
@@ -155,7 +156,8 @@ def create_rows(plan: SweepPlan, store: Store, origin: str | None = None) -> tup
         raise ConfigError("node_rank", f"node {plan.base.node_rank} stores nothing: node 0 stores multi-node runs "
                           "(this node's part is run by `studio run` with --node-rank)")
     settings = plan.base.settings()
-    sweep_id = store.create_sweep(settings, plan.gpu_counts, plan.repeats, name=plan.name, origin=origin)
+    sweep_id = store.create_sweep(settings, plan.gpu_counts, plan.repeats, name=plan.name, origin=origin,
+                                  owner=owner_env())
     run_ids = [
         store.create_run(plan.prepared[c].config.to_dict(), sweep_id=sweep_id, repeat_index=r)
         for c, r in plan.order

@@ -8,10 +8,12 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 from faultkit import assert_database_sound, fault_config, store_earlier_run
 
 from db.store import Store
+from runner.processes import OWNER_ENV, OWNER_START_ENV
 from studio.supervisor import FINAL, Supervisor
 from studio.sweep import plan_sweep, resume_plan, sweep_status
 
@@ -67,6 +69,34 @@ def test_restart_runs_what_its_own_sweep_left_queued_and_nothing_of_a_cli(db_pat
     assert store.get_sweep(ours)["status"] == "interrupted"
     assert store.get_sweep(cli_sweep)["status"] == "interrupted"
     assert_database_sound(db_path, [earlier])
+
+
+def test_the_queued_sweep_of_another_live_server_is_left_alone(db_path):
+    store = Store(db_path)
+    config = fault_config(num_gpus=1).to_dict()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = {OWNER_ENV: str(other.pid), OWNER_START_ENV: repr(psutil.Process(other.pid).create_time())}
+        sweep = store.create_sweep({"model": "tiny"}, [1], 1, origin="server", owner=owner)
+        queued = store.create_run(config, sweep_id=sweep)
+        supervisor = Supervisor(db_path)
+        try:
+            assert supervisor.resumed_at_start == [] and supervisor.interrupted_at_start == []
+            assert not supervisor.busy()
+        finally:
+            supervisor.shutdown()
+        assert store.get_run(queued)["status"] == "queued" and store.get_sweep(sweep)["status"] == "running"
+    finally:
+        other.kill()
+        other.wait()
+    # once that server is gone, its queued run is this server's to run
+    supervisor = Supervisor(db_path)
+    try:
+        assert supervisor.resumed_at_start == [sweep]
+        _wait_until_final(supervisor, sweep)
+    finally:
+        supervisor.shutdown()
+    assert store.get_run(queued)["status"] == "succeeded"
 
 
 def test_no_resume_leaves_every_queued_run_interrupted(db_path):
