@@ -252,7 +252,7 @@ class Store:
 
     def unfinished_sweeps(self) -> list[dict]:
         """Sweeps still marked running, with the process that owns them."""
-        return self._rows("SELECT id, origin, owner FROM sweeps WHERE status = 'running' AND external = 0")
+        return self._rows("SELECT id, owner FROM sweeps WHERE status = 'running' AND external = 0")
 
     def resumable_sweeps(self, exclude: Iterable[int] = ()) -> list[int]:
         """Sweeps a server made and left running with runs that never started:

@@ -82,15 +82,16 @@ def resume_plan(store: Store, sweep_id: int) -> tuple[SweepPlan, list[int]]:
                   key=lambda r: r["id"])
     if not left:
         raise ConfigError("sweep", f"sweep {sweep_id} has no queued run to resume")
+    left_ids = [r["id"] for r in left]
     configs = [RunConfig.from_dict(r["config"]) for r in left]
     counts = list(dict.fromkeys(c.num_gpus for c in configs))
     prepared = [prepare(next(c for c in configs if c.num_gpus == n)) for n in counts]
     plan = SweepPlan(
         base=configs[0], gpu_counts=counts, repeats=sweep["repeats"], prepared=prepared, name=sweep["name"] or "",
         remaining=[(counts.index(c.num_gpus), r["repeat_index"]) for c, r in zip(configs, left)],
-        ended_before=tuple(r["status"] for r in sweep["runs"] if r not in left),
+        ended_before=tuple(r["status"] for r in sweep["runs"] if r["id"] not in left_ids),
     )
-    return plan, [r["id"] for r in left]
+    return plan, left_ids
 
 
 def sweep_status(statuses: Iterable[str]) -> str:
