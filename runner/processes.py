@@ -137,10 +137,10 @@ def die_with_parent(sig: int = signal.SIGKILL) -> bool:
     return True
 
 
-def owner_env() -> dict[str, str]:
-    """Environment naming this process as the owner of the runs it launches."""
-    me = psutil.Process()
-    return {OWNER_ENV: str(me.pid), OWNER_START_ENV: repr(me.create_time())}
+def owner_env(proc: psutil.Process | None = None) -> dict[str, str]:
+    """Environment naming this process (or `proc`) as the owner of the runs it launches."""
+    owner = proc or psutil.Process()
+    return {OWNER_ENV: str(owner.pid), OWNER_START_ENV: repr(owner.create_time())}
 
 
 def owner_from_env(env: dict | None = None) -> psutil.Process | None:

@@ -76,8 +76,7 @@ def test_without_the_guard_the_child_would_be_orphaned():
 
 def test_a_rank_dies_with_the_process_that_owns_the_run():
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    owner_proc = psutil.Process(owner.pid)
-    env = {"STUDIO_OWNER_PID": str(owner.pid), "STUDIO_OWNER_START": repr(owner_proc.create_time())}
+    env = owner_env(psutil.Process(owner.pid))
     parent, child = _family("from runner.processes import watch_owner; watch_owner(interval=0.2)", env)
     try:
         assert is_alive(child)

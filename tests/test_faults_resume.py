@@ -13,7 +13,7 @@ import pytest
 from faultkit import assert_database_sound, fault_config, store_earlier_run
 
 from db.store import Store
-from runner.processes import OWNER_ENV, OWNER_START_ENV
+from runner.processes import owner_env
 from studio.supervisor import FINAL, Supervisor
 from studio.sweep import plan_sweep, resume_plan, sweep_status
 
@@ -76,7 +76,7 @@ def test_the_queued_sweep_of_another_live_server_is_left_alone(db_path):
     config = fault_config(num_gpus=1).to_dict()
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        owner = {OWNER_ENV: str(other.pid), OWNER_START_ENV: repr(psutil.Process(other.pid).create_time())}
+        owner = owner_env(psutil.Process(other.pid))
         sweep = store.create_sweep({"model": "tiny"}, [1], 1, origin="server", owner=owner)
         queued = store.create_run(config, sweep_id=sweep)
         supervisor = Supervisor(db_path)

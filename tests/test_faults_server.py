@@ -22,7 +22,7 @@ from conftest import ROOT
 from faultkit import FAULT_PROMPTS, assert_database_sound, assert_no_leftovers, store_earlier_run
 
 from db.store import Store
-from runner.processes import OWNER_ENV, OWNER_START_ENV, is_alive
+from runner.processes import OWNER_ENV, OWNER_START_ENV, is_alive, owner_env
 from studio.supervisor import Supervisor
 
 pytestmark = pytest.mark.timeout(180)
@@ -104,19 +104,15 @@ def _stand_in(owner: dict | None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], env=env)
 
 
-def _owner_env(proc: psutil.Process) -> dict:
-    return {OWNER_ENV: str(proc.pid), OWNER_START_ENV: repr(proc.create_time())}
-
-
 def test_restart_kills_only_what_a_dead_owner_left_behind(db_path):
     store = Store(db_path)
     earlier = store_earlier_run(store)
     # a server that has died: its PID and start time, gone
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead_owner = _owner_env(psutil.Process(dead.pid))
+    dead_owner = owner_env(psutil.Process(dead.pid))
     dead.wait()
     orphan = _stand_in(dead_owner)
-    live_owner = _stand_in(_owner_env(psutil.Process()))  # a run this (live) process still owns
+    live_owner = _stand_in(owner_env(psutil.Process()))  # a run this (live) process still owns
     stranger = _stand_in(None)  # a PID the system gave to someone else
     try:
         config = json.loads(json.dumps({"prompts": FAULT_PROMPTS, "model": "tiny", "mode": "batched",
