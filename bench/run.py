@@ -49,9 +49,9 @@ def run_studio(name: str, prompts: list[str], work: Path, **settings) -> dict:
     prepared = prepare(config)
     plan = plan_for(prepared) if config.mode == "auto" else None
     result = launch(prepared, work / f"{name}-{time.time_ns()}", plan=plan)
-    from runner.roofline import run_roofline
-
-    roof = run_roofline(result.ranks)
+    if result.status != "succeeded":
+        raise SystemExit(f"{name}: the run {result.status}: {result.error}")
+    roof = result.roofline
     return {"tokens": result.tokens, "seconds": result.seconds, "tokens_per_second": result.tokens_per_second,
             "total_seconds": result.phases.get("total"),
             "prompt_positions": sum(r.get("prompt_positions", 0) for r in result.ranks),

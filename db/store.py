@@ -19,7 +19,6 @@ import sqlite_utils
 
 from db.migrations import migrate
 from runner.paths import default_db_path
-from runner.roofline import run_roofline
 
 JSON_COLUMNS = ("config", "environment", "phases", "plan", "pids", "gpu_counts", "settings", "timeline", "owner",
                 "roofline")
@@ -219,7 +218,7 @@ class Store:
                     result.error, result.stderr_tail, result.exit_code, int(result.partial), run_id,
                 ),
             )
-            roofline = run_roofline(result.ranks) if succeeded else None
+            roofline = result.roofline if succeeded else None
             conn.execute(
                 "UPDATE runs SET bandwidth_gbps = ?, bandwidth_utilisation = ?, roofline = ? WHERE id = ?",
                 ((roofline or {}).get("achieved_gbps"), (roofline or {}).get("utilisation"), _json(roofline), run_id),

@@ -29,11 +29,3 @@ def count_generated(generated: Sequence[int], eos_ids: Iterable[int]) -> TokenCo
         if token in eos:
             return TokenCount(tokens=i + 1, raw_tokens=len(generated))
     return TokenCount(tokens=len(generated), raw_tokens=len(generated))
-
-
-def total(counts: Iterable[TokenCount]) -> TokenCount:
-    tokens = raw = 0
-    for c in counts:
-        tokens += c.tokens
-        raw += c.raw_tokens
-    return TokenCount(tokens, raw)

@@ -42,3 +42,21 @@ def padded_positions(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -
         longest = max(lengths[i] for i in batch)
         waste += sum(longest - lengths[i] for i in batch)
     return waste
+
+
+def warmup_shapes(batches: Sequence[Sequence[int]], every_size: bool) -> list[list[int]]:
+    """The batches a rank warms up with before its timer starts.
+
+    Eager generate needs one: the first call pays the one-time costs (allocator,
+    kernel selection). A compiled generate needs one batch of every size it will
+    be timed on: transformers compiles only the decode step, whose shape with a
+    static cache (one length for the whole run) is the batch size alone; prefill
+    runs uncompiled, so prompt length adds no shape."""
+    if not batches:
+        return []
+    if not every_size:
+        return [list(batches[0])]
+    by_size: dict[int, list[int]] = {}
+    for batch in batches:
+        by_size.setdefault(len(batch), list(batch))
+    return list(by_size.values())

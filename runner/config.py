@@ -13,7 +13,7 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 MODES = ("simple", "batched", "auto")
@@ -152,7 +152,6 @@ class RunConfig:
     rdzv_backend: str = "static"
     trust_remote_code: bool = False
     label: str = ""
-    extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         prompts = self.prompts
@@ -238,6 +237,8 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "RunConfig":
         known = {f.name for f in dataclasses.fields(cls)}
+        # configs stored by earlier versions carry an `extra` that was always empty
+        data = {k: v for k, v in data.items() if not (k == "extra" and not v)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(unknown[0], f"is not a run setting; known settings are {', '.join(sorted(known))}")

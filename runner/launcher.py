@@ -4,7 +4,8 @@
 config come out of the run's settings and nothing else (the user's default
 accelerate config is never read). `launch` is the thin part that writes the job
 file, starts the process in its own session, streams events and returns a
-RunResult or raises LaunchError.
+RunResult, whatever happened: succeeded, or failed/cancelled/interrupted with
+the error, the stderr tail and the outputs finished before it stopped.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from runner.environment import PROJECT_ROOT, git_commit, host_fingerprint
 from runner.failures import explain_failure
 from runner.processes import handle, is_alive, kill_tree, owner_env
 from runner.result import RunResult
+from runner.roofline import run_roofline
 from runner.validate import Prepared
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
@@ -44,17 +46,6 @@ class LaunchCommand:
     argv: list[str]
     env: dict[str, str]
     accelerate_config: str  # YAML text for --config_file
-
-
-class LaunchError(RuntimeError):
-    def __init__(self, message: str, *, status: str = "failed", exit_code: int | None = None,
-                 stderr_tail: str = "", partial_outputs: list | None = None, phases: dict | None = None):
-        super().__init__(message)
-        self.status = status
-        self.exit_code = exit_code
-        self.stderr_tail = stderr_tail
-        self.partial_outputs = partial_outputs or []
-        self.phases = phases or {}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -286,11 +277,14 @@ def launch(
     popen_time = time.time()
     # the ranks watch this process (the server or CLI) and end with it, however it dies
     env = {**command.env, **owner_env()}
-    proc = subprocess.Popen(
-        command.argv, env=env, cwd=run_dir, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1,
-        start_new_session=True,
-    )
+    try:
+        proc = subprocess.Popen(
+            command.argv, env=env, cwd=run_dir, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return _failed(prepared, plan, "failed", f"could not start accelerate launch: {exc}")
     streams = _Streams(proc, run_dir, on_event)
     if on_pids is not None:
         on_pids([proc.pid])  # recorded at once: a server that dies now can still reap it on restart
@@ -363,6 +357,7 @@ def launch(
             environment=environment,
             phases=_phases(popen_time, end_time, data, streams),
             plan=plan,
+            roofline=run_roofline(data["ranks"]),
             exit_code=0,
         )
 
@@ -373,5 +368,23 @@ def launch(
     # every batch a rank finished was sent as it finished: keep them, marked partial
     partial = sorted((o for e in streams.events if e["event"] == "outputs" for o in e.get("outputs", [])),
                      key=lambda o: o["prompt_index"])
-    raise LaunchError(message, status=status, exit_code=exit_code, stderr_tail=tail, partial_outputs=partial,
-                      phases={"total": end_time - popen_time})
+    if status != "cancelled" and not streams.started_times():
+        message += rendezvous_hint(config)
+    return _failed(prepared, plan, status, message, stderr_tail=tail, exit_code=exit_code, outputs=partial,
+                   partial=bool(partial), phases={"total": end_time - popen_time})
+
+
+def _failed(prepared: Prepared, plan: dict | None, status: str, message: str, **extra) -> RunResult:
+    return RunResult.failure(prepared.config.to_dict(), status, message, plan=plan, model=prepared.model.to_dict(),
+                             device=prepared.device, dtype=prepared.dtype, **extra)
+
+
+def rendezvous_hint(config) -> str:
+    """What to check when a multi-node launch failed before any rank started: the
+    nodes never met (torchrun starts the ranks only once every node has joined)."""
+    if config.num_nodes < 2:
+        return ""
+    other = "the other nodes" if config.node_rank == 0 else "node 0"
+    return (f"; no rank started, so the {config.num_nodes} nodes never met at {config.main_address}:"
+            f"{config.main_port}: start {other} with the same --nodes, --main-address and --main-port, "
+            "and check that this machine can reach that address and port")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from runner.batching import padded_positions
+from runner.batching import padded_positions, warmup_shapes
 
 PLAN_VERSION = 1
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -186,23 +186,6 @@ def even_batches(indices: Sequence[int], lengths: Sequence[int], batch_size: int
     return batches
 
 
-def warmup_shapes(batches: Sequence[Sequence[int]], lengths: Sequence[int], every_shape: bool) -> list[list[int]]:
-    """Batches to warm up with. Eager generate needs one (the first call pays the
-    one-time costs); a compiled one needs one batch of every (size, padded
-    length) shape it will be timed on, or the timer pays for recompiles."""
-    if not batches:
-        return []
-    if not every_shape:
-        return [list(batches[0])]
-    seen, picked = set(), []
-    for batch in batches:
-        key = (len(batch), max(lengths[i] for i in batch))
-        if key not in seen:
-            seen.add(key)
-            picked.append(list(batch))
-    return picked
-
-
 def make_plan(
     lengths: Sequence[int],
     *,
@@ -263,7 +246,7 @@ def make_plan(
         "max_batch_by_memory": by_memory,
         "sort_by_length": True,
         "assignment": assignment,
-        "warmup_batches": [warmup_shapes(batches, lengths, every_shape_warmup) for batches in assignment],
+        "warmup_batches": [warmup_shapes(batches, every_shape_warmup) for batches in assignment],
         "estimated_tokens": estimated,
         "prompt_counts": [len(m) for m in split],
         "padded_positions": padded_positions(all_batches, lengths),

@@ -23,6 +23,7 @@ class RunResult:
     environment: dict = field(default_factory=dict)
     phases: dict = field(default_factory=dict)
     plan: dict | None = None
+    roofline: dict | None = None  # bandwidth figures of a succeeded run (runner.roofline.run_roofline)
     error: str | None = None
     stderr_tail: str | None = None
     exit_code: int | None = None

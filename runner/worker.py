@@ -24,7 +24,7 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runner.accounting import count_generated  # noqa: E402
-from runner.batching import make_batches  # noqa: E402
+from runner.batching import make_batches, warmup_shapes  # noqa: E402
 from runner.config import RunConfig  # noqa: E402
 from runner.events import emit  # noqa: E402
 from runner.generation import BatchOutput, Generator, path_name  # noqa: E402
@@ -139,22 +139,11 @@ def my_batches(job: dict, config: RunConfig, state, lengths: list[int]) -> list[
 
 
 def warmup_batches(job: dict, rank: int, batches: list[list[int]], compiled: bool) -> list[list[int]]:
-    """This rank's warm-up batches. A plan names them per rank; otherwise the
-    first batch, or with torch.compile one batch of every size that will be timed
-    (the static cache has one length for the run, so size is the whole shape)."""
+    """This rank's warm-up batches: the plan's (mode auto), else `warmup_shapes`."""
     planned = job.get("warmup_batches")
-    if planned and isinstance(planned[0], list) and planned[0] and isinstance(planned[0][0], list):
+    if planned:
         return planned[rank] if rank < len(planned) else []
-    if planned:  # an older job file: one list of batches for all ranks
-        return planned
-    if not batches:
-        return []
-    if not compiled:
-        return [batches[0]]
-    by_size: dict[int, list[int]] = {}
-    for batch in batches:
-        by_size.setdefault(len(batch), batch)
-    return list(by_size.values())
+    return warmup_shapes(batches, every_size=compiled)
 
 
 def run(job: dict) -> int:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from studio.analysis import usl
+from runner.phases import ORDER as PHASE_ORDER
+from studio.scaling_models import usl
 
 COLORS = {
     "measured": "#1f4e9c", "repeats": "rgba(31,78,156,0.35)", "ideal": "#888888", "quantisation": "#d95f02",
@@ -19,7 +20,6 @@ PHASE_COLORS = {
     "launch": "#c7c7c7", "imports": "#9edae5", "load": "#aec7e8", "warmup": "#ffbb78", "barrier": "#dbdb8d",
     "generate": "#2ca02c", "gather": "#d62728",
 }
-PHASE_ORDER = ["launch", "imports", "load", "warmup", "barrier", "generate", "gather"]
 # legends under the plot: long sweep names in titles never collide with them
 LAYOUT = dict(template="plotly_white", height=470, margin=dict(l=60, r=20, t=50, b=120),
               legend=dict(orientation="h", yanchor="top", y=-0.17, x=0))
@@ -246,7 +246,7 @@ def timeline_figure(runs: list[tuple[dict, list[dict]]], title: str | None = Non
     if not spans_all:
         return _empty(title, "this run stored no per-rank timeline")
     fig = go.Figure()
-    for phase in PHASE_ORDER + sorted({s["phase"] for s in spans_all} - set(PHASE_ORDER)):
+    for phase in [*PHASE_ORDER, *sorted({s["phase"] for s in spans_all} - set(PHASE_ORDER))]:
         chosen = [s for s in spans_all if s["phase"] == phase]
         if not chosen:
             continue

@@ -12,11 +12,11 @@ import gradio as gr
 
 from db.store import Store
 from runner.config import ConfigError
-from studio import handlers
+from studio import forms, history, views
 
 
 def refuse(exc: ConfigError) -> gr.Error:
-    return gr.Error(handlers.field_message(exc), print_exception=False)
+    return gr.Error(forms.field_message(exc), print_exception=False)
 
 
 def register_api(supervisor, store: Store) -> None:
@@ -39,13 +39,13 @@ def register_api(supervisor, store: Store) -> None:
         """Validate and queue a sweep. prompts: one a line (or jsonl/csv text, see prompts_format);
         preset: 'seed' for the reference post's 100 prompts instead; gpu_counts: e.g. '1,2,4'.
         Returns {sweep_id, state, queue_position}; poll sweep_status for progress."""
-        request = handlers.SweepRequest(
+        request = forms.SweepRequest(
             prompts_text=prompts, preset=preset, prompts_format=prompts_format, model=model, mode=mode,
             batch_size=batch_size, max_new_tokens=max_new_tokens, fixed_length=fixed_length, dtype=dtype,
             gpu_counts=gpu_counts, repeats=repeats, name=name,
         )
         try:
-            plan = handlers.plan_request(request)
+            plan = forms.plan_request(request)
         except ConfigError as exc:
             raise refuse(exc) from None
         try:
@@ -58,7 +58,7 @@ def register_api(supervisor, store: Store) -> None:
     def sweep_status(sweep_id: int | None = None) -> dict:
         """A sweep's state, per-run progress (prompts done / total), results and log tail.
         Without sweep_id: the running sweep, else the latest one this server ran. {} when none."""
-        snapshot, _ = handlers.load_sweep(supervisor, store, sweep_id)
+        snapshot, _ = views.load_sweep(supervisor, store, sweep_id)
         if snapshot is None:
             if sweep_id is not None:
                 raise gr.Error(f"there is no sweep {sweep_id}", print_exception=False)
@@ -81,11 +81,11 @@ def register_api(supervisor, store: Store) -> None:
     ) -> list[dict]:
         """Stored runs, newest first, filtered; since/until are dates (YYYY-MM-DD, UTC, until inclusive)."""
         try:
-            filters = handlers.history_filters(model, mode, batch_size, status, since, until)
+            filters = history.history_filters(model, mode, batch_size, status, since, until)
         except ConfigError as exc:
             raise refuse(exc) from None
         runs = store.list_runs(sweep_id=sweep_id, limit=max(1, min(int(limit), 10_000)), **filters)
-        return [handlers.run_public(r) for r in runs]
+        return [history.run_public(r) for r in runs]
 
     def list_sweeps(limit: int = 100) -> list[dict]:
         """Stored sweeps, newest first, with their settings and run counts."""
@@ -94,14 +94,14 @@ def register_api(supervisor, store: Store) -> None:
     def get_run(run_id: int) -> dict:
         """One run with everything stored: settings, environment, phases, per-rank figures and outputs."""
         try:
-            return handlers.get_run(store, run_id)
+            return history.get_run(store, run_id)
         except ConfigError as exc:
             raise refuse(exc) from None
 
     def delete_runs(run_ids: list[int] | None = None, sweep_ids: list[int] | None = None) -> dict:
         """Delete runs, or whole sweeps with their runs. Running or queued runs are refused."""
         try:
-            message = handlers.delete_selected(supervisor.store, sweep_ids, run_ids)
+            message = history.delete_selected(supervisor.store, sweep_ids, run_ids)
         except ConfigError as exc:
             raise refuse(exc) from None
         return {"message": message}
@@ -110,15 +110,15 @@ def register_api(supervisor, store: Store) -> None:
                     format: str = "csv") -> str:
         """The chosen runs as CSV text (summary columns) or JSON text (everything, outputs included)."""
         try:
-            runs = handlers.selected_runs(store, sweep_ids, run_ids)
-            return handlers.export_text(store, runs, format)
+            runs = history.selected_runs(store, sweep_ids, run_ids)
+            return history.export_text(store, runs, format)
         except ConfigError as exc:
             raise refuse(exc) from None
 
     def compare(sweep_ids: list[int] | None = None, run_ids: list[int] | None = None) -> list[dict]:
         """Per sweep and GPU count: median, min and max tokens/s, speedup, ideal speedup and efficiency."""
         try:
-            return handlers.compare_points(handlers.selected_runs(store, sweep_ids, run_ids))
+            return views.compare_points(history.selected_runs(store, sweep_ids, run_ids))
         except ConfigError as exc:
             raise refuse(exc) from None
 

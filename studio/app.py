@@ -1,8 +1,8 @@
 """The studio's page: layout and wiring only.
 
 `build_app(supervisor, db_path)` assembles one tab per builder function. Every
-event calls a plain function from `studio.handlers` (form values in, tables,
-HTML and figures out) and figures come from `studio.figures`. Runs belong to the
+event calls a plain function from `studio.forms`, `studio.views` or
+`studio.history` (form values in, tables, HTML out) and figures come from `studio.figures`. Runs belong to the
 `Supervisor`, not to a browser tab: the page polls it with a `gr.Timer` while a
 sweep runs, and on load it shows whatever is running, so closing the tab stops
 nothing. The page's own events are private; `studio.api` is the public API.
@@ -20,7 +20,7 @@ import gradio as gr
 from db.store import Store
 from runner.config import DTYPES, ConfigError
 from runner.planner import describe_plan
-from studio import figures, handlers
+from studio import figures, forms, history, views
 from studio.api import register_api
 
 POLL_SECONDS = 1.0
@@ -65,13 +65,13 @@ def _private(**kwargs) -> dict:
 
 
 def _error_text(exc: ConfigError) -> str:
-    return f"⚠ {handlers.field_message(exc)}"
+    return f"⚠ {forms.field_message(exc)}"
 
 
 # --- Run tab ------------------------------------------------------------------
 
 def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
-    devices = handlers.device_choices()
+    devices = forms.device_choices()
     counts = devices["counts"]
     default_counts = [c for c in (1, 2) if c in counts]
     ui = SimpleNamespace()
@@ -86,10 +86,10 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
             ui.prompt_file = gr.File(label="…or upload a .txt (one a line), .jsonl or .csv file ('prompt' field)",
                                      file_types=[".txt", ".jsonl", ".csv"], type="filepath", height=110,
                                      elem_id="prompt-file")
-            ui.prompt_info = gr.Markdown(handlers.prompt_summary("", None), elem_classes="studio-note")
+            ui.prompt_info = gr.Markdown(forms.prompt_summary("", None), elem_classes="studio-note")
         with gr.Column(scale=4):
             gr.Markdown("### 2 · Settings")
-            ui.model = gr.Dropdown(handlers.model_choices(), value="tiny", allow_custom_value=True, label="Model",
+            ui.model = gr.Dropdown(forms.model_choices(), value="tiny", allow_custom_value=True, label="Model",
                                    info="tiny: built in, tiny and fast · arch:NAME: a real architecture with random "
                                         "weights · or a local model folder / cached hub id", elem_id="model")
             ui.mode = gr.Radio(["simple", "batched", "auto"], value="batched", label="Mode", elem_id="mode",
@@ -114,16 +114,16 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
                 ui.stop = gr.Button("Stop", variant="stop", elem_id="stop-button")
 
     gr.Markdown("### 3 · Progress and results")
-    ui.progress = gr.HTML(handlers.progress_html(None), elem_id="progress")
+    ui.progress = gr.HTML(views.progress_html(None), elem_id="progress")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             ui.chart = gr.Plot(figures.empty_figure(EMPTY_CHART, CHART_TITLE),
                                label="Throughput", show_label=False, elem_id="live-chart")
         with gr.Column(scale=1):
-            ui.table = gr.Dataframe(handlers.results_table([]), label="Finished runs (speedup: over the smallest "
+            ui.table = gr.Dataframe(views.results_table([]), label="Finished runs (speedup: over the smallest "
                                     "count)", interactive=False,
                                     elem_id="results-table", max_height=380)
-    ui.log = gr.HTML(handlers.log_html(None), elem_id="log")
+    ui.log = gr.HTML(views.log_html(None), elem_id="log")
     ui.timer = gr.Timer(POLL_SECONDS, active=False)
     ui.watched = gr.State(None)  # the sweep this page shows
     ui.drawn = gr.State("")  # which finished runs the chart and table already show
@@ -133,8 +133,8 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
     view = [ui.progress, ui.table, ui.chart, ui.log, ui.timer, ui.drawn]
 
     def request_of(prompts, prompt_file, model, mode, batch_size, max_new_tokens, fixed_length, dtype,
-                   gpu_counts, repeats, name) -> handlers.SweepRequest:
-        return handlers.SweepRequest(
+                   gpu_counts, repeats, name) -> forms.SweepRequest:
+        return forms.SweepRequest(
             prompts_text=prompts, prompts_file=prompt_file, model=model, mode=mode, batch_size=batch_size,
             max_new_tokens=max_new_tokens, fixed_length=fixed_length, dtype=dtype, gpu_counts=gpu_counts,
             repeats=repeats, name=name,
@@ -142,35 +142,35 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
 
     def validate(*values):
         """Runs before `start`: a bad setting gets its message next to its field."""
-        problems = handlers.check_request(request_of(*values))
+        problems = forms.check_request(request_of(*values))
         if "prompts" in problems and values[1]:
             problems["prompt_file"] = problems.pop("prompts")
-        names = ["prompts", "prompt_file", *handlers.FORM_FIELDS[1:]]
+        names = ["prompts", "prompt_file", *forms.FORM_FIELDS[1:]]
         return [gr.validate(name not in problems, problems.get(name, "")) for name in names]
 
     def render(sweep_id, drawn):
-        snapshot, rows = handlers.load_sweep(supervisor, store, sweep_id)
-        signature = handlers.finished_signature(rows)
+        snapshot, rows = views.load_sweep(supervisor, store, sweep_id)
+        signature = views.finished_signature(rows)
         running = snapshot is not None and not snapshot["finished"]
         if signature == drawn:
             table, chart = gr.skip(), gr.skip()
         else:
-            table = handlers.results_table(rows)
+            table = views.results_table(rows)
             if any(r["status"] == "succeeded" for r in rows):
                 chart = figures.throughput_figure(rows, title=CHART_TITLE)
             elif snapshot is not None and snapshot["finished"]:
                 chart = figures.empty_figure("No run of this sweep succeeded: nothing to plot", CHART_TITLE)
             else:
                 chart = figures.empty_figure(EMPTY_CHART, CHART_TITLE)
-        return (handlers.progress_html(snapshot), table, chart, handlers.log_html(snapshot),
+        return (views.progress_html(snapshot), table, chart, views.log_html(snapshot),
                 gr.Timer(active=running), signature)
 
     def start(*values):
         try:
-            plan = handlers.plan_request(request_of(*values))
+            plan = forms.plan_request(request_of(*values))
             sweep_id = supervisor.submit(plan)
         except ConfigError as exc:  # the validator caught it unless the machine changed in between
-            raise gr.Error(handlers.field_message(exc), print_exception=False) from None
+            raise gr.Error(forms.field_message(exc), print_exception=False) from None
         except RuntimeError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         return (*render(sweep_id, None), sweep_id)
@@ -193,7 +193,7 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
         status = supervisor.status(None)
         sweep_id = status["sweep_id"] if status else None
         sweep = store.get_sweep(sweep_id) if sweep_id is not None else None
-        values = handlers.form_values(sweep["runs"]) if sweep else None
+        values = forms.form_values(sweep["runs"]) if sweep else None
         if values is not None:  # a database from a bigger machine may hold counts this one cannot offer
             values["gpu_counts"] = [c for c in values["gpu_counts"] if c in counts]
         form_update = [gr.skip()] * len(restorable) if values is None else [
@@ -201,9 +201,9 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
                                       "dtype", "gpu_counts", "repeats", "name")]
         return (*render(sweep_id, None), sweep_id, *form_update)
 
-    ui.preset.click(lambda: (handlers.preset_text(), None), None, [ui.prompts, ui.prompt_file], **_private())
+    ui.preset.click(lambda: (forms.preset_text(), None), None, [ui.prompts, ui.prompt_file], **_private())
     for source in (ui.prompts, ui.prompt_file):
-        source.change(handlers.prompt_summary, [ui.prompts, ui.prompt_file], ui.prompt_info,
+        source.change(forms.prompt_summary, [ui.prompts, ui.prompt_file], ui.prompt_info,
                       trigger_mode="always_last", **_private(show_progress="hidden"))
     ui.run.click(start, form, [*view, ui.watched], validator=validate, **_private(show_progress="minimal"))
     ui.timer.tick(poll, [ui.watched, ui.drawn], view, **_private(show_progress="hidden"))
@@ -219,15 +219,15 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
     gr.Markdown("Every stored run, newest first. Click a row to open it; choose runs or sweeps below to "
                 "compare, export or delete them.", elem_classes="studio-note")
     with gr.Row():
-        ui.model = gr.Dropdown([handlers.ANY], value=handlers.ANY, label="Model", allow_custom_value=True)
-        ui.mode = gr.Dropdown([handlers.ANY], value=handlers.ANY, label="Mode")
-        ui.batch_size = gr.Dropdown([handlers.ANY], value=handlers.ANY, label="Batch size")
-        ui.status = gr.Dropdown([handlers.ANY], value=handlers.ANY, label="Status")
+        ui.model = gr.Dropdown([history.ANY], value=history.ANY, label="Model", allow_custom_value=True)
+        ui.mode = gr.Dropdown([history.ANY], value=history.ANY, label="Mode")
+        ui.batch_size = gr.Dropdown([history.ANY], value=history.ANY, label="Batch size")
+        ui.status = gr.Dropdown([history.ANY], value=history.ANY, label="Status")
         ui.since = gr.Textbox(label="From date (UTC)", placeholder="YYYY-MM-DD", max_lines=1)
         ui.until = gr.Textbox(label="To date (inclusive)", placeholder="YYYY-MM-DD", max_lines=1)
         ui.refresh = gr.Button("Refresh", scale=0, min_width=100, elem_id="history-refresh")
     ui.message = gr.Markdown("")
-    ui.table = gr.Dataframe(handlers.history_table([]), label="Runs", interactive=False, max_height=420,
+    ui.table = gr.Dataframe(history.history_table([]), label="Runs", interactive=False, max_height=420,
                             elem_id="history-table")
     with gr.Row():
         ui.sweeps = gr.Dropdown([], value=[], multiselect=True, label="Selected sweeps", scale=3)
@@ -264,7 +264,7 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         ui.plan = gr.JSON()
     with gr.Accordion("Environment", open=False, visible=False) as ui.env_box:
         ui.environment = gr.JSON()
-    ui.outputs = gr.Dataframe(handlers.outputs_table({}), label="Outputs", interactive=False, wrap=True,
+    ui.outputs = gr.Dataframe(views.outputs_table({}), label="Outputs", interactive=False, wrap=True,
                               visible=False, max_height=400)
 
     filters = [ui.model, ui.mode, ui.batch_size, ui.status, ui.since, ui.until]
@@ -272,22 +272,22 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
 
     def refresh(model, mode, batch_size, status, since, until, chosen_sweeps, chosen_runs):
         try:
-            runs = handlers.list_history(store, model=model, mode=mode, batch_size=batch_size, status=status,
+            runs = history.list_history(store, model=model, mode=mode, batch_size=batch_size, status=status,
                                          since=since, until=until)
             message = "" if runs else "No runs match. Start one in the Run tab, or clear the filters."
         except ConfigError as exc:
             runs, message = [], _error_text(exc)
-        options = handlers.filter_choices(store)
+        options = history.filter_choices(store)
         all_runs = store.list_runs(limit=2000)
         run_ids = {r["id"] for r in all_runs}
-        sweeps = handlers.sweep_choices(store)
+        sweeps = history.sweep_choices(store)
         sweep_ids = {v for _, v in sweeps}
         return (
-            handlers.history_table(runs), message, [r["id"] for r in runs],
+            history.history_table(runs), message, [r["id"] for r in runs],
             gr.Dropdown(choices=options["model"]), gr.Dropdown(choices=options["mode"]),
             gr.Dropdown(choices=options["batch_size"]), gr.Dropdown(choices=options["status"]),
             gr.Dropdown(choices=sweeps, value=[s for s in chosen_sweeps or [] if s in sweep_ids]),
-            gr.Dropdown(choices=handlers.run_choices(all_runs), value=[r for r in chosen_runs or [] if r in run_ids]),
+            gr.Dropdown(choices=history.run_choices(all_runs), value=[r for r in chosen_runs or [] if r in run_ids]),
         )
 
     refresh_out = [ui.table, ui.message, ui.shown, *filters[:4], ui.sweeps, ui.runs]
@@ -300,7 +300,7 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
 
     def open_run(run_id):
         try:
-            run = handlers.get_run(store, run_id)
+            run = history.get_run(store, run_id)
         except ConfigError as exc:
             hidden = gr.update(visible=False)
             return (run_id, _error_text(exc), gr.Code(visible=False), "", "", "", "", hidden, hidden, hidden,
@@ -308,13 +308,13 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         tail = run.get("stderr_tail") or ""
         plan = run.get("plan")
         return (
-            run["id"], handlers.error_markdown(run), gr.Code(value=tail, visible=bool(tail)),
-            *handlers.run_summary_parts(run),
+            run["id"], views.error_markdown(run), gr.Code(value=tail, visible=bool(tail)),
+            *views.run_summary_parts(run),
             gr.Plot(figures.rank_figure(run), visible=bool(run.get("ranks"))),
             gr.Plot(figures.phases_figure(run), visible=bool(run.get("phases"))),
             gr.Accordion(visible=bool(plan)), describe_plan(plan) if plan else "", plan,
             gr.Accordion(visible=bool(run.get("environment"))), run.get("environment"),
-            gr.Dataframe(handlers.outputs_table(run), visible=bool(run.get("outputs"))),
+            gr.Dataframe(views.outputs_table(run), visible=bool(run.get("outputs"))),
         )
 
     detail_out = [ui.open_id, ui.detail_error, ui.detail_stderr, ui.detail_title, ui.detail_settings,
@@ -335,10 +335,10 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
     def export(fmt):
         def run_export(sweep_ids, run_ids):
             try:
-                runs = handlers.selected_runs(store, sweep_ids, run_ids)
+                runs = history.selected_runs(store, sweep_ids, run_ids)
                 if not runs:
                     raise ConfigError("selection", "nothing selected; choose runs or sweeps first")
-                text = handlers.export_text(store, runs, fmt)
+                text = history.export_text(store, runs, fmt)
             except ConfigError as exc:
                 return gr.File(visible=False), _error_text(exc)
             folder = Path(tempfile.mkdtemp(prefix="export-", dir=export_dir))
@@ -352,7 +352,7 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
 
     def ask_delete(sweep_ids, run_ids):
         try:
-            runs = handlers.selected_runs(store, sweep_ids, run_ids)
+            runs = history.selected_runs(store, sweep_ids, run_ids)
         except ConfigError as exc:
             return gr.Row(visible=False), "", _error_text(exc)
         if not runs and not sweep_ids:
@@ -365,7 +365,7 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
 
     def do_delete(sweep_ids, run_ids, *filter_values):
         try:
-            message = handlers.delete_selected(supervisor.store, sweep_ids, run_ids)
+            message = history.delete_selected(supervisor.store, sweep_ids, run_ids)
         except ConfigError as exc:
             message = _error_text(exc)
         table, _, shown, *rest = refresh(*filter_values, [], [])
@@ -394,33 +394,33 @@ def build_compare_tab(store: Store, export_dir: Path) -> SimpleNamespace:
     with gr.Row():
         ui.wall = gr.Plot(figures.empty_figure("Choose sweeps above", "Wall time"), show_label=False)
         ui.speedup = gr.Plot(figures.empty_figure("Choose sweeps above", "Speedup"), show_label=False)
-    ui.table = gr.Dataframe(handlers.compare_table([]), label="The numbers behind the charts", interactive=False)
+    ui.table = gr.Dataframe(views.compare_table([]), label="The numbers behind the charts", interactive=False)
     with gr.Row():
         ui.download = gr.Button("Download the charts as one HTML file", size="sm", scale=0, min_width=300)
         ui.file = gr.File(label="Charts (self-contained HTML)", visible=False, interactive=False)
 
     def choices(chosen_sweeps, chosen_runs):
-        sweeps = handlers.sweep_choices(store)
+        sweeps = history.sweep_choices(store)
         runs = store.list_runs(limit=2000)
         sweep_ids = {v for _, v in sweeps}
         keep = [s for s in chosen_sweeps or [] if s in sweep_ids]
         if not keep and not chosen_runs and sweeps:
             keep = [sweeps[0][1]]  # a first visit shows the newest sweep rather than nothing
         return (gr.Dropdown(choices=sweeps, value=keep),
-                gr.Dropdown(choices=handlers.run_choices(runs), value=list(chosen_runs or [])))
+                gr.Dropdown(choices=history.run_choices(runs), value=list(chosen_runs or [])))
 
     def figures_for(sweep_ids, run_ids):
-        runs = handlers.selected_runs(store, sweep_ids, run_ids)
+        runs = history.selected_runs(store, sweep_ids, run_ids)
         return runs, [figures.throughput_figure(runs), figures.wall_time_figure(runs), figures.speedup_figure(runs)]
 
     def draw(sweep_ids, run_ids):
         try:
             runs, figs = figures_for(sweep_ids, run_ids)
         except ConfigError as exc:
-            return (*[figures.empty_figure("Nothing to draw")] * 3, handlers.compare_table([]), _error_text(exc))
+            return (*[figures.empty_figure("Nothing to draw")] * 3, views.compare_table([]), _error_text(exc))
         ok = sum(1 for r in runs if r["status"] == "succeeded")
         message = "" if ok else "No succeeded runs in the selection yet: choose sweeps above."
-        return (*figs, handlers.compare_table(runs), message)
+        return (*figs, views.compare_table(runs), message)
 
     def download(sweep_ids, run_ids):
         try:

@@ -8,81 +8,8 @@ import os
 import sys
 import threading
 
-from runner.config import ConfigError, RunConfig
-
-EXIT_BAD_INPUT = 2
-EXIT_RUN_FAILED = 1
-
-
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
-    print(f"studio: error: {message}", file=sys.stderr)
-    return code
-
-
-def add_db_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default=None, help="SQLite database (default: $STUDIO_DB or ~/.scaling-studio/studio.db)")
-
-
-def add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="tiny", help="tiny | local folder | hub id (cached) | arch:NAME")
-    p.add_argument("--mode", default="batched", choices=["simple", "batched", "auto"])
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-new-tokens", type=int, default=100)
-    p.add_argument("--fixed-length", action="store_true", help="generate exactly --max-new-tokens every time")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--prompts", metavar="FILE", help=".txt (one a line), .jsonl ('prompt' field) or .csv")
-    source.add_argument("--preset", default=None, help="built-in prompt set: seed (the post's 10 lines x10)")
-    p.add_argument("--gpus", default="1", help="GPU counts to sweep, e.g. 1,2,4 (CPU processes without a GPU)")
-    p.add_argument("--repeats", type=int, default=1, help="runs per GPU count")
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-warmup", action="store_true", help="skip the warm-up generate")
-    p.add_argument("--sort-by-length", action="store_true", help="batch prompts of similar length together")
-    p.add_argument("--attention", default="auto", choices=["auto", "sdpa", "eager"])
-    p.add_argument("--cache", default="dynamic", choices=["dynamic", "static"])
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (needs --cache static)")
-    p.add_argument("--continuous-batching", action="store_true",
-                   help="transformers' continuous batching (generate_batch), greedy only")
-    p.add_argument("--memory-budget-gb", type=float, default=None,
-                   help="GiB per GPU/process the auto planner may fill (default: from the device)")
-    p.add_argument("--cpu-threads", type=int, default=1, help="threads per CPU process")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds before a run is stopped")
-    p.add_argument("--name", default="", help="a name for the sweep")
-    p.add_argument("--nodes", type=int, default=1, help="machines in a multi-node run")
-    p.add_argument("--gpus-per-node", type=int, default=None, help="processes on each node (multi-node)")
-    p.add_argument("--node-rank", type=int, default=0, help="this machine's rank (multi-node)")
-    p.add_argument("--main-address", default="127.0.0.1", help="the rank-0 machine's address (multi-node)")
-    p.add_argument("--main-port", type=int, default=None, help="the rank-0 machine's port (multi-node)")
-    p.add_argument("--rdzv-backend", default="static", choices=["static", "c10d"])
-    p.add_argument("--json", action="store_true", help="print the runs as JSON")
-    add_db_option(p)
-
-
-def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int]]:
-    from runner.prompts import load_prompts, preset
-    from studio.sweep import parse_gpu_counts
-
-    prompts = load_prompts(args.prompts) if args.prompts else preset(args.preset or "seed")
-    if args.nodes > 1 or args.gpus_per_node:
-        counts = [args.gpus_per_node or 1]
-    else:
-        counts = parse_gpu_counts(args.gpus)
-    config = RunConfig(
-        prompts=prompts, model=args.model, mode=args.mode, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens, num_gpus=counts[0], dtype=args.dtype, device=args.device,
-        do_sample=args.sample, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed,
-        fixed_length=args.fixed_length, warmup=not args.no_warmup, sort_by_length=args.sort_by_length,
-        attention=args.attention, cache=args.cache, compile=args.compile,
-        continuous_batching=args.continuous_batching, memory_budget_gb=args.memory_budget_gb, cpu_threads=args.cpu_threads,
-        timeout_s=args.timeout, num_nodes=args.nodes, node_rank=args.node_rank, main_address=args.main_address,
-        main_port=args.main_port, rdzv_backend=args.rdzv_backend, label=args.name,
-    )
-    return config, counts
+from runner.config import ConfigError
+from studio.cli_args import EXIT_BAD_INPUT, EXIT_RUN_FAILED, add_db_option, add_run_options, config_from_args, fail
 
 
 class ProgressBars:
@@ -126,15 +53,15 @@ def run_summary(run: dict) -> dict:
 
 
 def format_table(runs: list[dict], speedup: bool = True) -> str:
-    """Runs as a text table; speedup is over the first run listed that succeeded."""
-    from studio.analysis import world_size
+    """Runs as a text table; speedup is over the median of the sweep's smallest GPU count."""
+    from studio.stats import run_speedups, world_size
 
     header = f"{'run':>5} {'GPUs':>5} {'rep':>4} {'status':<10} {'tokens':>8} {'seconds':>9} {'tokens/s':>10} {'speedup':>8}"
     lines = [header, "-" * len(header)]
-    first = next((r["tokens_per_second"] for r in runs if r.get("tokens_per_second")), None) if speedup else None
+    speedups = run_speedups(runs) if speedup else {}
     for r in runs:
         tps = r.get("tokens_per_second")
-        speed = f"{tps / first:.2f}x" if tps and first else "-"
+        speed = f"{speedups[r['id']]:.2f}x" if r["id"] in speedups else "-"
         tokens = "-" if r.get("tokens") is None else str(r["tokens"])
         seconds = f"{r['seconds']:.2f}" if r.get("seconds") else "-"
         throughput = f"{tps:.1f}" if tps else "-"

@@ -13,7 +13,7 @@ from runner.config import ConfigError
 
 
 def cmd_cluster_slurm(args: argparse.Namespace) -> int:
-    from studio.cli import fail
+    from studio.cli_args import fail
     from studio.cluster import SlurmJob, check_run_args, sbatch_script
 
     run_args = list(args.run_args)
@@ -56,7 +56,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from db.store import Store
-    from studio.cli import fail
+    from studio.cli_args import fail
     from studio.importer import ExportFileError, import_file
 
     try:
@@ -84,7 +84,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def add_deploy_commands(sub) -> None:
-    from studio.cli import add_db_option
+    from studio.cli_args import add_db_option
 
     cluster = sub.add_parser("cluster", help="write a cluster job script (SLURM) for a multi-node run")
     kinds = cluster.add_subparsers(dest="cluster_kind", required=True)

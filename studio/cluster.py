@@ -84,7 +84,7 @@ def refuse_script_options(run_args) -> None:
 def check_run_args(run_args: list[str], *, nodes: int, gpus_per_node: int) -> tuple[str, ...]:
     """Validate `studio run` options as node 0 will see them; return them with the
     prompts file made absolute (the nodes do not start in this folder)."""
-    from studio.cli import add_run_options, config_from_args
+    from studio.cli_args import add_run_options, config_from_args
 
     refuse_script_options(run_args)
     parser = _RaisingParser(prog="studio run", allow_abbrev=False, add_help=False)

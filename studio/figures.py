@@ -13,32 +13,25 @@ three repeats a standard deviation would pretend to know more than it does.
 from __future__ import annotations
 
 import html
-import statistics
-from dataclasses import dataclass, field
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from runner.phases import ORDER as PHASE_ORDER
 from runner.phases import breakdown
-from studio.analysis import world_size
+from studio.stats import Point, Series, scaling_series
 
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f", "#a16207", "#475569")
 IDEAL_COLOR = "#9ca3af"
-# Phases in the order they happen; anything else a run reports goes at the end.
-PHASE_ORDER = ("queue", "launch", "imports", "load", "warmup", "barrier", "generate", "gather", "store")
 FONT = dict(family="system-ui, -apple-system, Segoe UI, sans-serif", size=13)
 
 
-def series_key(run: dict) -> tuple:
-    return ("sweep", run["sweep_id"]) if run.get("sweep_id") is not None else ("run", run["id"])
-
-
-def series_label(run: dict) -> str:
+def series_label(series: Series) -> str:
+    run = series.sample
     what = f"{run.get('model')} · {run.get('mode')} · batch {run.get('batch_size')}"
     label = run.get("label") or ""
-    if run.get("sweep_id") is not None:
-        return f"sweep {run['sweep_id']}: {label or what}"
-    return f"run {run['id']}: {label or what}"
+    kind, ident = series.key
+    return f"{kind} {ident}: {label or what}"
 
 
 def settings_text(run: dict) -> str:
@@ -54,66 +47,11 @@ def settings_text(run: dict) -> str:
     return "<br>".join(parts)
 
 
-@dataclass
-class Point:
-    """One GPU count of one series: the runs measured there and their spread."""
-
-    x: int
-    runs: list[dict] = field(default_factory=list)
-
-    def values(self, key: str) -> list[float]:
-        return [float(r[key]) for r in self.runs if r.get(key) is not None]
-
-    def median(self, key: str) -> float | None:
-        values = self.values(key)
-        return statistics.median(values) if values else None
-
-    def spread(self, key: str) -> tuple[float, float]:
-        """(above, below) the median: the error bar to the slowest and fastest repeat."""
-        values, middle = self.values(key), self.median(key)
-        if len(values) < 2 or middle is None:
-            return 0.0, 0.0
-        return max(values) - middle, middle - min(values)
-
-
-@dataclass
-class Series:
-    key: tuple
-    label: str
-    points: list[Point]
-    sample: dict  # one run of the series, for its settings
-
-    def baseline(self, key: str = "tokens_per_second") -> tuple[int, float] | None:
-        """The smallest count with a measurement: speedup and the ideal line start there."""
-        for point in self.points:
-            value = point.median(key)
-            if value:
-                return point.x, value
-        return None
-
-
-def build_series(runs: list[dict], key: str = "tokens_per_second") -> list[Series]:
-    """Succeeded runs grouped by sweep, points sorted by process count."""
-    groups: dict[tuple, dict[int, Point]] = {}
-    samples: dict[tuple, dict] = {}
-    for run in sorted(runs, key=lambda r: r["id"]):
-        if run.get("status") != "succeeded" or run.get(key) is None:
-            continue
-        k = series_key(run)
-        samples.setdefault(k, run)
-        x = world_size(run)
-        groups.setdefault(k, {}).setdefault(x, Point(x)).runs.append(run)
-    return [
-        Series(k, series_label(samples[k]), [points[x] for x in sorted(points)], samples[k])
-        for k, points in sorted(groups.items(), key=lambda item: (item[0][0] != "sweep", item[0][1]))
-    ]
-
-
 def _hover(series: Series, point: Point, key: str, unit: str, fmt: str) -> str:
     values = ", ".join(format(v, fmt) for v in point.values(key))
     ids = ", ".join(str(r["id"]) for r in point.runs)
     repeats = f"{len(point.runs)} runs ({values} {unit})" if len(point.runs) > 1 else f"run {ids}"
-    lines = [f"<b>{series.label}</b>", f"{point.x} processes/GPUs: {format(point.median(key), fmt)} {unit}", repeats]
+    lines = [f"<b>{series_label(series)}</b>", f"{point.x} processes/GPUs: {format(point.median(key), fmt)} {unit}", repeats]
     if len(point.runs) > 1:
         lines.append(f"run ids {ids}")
     return "<br>".join(lines) + "<br>" + settings_text(point.runs[0])
@@ -146,7 +84,7 @@ def empty_figure(message: str, title: str = "") -> go.Figure:
 
 def _metric_figure(runs: list[dict], key: str, title: str, y_title: str, unit: str, fmt: str,
                    ideal: bool) -> go.Figure:
-    all_series = build_series(runs, key)
+    all_series = scaling_series(runs)
     if not all_series:
         return empty_figure("No finished runs to plot yet", title)
     fig = go.Figure()
@@ -158,17 +96,16 @@ def _metric_figure(runs: list[dict], key: str, title: str, y_title: str, unit: s
         spreads = [p.spread(key) for p in series.points]
         has_bars = any(above or below for above, below in spreads)
         fig.add_trace(go.Scatter(
-            x=x, y=[p.median(key) for p in series.points], name=series.label, mode="lines+markers",
+            x=x, y=[p.median(key) for p in series.points], name=series_label(series), mode="lines+markers",
             line=dict(color=color, width=2.5), marker=dict(size=9),
             error_y=dict(type="data", symmetric=False, array=[a for a, _ in spreads],
                          arrayminus=[b for _, b in spreads], visible=has_bars, thickness=1.5, width=6),
             hovertext=[_hover(series, p, key, unit, fmt) for p in series.points], hoverinfo="text",
         ))
-        base = series.baseline(key)
-        if ideal and base and len(x) > 1:
-            x0, y0 = base
+        if ideal and len(x) > 1:
             fig.add_trace(go.Scatter(
-                x=x, y=[y0 * n / x0 for n in x], name=f"ideal linear scaling ({series.label.split(':')[0]})",
+                x=x, y=[series.baseline.median(key) * p.ideal_speedup for p in series.points],
+                name=f"ideal linear scaling ({series.key[0]} {series.key[1]})",
                 mode="lines", line=dict(color=color, width=1.5, dash="dot"), opacity=0.6,
                 hovertemplate="ideal: %{y:.1f} " + unit + "<extra></extra>",
             ))
@@ -188,27 +125,24 @@ def wall_time_figure(runs: list[dict], title: str = "Generation wall time agains
 
 def speedup_figure(runs: list[dict], title: str = "Speedup against GPU count") -> go.Figure:
     """Throughput over the series' smallest count, against the ideal linear line."""
-    all_series = build_series(runs)
+    all_series = scaling_series(runs)
     if not all_series:
         return empty_figure("No finished runs to plot yet", title)
     fig = go.Figure()
     xs: list[int] = []
     ideals: set[int] = set()
     for i, series in enumerate(all_series):
-        base = series.baseline()
-        if base is None:
-            continue
-        x0, y0 = base
+        x0 = series.baseline.x
         ideals.add(x0)
         x = [p.x for p in series.points]
         xs += x
-        speedups = [p.median("tokens_per_second") / y0 for p in series.points]
+        speedups = [p.speedup for p in series.points]
         hover = [
-            f"<b>{series.label}</b><br>{p.x} processes/GPUs: {s:.2f}× the {x0}-count throughput "
-            f"(ideal {p.x / x0:.2f}×)<br>" + settings_text(p.runs[0])
-            for p, s in zip(series.points, speedups)
+            f"<b>{series_label(series)}</b><br>{p.x} processes/GPUs: {p.speedup:.2f}× the {x0}-count throughput "
+            f"(ideal {p.ideal_speedup:.2f}×)<br>" + settings_text(p.runs[0])
+            for p in series.points
         ]
-        fig.add_trace(go.Scatter(x=x, y=speedups, name=series.label, mode="lines+markers",
+        fig.add_trace(go.Scatter(x=x, y=speedups, name=series_label(series), mode="lines+markers",
                                  line=dict(color=COLORS[i % len(COLORS)], width=2.5), marker=dict(size=9),
                                  hovertext=hover, hoverinfo="text"))
     top = max(xs) if xs else 1

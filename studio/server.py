@@ -59,7 +59,7 @@ def never_served(db_path) -> list[str]:
 
 
 def serve(args) -> int:
-    from studio.cli import fail
+    from studio.cli_args import fail
 
     try:
         auth = parse_auth(args.auth)

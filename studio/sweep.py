@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 from db.store import Store
 from runner.config import LIMITS, ConfigError, RunConfig
-from runner.launcher import LaunchError, launch
+from runner.launcher import launch
 from runner.paths import runs_dir
 from runner.processes import owner_env
 from runner.result import RunResult
@@ -180,28 +180,14 @@ def run_one(
     emit = on_event or (lambda event: None)
     store.mark_running(run_id)
 
-    ranks_started: set = set()  # none started means a multi-node job never met (rendezvous_hint)
-    forward = noting_started(lambda event: emit({**event, "run_id": run_id}), ranks_started)
-
-    plan = auto_plan(prepared)
-    try:
-        result = launch(
-            prepared,
-            run_dir or runs_dir() / f"run-{run_id}",
-            on_event=forward,
-            cancel=cancel,
-            plan=plan,
-            on_pids=lambda pids: store.set_pids(run_id, pids),
-        )
-    except LaunchError as exc:
-        result = RunResult.failure(
-            prepared.config.to_dict(), exc.status, str(exc) + rendezvous_hint(prepared.config, exc, ranks_started),
-            stderr_tail=exc.stderr_tail, exit_code=exc.exit_code, outputs=exc.partial_outputs,
-            partial=bool(exc.partial_outputs), phases=exc.phases, plan=plan,
-            model=prepared.model.to_dict(), device=prepared.device, dtype=prepared.dtype,
-        )
-    except OSError as exc:
-        result = RunResult.failure(prepared.config.to_dict(), "failed", f"could not start accelerate launch: {exc}")
+    result = launch(
+        prepared,
+        run_dir or runs_dir() / f"run-{run_id}",
+        on_event=lambda event: emit({**event, "run_id": run_id}),
+        cancel=cancel,
+        plan=auto_plan(prepared),
+        on_pids=lambda pids: store.set_pids(run_id, pids),
+    )
     result.phases = {"queue": queued_seconds, **(result.phases or {})}
     started = time.perf_counter()
     store.finish_run(run_id, result)
@@ -217,26 +203,6 @@ def auto_plan(prepared: Prepared) -> dict | None:
     from runner.planner import plan_for
 
     return plan_for(prepared)
-
-
-def noting_started(emit: EventCallback, ranks_started: set) -> EventCallback:
-    def forward(event: dict) -> None:
-        if event.get("event") == "started":
-            ranks_started.add(event.get("rank"))
-        emit(event)
-
-    return forward
-
-
-def rendezvous_hint(config: RunConfig, exc: LaunchError, ranks_started: set) -> str:
-    """What to check when a multi-node launch failed before any rank started: the
-    nodes never met (torchrun starts the ranks only once every node has joined)."""
-    if config.num_nodes < 2 or ranks_started or exc.status == "cancelled":
-        return ""
-    other = "the other nodes" if config.node_rank == 0 else "node 0"
-    return (f"; no rank started, so the {config.num_nodes} nodes never met at {config.main_address}:"
-            f"{config.main_port}: start {other} with the same --nodes, --main-address and --main-port, "
-            "and check that this machine can reach that address and port")
 
 
 def run_node_part(plan: SweepPlan, *, on_event: EventCallback | None = None,
@@ -259,20 +225,11 @@ def run_node_part(plan: SweepPlan, *, on_event: EventCallback | None = None,
         if cancel is not None and cancel.is_set():
             results.append(RunResult.failure(prepared.config.to_dict(), "cancelled", "cancelled before it started"))
             continue
-        ranks_started: set = set()
-        forward = noting_started(emit, ranks_started)
         emit({"event": "run-start", "run_id": f"node {node_rank}", "num_gpus": prepared.config.num_gpus,
               "repeat": repeat, "position": position, "of": len(plan.order),
               "num_prompts": len(prepared.config.prompts)})
-        try:
-            result = launch(prepared, runs_dir() / f"{stem}-{position}", on_event=forward, cancel=cancel,
-                            plan=auto_plan(prepared))
-        except LaunchError as exc:
-            message = str(exc) + rendezvous_hint(prepared.config, exc, ranks_started)
-            result = RunResult.failure(prepared.config.to_dict(), exc.status, message, stderr_tail=exc.stderr_tail,
-                                       exit_code=exc.exit_code)
-        except OSError as exc:
-            result = RunResult.failure(prepared.config.to_dict(), "failed", f"could not start accelerate launch: {exc}")
+        result = launch(prepared, runs_dir() / f"{stem}-{position}", on_event=emit, cancel=cancel,
+                        plan=auto_plan(prepared))
         results.append(result)
         emit({"event": "run-end", "run_id": f"node {node_rank}", "status": result.status,
               "num_gpus": prepared.config.num_gpus, "tokens_per_second": None, "error": result.error})

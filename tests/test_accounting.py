@@ -1,4 +1,4 @@
-from runner.accounting import count_generated, total
+from runner.accounting import count_generated
 
 EOS = 2
 PAD = 0
@@ -22,9 +22,3 @@ def test_only_the_first_eos_ends_the_sequence():
 
 def test_several_eos_ids():
     assert count_generated([5, 9, 6], [2, 9]).tokens == 2
-
-
-def test_total_of_a_batch():
-    rows = [[5, 6, 7, 8], [5, EOS, PAD, PAD], [EOS, PAD, PAD, PAD]]
-    t = total(count_generated(r, [EOS]) for r in rows)
-    assert (t.tokens, t.raw_tokens, t.padding) == (7, 12, 5)

@@ -4,8 +4,9 @@ import math
 
 import pytest
 
-from studio.analysis import analyse_sweep, compare, quantisation, rank_rounds, suggest
+from studio.analysis import analyse_sweep, compare
 from studio.reference import BATCHED, SIMPLE
+from studio.scaling_models import quantisation, rank_rounds, suggest
 
 
 def reference_sweep(figures, mode, batch_size, sweep_id=1):

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from studio import figures
+from studio.stats import scaling_series
 
 
 def run(id, gpus, tps, *, sweep=1, status="succeeded", repeat=0, nodes=1, seconds=None, **extra):
@@ -28,7 +29,7 @@ def data_traces(fig):
 def test_series_group_by_sweep_and_count_processes_over_nodes():
     runs = [run(1, 1, 100), run(2, 2, 150), run(3, 2, 400, sweep=2, nodes=2), run(4, 1, 50, sweep=2),
             run(5, 2, None, status="failed")]
-    series = figures.build_series(runs)
+    series = scaling_series(runs)
     assert [s.key for s in series] == [("sweep", 1), ("sweep", 2)]
     assert [p.x for p in series[0].points] == [1, 2]
     assert [p.x for p in series[1].points] == [1, 4]  # 2 GPUs on each of 2 nodes

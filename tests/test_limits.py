@@ -12,7 +12,7 @@ from conftest import run_cli
 from db.store import Store
 from runner.config import LIMITS, ConfigError, RunConfig, redact_paths
 from runner.prompts import MAX_FILE_BYTES, load_prompts
-from studio import handlers
+from studio import forms
 from studio.sweep import plan_sweep
 
 OK = "Call me Ishmael."
@@ -51,7 +51,7 @@ def test_planner_and_page_handler_refuse_the_same_way(name, planner, request_kwa
     with pytest.raises(ConfigError) as direct:
         _plan(**planner)
     with pytest.raises(ConfigError) as handled:
-        handlers.plan_request(handlers.SweepRequest(prompts_text=OK, **request_kwargs))
+        forms.plan_request(forms.SweepRequest(prompts_text=OK, **request_kwargs))
     assert direct.value.field == handled.value.field == field
     assert words in direct.value.message and words in handled.value.message
 
@@ -77,7 +77,7 @@ def test_prompt_limits_count_and_length():
         _plan(prompts=["x" * 4000], max_new_tokens=8)
     assert exc.value.field == "max_new_tokens" and "context" in exc.value.message
     with pytest.raises(ConfigError, match="prompts"):
-        handlers.plan_request(handlers.SweepRequest(prompts_text="\n".join([OK] * (LIMITS["num_prompts"] + 1))))
+        forms.plan_request(forms.SweepRequest(prompts_text="\n".join([OK] * (LIMITS["num_prompts"] + 1))))
 
 
 def test_prompt_files_over_the_size_limit_are_refused_unread(tmp_path):
@@ -87,9 +87,9 @@ def test_prompt_files_over_the_size_limit_are_refused_unread(tmp_path):
     with pytest.raises(ConfigError, match="larger than 20 MiB"):
         load_prompts(big)
     with pytest.raises(ConfigError, match="larger than 20 MiB"):
-        handlers.plan_request(handlers.SweepRequest(prompts_file=str(big)))
+        forms.plan_request(forms.SweepRequest(prompts_file=str(big)))
     with pytest.raises(ConfigError, match="larger than 20 MiB"):
-        handlers.collect_prompts("x" * (MAX_FILE_BYTES + 1))
+        forms.collect_prompts("x" * (MAX_FILE_BYTES + 1))
 
 
 def test_trust_remote_code_only_with_the_server_flag(monkeypatch):

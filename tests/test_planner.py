@@ -97,9 +97,10 @@ def test_warmup_covers_every_shape_only_when_compiling():
     eager = plan(1, budget=budget_for_16, lengths=lengths, new=8)
     compiled = plan(1, budget=budget_for_16, lengths=lengths, new=8, every_shape_warmup=True)
     assert len(eager["warmup_batches"]) == 1 and len(eager["warmup_batches"][0]) == 1
-    shapes = {(len(b), max(lengths[i] for i in b)) for b in compiled["assignment"][0]}
-    warmed = {(len(b), max(lengths[i] for i in b)) for b in compiled["warmup_batches"][0]}
-    assert warmed == shapes and len(shapes) > 1
+    # the compiled decode step's shape is the batch size: one warm-up batch per size
+    sizes = {len(b) for b in compiled["assignment"][0]}
+    warmed = [len(b) for b in compiled["warmup_batches"][0]]
+    assert sorted(warmed) == sorted(sizes) and len(sizes) > 1
 
 
 def test_parameter_counts_match_the_published_sizes():

@@ -1,0 +1,117 @@
+"""A sweep's analysis in words, with the numbers it rests on."""
+
+from __future__ import annotations
+
+import math
+
+FLAT_ROUND_TOLERANCE = 0.10  # time per round within 10% counts as flat
+
+
+def _cpu_cores(analysis: dict) -> int | None:
+    env = analysis.get("environment") or {}
+    nodes = env.get("nodes") or [env]
+    cores = nodes[0].get("cpu_cores") if nodes and isinstance(nodes[0], dict) else None
+    return int(cores) if cores else None
+
+
+def _sig(value: float) -> str:
+    """Three significant digits, trailing zeros kept (3.00, not 3)."""
+    return f"{value:#.3g}".rstrip(".")
+
+
+def _join(values, fmt: str = "{}") -> str:
+    if fmt == "{:.3g}":
+        return ", ".join(_sig(v) for v in values)
+    return ", ".join(fmt.format(v) for v in values)
+
+
+def explain(analysis: dict) -> str:
+    """The diagnosis in words, with the numbers it rests on."""
+    d = analysis.get("diagnosis")
+    points = analysis["points"]
+    if not points:
+        return analysis.get("explanation") or ""
+    counts = [p["gpus"] for p in points]
+    lines = []
+    if d is None:
+        lines.append("The sweep does not record how many prompts it ran, so the quantisation model cannot be applied.")
+        return "\n".join(lines)
+    if analysis["sweep"].get("status") in ("running", "queued"):
+        lines.append(f"This sweep is still running: {analysis['runs_used']} run(s) finished so far, "
+                     "so these figures will change.")
+    rows = d["rows"]
+    b = analysis["batch_size_effective"]
+    n_prompts = analysis["settings"].get("num_prompts")
+    lines.append(f"{n_prompts} prompts, batch {b}, on {_join(counts)} GPU(s): the busiest rank runs "
+                 f"{_join(r['rounds'] for r in rows)} rounds (generate calls), taking "
+                 f"{_join((r['seconds_per_round'] for r in rows), '{:.3g}')} s per round.")
+    lines.append(f"Predicted speedup from rounds alone: {_join((r['predicted_speedup'] for r in rows), '{:.2f}')}; "
+                 f"measured: {_join((r['measured_speedup'] for r in rows), '{:.2f}')}.")
+    verdict = d["verdict"]
+    if verdict == "single-count":
+        lines.append("Only one GPU count succeeded, so there is no scaling to explain yet.")
+    elif verdict == "near-linear":
+        lines.append("Every count runs at 90% efficiency or better: there is no plateau to explain.")
+    elif verdict == "quantisation":
+        lines.append(f"Cause: work quantisation/imbalance. Seconds per round stay within "
+                     f"{100 * (d['round_growth_max'] - 1):.0f}% of the {counts[0]}-GPU value while the rounds on the "
+                     "busiest rank drop in steps; the measured speedup follows the rounds, not a communication cost.")
+    elif verdict == "contention":
+        worst = max(rows, key=lambda r: r["round_growth"])
+        before, after = _sig(rows[0]["seconds_per_round"]), _sig(worst["seconds_per_round"])
+        lines.append(f"Cause: contention. A round takes {worst['round_growth']:.2f}x as long on {worst['gpus']} GPUs "
+                     f"as on {counts[0]} ({before} s -> {after} s); "
+                     "the ranks slow each other down (shared memory bandwidth, CPU cores, PCIe or the interconnect), "
+                     "while the rounds alone would allow more speedup.")
+        cores = _cpu_cores(analysis)
+        if analysis.get("device") == "cpu" and cores and max(counts) > cores:
+            lines.append(f"Here the ranks are CPU processes and the machine has {cores} CPU cores: from "
+                         f"{cores + 1} processes on, they take turns on the same cores.")
+    else:
+        lines.append(f"Cause: both. Quantisation costs a factor {math.exp(d['loss_quantisation']):.2f} and slower "
+                     f"rounds (contention) a factor {math.exp(d['loss_contention']):.2f} over the counts swept.")
+    faster = [r for r in rows[1:] if r["round_growth"] < 1.0 - FLAT_ROUND_TOLERANCE]
+    if faster:
+        r = min(faster, key=lambda r: r["round_growth"])
+        lines.append(f"A round took less time on {r['gpus']} GPUs than on {counts[0]} "
+                     f"({_sig(rows[0]['seconds_per_round'])} s -> {_sig(r['seconds_per_round'])} s), so the measured "
+                     "speedup beats the rounds ceiling there; check the confidence intervals before reading it "
+                     "as real.")
+    for a, c, rounds in d["flat_steps"]:
+        lines.append(f"Going from {a} to {c} GPUs leaves the busiest rank with {rounds} rounds, so the extra GPUs "
+                     "cannot make the run faster.")
+    check = [c for c in analysis.get("timeline_check", []) if c["runs_checked"]]
+    if check:
+        if all(c["agrees"] for c in check):
+            lines.append("The stored timelines agree: every rank ran the predicted number of generate calls ("
+                         + "; ".join(f"{c['gpus']} GPU(s): {_join(c['predicted'])}" for c in check) + ").")
+        else:
+            bad = [c for c in check if not c["agrees"]]
+            lines.append("The stored timelines disagree with the model at "
+                         + "; ".join(f"{c['gpus']} GPU(s): predicted {_join(c['predicted'])}, recorded "
+                                     f"{' / '.join(_join(o) for o in c['observed'])}" for c in bad)
+                         + ": the split was not the one assumed, so trust the timeline.")
+        timed = [c for c in check if c["round_seconds_median"]]
+        if timed:
+            lines.append("Median generate call in the timelines: "
+                         + ", ".join(f"{_sig(c['round_seconds_median'])} s at {c['gpus']}" for c in timed) + ".")
+    knee_info = analysis.get("knee") or {}
+    if knee_info.get("count"):
+        lines.append(f"Knee: at {knee_info['count']} GPUs an added GPU brings less than "
+                     f"{knee_info['threshold']:.2f} of a GPU's worth of speedup.")
+    usl_fit = analysis["fits"].get("usl") or {}
+    if usl_fit.get("lam") is not None:
+        peak = (f"peak at n* = {usl_fit['peak_n']:.1f}" if usl_fit.get("peak_n") else "no peak (κ = 0)")
+        lines.append(f"USL fit: σ = {usl_fit['sigma']:.3f} (contention), κ = {usl_fit['kappa']:.4f} (coherency), "
+                     f"{peak}, R² = {usl_fit['r2']:.3f}." if usl_fit.get("r2") is not None else
+                     f"USL fit: σ = {usl_fit['sigma']:.3f}, κ = {usl_fit['kappa']:.4f}, {peak}.")
+        if usl_fit.get("r2") is not None and usl_fit["r2"] < 0.5:
+            lines.append("The fit explains less than half of the variation between runs: the repeats are noisy, "
+                         "so read σ and κ loosely and add repeats.")
+        if verdict == "quantisation":
+            lines.append("The USL treats the quantisation steps as contention: read its σ and κ as a smooth summary, "
+                         "not as a cause.")
+    sug = analysis.get("suggestion")
+    if sug and sug.get("text"):
+        lines.append(sug["text"])
+    return "\n".join(lines)

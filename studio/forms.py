@@ -1,0 +1,190 @@
+"""The Run tab's form and the API's start_sweep: values in, a validated sweep
+plan out. Torch-free.
+
+A setting refused in the browser is refused the same way for `gradio_client`
+and the CLI: every path ends in `RunConfig` and `plan_sweep`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.config import ConfigError, RunConfig
+from runner.hardware import detect
+from runner.models import arch_names
+from runner.prompts import MAX_FILE_BYTES, load_prompts, parse_prompts, preset
+from runner.validate import remote_code_allowed
+from studio.sweep import SweepPlan, parse_gpu_counts, plan_sweep
+
+# The page's settings, in the order the Run tab lays them out. A ConfigError's
+# field is mapped onto one of these so its message appears next to that field.
+FORM_FIELDS = ("prompts", "model", "mode", "batch_size", "max_new_tokens", "fixed_length", "dtype",
+               "gpu_counts", "repeats", "name")
+FIELD_OF_ERROR = {
+    "prompts": "prompts", "preset": "prompts", "model": "model", "trust_remote_code": "model", "mode": "mode",
+    "batch_size": "batch_size", "max_new_tokens": "max_new_tokens", "fixed_length": "fixed_length",
+    "dtype": "dtype", "device": "dtype", "num_gpus": "gpu_counts", "gpus": "gpu_counts", "repeats": "repeats",
+    "label": "name", "name": "name",
+}
+
+@dataclass
+class SweepRequest:
+    """Everything the Run tab (or an API call) sends to start a sweep."""
+
+    prompts_text: str = ""
+    prompts_file: str | None = None
+    preset: str = ""
+    prompts_format: str = "txt"  # how prompts_text is written: txt (one a line), jsonl or csv
+    model: str = "tiny"
+    mode: str = "batched"
+    batch_size: int | float | None = 16
+    max_new_tokens: int | float | None = 100
+    fixed_length: bool = False
+    dtype: str = "auto"
+    gpu_counts: str | list = "1"
+    repeats: int | float | None = 1
+    name: str = ""
+
+
+def _whole(name: str, value, label: str) -> int:
+    """A number field as an int; gradio gives floats, or None for an empty box."""
+    if value is None or value == "":
+        raise ConfigError(name, f"{label} is empty; write a whole number")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(name, f"{label} must be a whole number, got {value!r}") from None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value  # RunConfig refuses the rest with its own words
+
+
+def collect_prompts(text: str | None, file_path: str | None = None, preset_name: str = "",
+                    text_format: str = "txt") -> list[str]:
+    """Prompts from, in this order of precedence, an uploaded file, a preset, the text box."""
+    if file_path:
+        return load_prompts(file_path)
+    if preset_name:
+        return preset(preset_name)
+    text = text or ""
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise ConfigError("prompts", f"the prompts are larger than {MAX_FILE_BYTES // 2**20} MiB; send fewer")
+    if not text.strip():
+        raise ConfigError("prompts", "no prompts: write one prompt a line, upload a file or load the preset")
+    if text_format not in ("txt", "jsonl", "csv"):
+        raise ConfigError("prompts", f"unknown prompts format {text_format!r}; use txt, jsonl or csv")
+    return parse_prompts(text, text_format, source="the prompts")
+
+
+def gpu_counts_of(value: str | list | tuple | None) -> list[int]:
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        raise ConfigError("gpus", "no GPU count chosen; tick at least one")
+    if isinstance(value, (list, tuple)):
+        value = [str(v) for v in value]
+    return sorted(parse_gpu_counts(value))
+
+
+def plan_request(request: SweepRequest) -> SweepPlan:
+    """Validate the whole sweep; raises ConfigError before anything is stored or launched."""
+    prompts = collect_prompts(request.prompts_text, request.prompts_file, request.preset, request.prompts_format)
+    counts = gpu_counts_of(request.gpu_counts)
+    repeats = _whole("repeats", request.repeats, "repeats")
+    name = (request.name or "").strip()
+    config = RunConfig(
+        prompts=prompts, model=(request.model or "").strip(), mode=request.mode,
+        batch_size=_whole("batch_size", request.batch_size, "batch size"),
+        max_new_tokens=_whole("max_new_tokens", request.max_new_tokens, "max new tokens"),
+        num_gpus=counts[0], dtype=request.dtype, fixed_length=bool(request.fixed_length), label=name,
+        # on only when the server was started with --trust-remote-code
+        trust_remote_code=remote_code_allowed(),
+    )
+    return plan_sweep(config, counts, repeats, name=name)
+
+
+def form_field(error: ConfigError) -> str:
+    """Which Run-tab field an error belongs next to."""
+    return FIELD_OF_ERROR.get(error.field, "prompts")
+
+
+def field_message(error: ConfigError) -> str:
+    """The error with its field named as the API names it (max_new_tokens, gpus, ...)."""
+    return f"{error.field}: {error.message}"
+
+
+def check_request(request: SweepRequest) -> dict[str, str]:
+    """{form field: message} for the page's per-field validation; empty when all is well."""
+    try:
+        plan_request(request)
+    except ConfigError as exc:
+        target = form_field(exc)
+        # next to its own field the field's name is noise; next to another one it is needed
+        return {target: exc.message if exc.field == target else field_message(exc)}
+    return {}
+
+
+def prompt_summary(text: str | None, file_path: str | None) -> str:
+    """One line under the prompt inputs saying what a Run would use."""
+    try:
+        prompts = collect_prompts(text, file_path)
+    except ConfigError as exc:
+        if not file_path and not (text or "").strip():
+            return "No prompts yet: write one a line, upload a file, or load the reference preset."
+        return f"⚠ {exc.message}"
+    source = f"the file {file_path.rsplit('/', 1)[-1]}" if file_path else "the text box"
+    longest = max(len(p) for p in prompts)
+    return f"{len(prompts)} prompt(s) from {source}; the longest has {longest} characters."
+
+
+def preset_text(name: str = "seed") -> str:
+    return "\n".join(preset(name))
+
+
+def form_values(sweep_runs: list[dict]) -> dict | None:
+    """The Run-tab form as it was for a stored sweep, so a reopened page shows the
+    settings behind the sweep it displays. None when nothing is stored."""
+    configs = [r["config"] for r in sweep_runs if isinstance(r.get("config"), dict)]
+    if not configs:
+        return None
+    config = configs[0]
+    prompts = config.get("prompts") or []
+    return {
+        "prompts": "\n".join(prompts) if not any("\n" in p for p in prompts) else "",
+        "model": config.get("model", "tiny"), "mode": config.get("mode", "batched"),
+        "batch_size": config.get("batch_size"), "max_new_tokens": config.get("max_new_tokens"),
+        "fixed_length": bool(config.get("fixed_length")), "dtype": config.get("dtype", "auto"),
+        "gpu_counts": sorted({c["num_gpus"] for c in configs}),
+        "repeats": 1 + max((r.get("repeat_index") or 0) for r in sweep_runs), "name": config.get("label", ""),
+    }
+
+
+def device_choices() -> dict:
+    """What the GPU-count boxes offer: GPUs when there are any, else CPU processes."""
+    inventory = detect()
+    device = inventory.default_device
+    limit = inventory.max_processes(device)
+    what = "GPUs" if device == "cuda" else "CPU processes (no GPU found)"
+    return {"device": device, "max": limit, "counts": list(range(1, limit + 1)), "what": what}
+
+
+def model_choices() -> list[str]:
+    """What the model box offers: tiny, the shipped architectures, model folders under
+    STUDIO_MODEL_DIRS and hub ids already in the Hugging Face cache. Any other value
+    may still be typed; it is checked like the rest."""
+    choices = ["tiny"] + [f"arch:{name}" for name in arch_names()]
+    for root in [p for p in os.environ.get("STUDIO_MODEL_DIRS", "").split(os.pathsep) if p.strip()]:
+        try:
+            choices += sorted(str(d) for d in Path(root).iterdir() if (d / "config.json").is_file())
+        except OSError:
+            continue
+    try:  # a directory listing only: scanning the cache would read every file's metadata
+        from huggingface_hub import constants
+
+        cached = Path(constants.HF_HUB_CACHE)
+        choices += sorted(d.name[len("models--"):].replace("--", "/", 1) for d in cached.iterdir()
+                          if d.name.startswith("models--") and "--" in d.name[len("models--"):])
+    except (ImportError, OSError):
+        pass
+    return choices

@@ -1,0 +1,192 @@
+"""The History tab and its API: filtering stored runs, choosing, exporting and
+deleting them. Every way out to a remote user goes through `for_display`, which
+takes server paths out of error text. Torch-free."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, timedelta
+
+import pandas as pd
+
+from db.store import Store
+from runner.config import ConfigError, for_users
+from studio.stats import world_size
+from studio.views import rounded
+
+HISTORY_COLUMNS = ["run", "sweep", "created (UTC)", "status", "model", "mode", "batch", "new tokens", "prompts",
+                   "GPUs", "repeat", "tokens/s", "gen. seconds", "error"]
+ANY = "any"
+
+
+def parse_day(text: str | None, name: str) -> date | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        raise ConfigError(name, f"{text!r} is not a date; write it as YYYY-MM-DD, e.g. 2025-01-31") from None
+
+
+def history_filters(model=None, mode=None, batch_size=None, status=None, since=None, until=None) -> dict:
+    """Filter values from the page or API as Store.list_runs arguments; 'any' and blanks mean no filter."""
+    def clean(value):
+        return None if value in (None, "", ANY) else value
+
+    filters = {"model": clean(model), "mode": clean(mode), "status": clean(status)}
+    batch = clean(batch_size)
+    if batch is not None:
+        try:
+            filters["batch_size"] = int(float(batch))
+        except (TypeError, ValueError):
+            raise ConfigError("batch_size", f"filter {batch!r} is not a whole number") from None
+    first, last = parse_day(since, "since"), parse_day(until, "until")
+    if first and last and last < first:
+        raise ConfigError("until", f"{last} is before {first}; swap the dates")
+    # created_at is ISO text in UTC, so dates compare as strings; `until` includes its day
+    filters["since"] = first.isoformat() if first else None
+    filters["until"] = (last + timedelta(days=1)).isoformat() if last else None
+    return filters
+
+
+def for_display(run: dict) -> dict:
+    """A stored run as remote users see it: error text and stderr without server paths."""
+    for key in ("error", "stderr_tail"):
+        run[key] = for_users(run.get(key))
+    return run
+
+
+def list_history(store: Store, limit: int = 1000, **filters) -> list[dict]:
+    return [for_display(r) for r in store.list_runs(limit=limit, **history_filters(**filters))]
+
+
+def history_table(runs: list[dict]) -> pd.DataFrame:
+    data = [[
+        r["id"], r.get("sweep_id"), (r.get("created_at") or "")[:19].replace("T", " "), r["status"], r["model"],
+        r["mode"], r["batch_size"], r["max_new_tokens"], r["num_prompts"], world_size(r),
+        (r.get("repeat_index") or 0) + 1, rounded(r.get("tokens_per_second"), 1), rounded(r.get("seconds"), 3),
+        (r.get("error") or "")[:120],
+    ] for r in runs]
+    return pd.DataFrame(data, columns=HISTORY_COLUMNS)
+
+
+def filter_choices(store: Store) -> dict[str, list]:
+    """The values the History filters offer, from what is stored."""
+    return {
+        "model": [ANY] + [v for v in store.distinct("model") if v],
+        "mode": [ANY] + [v for v in store.distinct("mode") if v],
+        "batch_size": [ANY] + [str(v) for v in store.distinct("batch_size") if v is not None],
+        "status": [ANY] + [v for v in store.distinct("status") if v],
+    }
+
+
+def run_label(r: dict) -> str:
+    return (f"run {r['id']} · {r['model']} · {r['mode']} · {world_size(r)} GPU(s) · {r['status']}"
+            + (f" · {r['tokens_per_second']:.1f} tok/s" if r.get("tokens_per_second") else ""))
+
+
+def sweep_label(s: dict) -> str:
+    counts = ",".join(str(c) for c in (s.get("gpu_counts") or []))
+    name = f" “{s['name']}”" if s.get("name") else ""
+    return (f"sweep {s['id']}{name} · {s.get('model')} · {s.get('mode')} · batch {s.get('batch_size')} · "
+            f"GPUs {counts} · {s.get('status')} · {(s.get('created_at') or '')[:16].replace('T', ' ')}")
+
+
+def run_choices(runs: list[dict]) -> list[tuple[str, int]]:
+    return [(run_label(r), r["id"]) for r in runs]
+
+
+def sweep_choices(store: Store) -> list[tuple[str, int]]:
+    return [(sweep_label(s), s["id"]) for s in store.list_sweeps()]
+
+
+def _ids(values) -> list[int]:
+    if values is None:
+        return []
+    if isinstance(values, (int, float, str)):
+        values = [values]
+    out = []
+    for v in values:
+        try:
+            out.append(int(v))
+        except (TypeError, ValueError):
+            raise ConfigError("ids", f"{v!r} is not a run or sweep id") from None
+    return out
+
+
+def selected_runs(store: Store, sweep_ids=None, run_ids=None) -> list[dict]:
+    """Runs of the chosen sweeps plus the chosen runs, each once, oldest first."""
+    ids = set(_ids(run_ids))
+    for sweep_id in _ids(sweep_ids):
+        sweep = store.get_sweep(sweep_id)
+        if sweep is None:
+            raise ConfigError("sweep_ids", f"there is no sweep {sweep_id}; refresh the History tab")
+        ids.update(r["id"] for r in sweep["runs"])
+    if not ids:
+        return []
+    return sorted(store.list_runs(ids=ids, limit=len(ids)), key=lambda r: r["id"])
+
+
+def get_run(store: Store, run_id) -> dict:
+    try:
+        run_id = int(run_id)
+    except (TypeError, ValueError):
+        raise ConfigError("run_id", f"{run_id!r} is not a run id; pick a run in the table") from None
+    run = store.get_run(run_id)
+    if run is None:
+        raise ConfigError("run_id", f"there is no run {run_id}; it may have been deleted. Refresh the table")
+    return for_display(run)
+
+
+# --- export and delete ---------------------------------------------------------------
+
+EXPORT_COLUMNS = ("id", "sweep_id", "repeat_index", "status", "created_at", "started_at", "finished_at", "model",
+                  "mode", "batch_size", "max_new_tokens", "num_prompts", "num_gpus", "num_nodes", "world_size",
+                  "device", "dtype", "tokens", "raw_tokens", "padding_tokens", "seconds", "tokens_per_second",
+                  "imbalance", "label", "error")
+
+
+def export_text(store: Store, runs: list[dict], fmt: str) -> str:
+    """The runs as CSV (one row each, summary columns) or JSON (everything, outputs included)."""
+    if fmt == "csv":
+        out = io.StringIO()
+        extra = [k for k in ("bandwidth_gbps", "bandwidth_utilisation") if any(k in r for r in runs)]
+        writer = csv.writer(out)
+        writer.writerow([*EXPORT_COLUMNS, *extra, "phases"])
+        for r in runs:
+            writer.writerow([r.get(k) for k in (*EXPORT_COLUMNS, *extra)] + [json.dumps(r.get("phases"))])
+        return out.getvalue()
+    if fmt == "json":
+        full = [store.get_run(r["id"]) for r in runs]
+        return json.dumps([r for r in full if r is not None], indent=2, default=str)
+    raise ConfigError("format", f"unknown export format {fmt!r}; use csv or json")
+
+
+def delete_selected(store: Store, sweep_ids=None, run_ids=None) -> str:
+    """Delete the chosen runs (whole sweeps when sweeps are chosen); running ones are refused."""
+    sweeps, runs = _ids(sweep_ids), _ids(run_ids)
+    if not sweeps and not runs:
+        raise ConfigError("selection", "nothing selected; choose runs or sweeps first")
+    chosen = selected_runs(store, sweeps, runs)
+    busy = [r["id"] for r in chosen if r["status"] in ("queued", "running")]
+    if busy:
+        raise ConfigError("selection", f"run {busy[0]} is still {'queued or running'}; stop its sweep first")
+    try:
+        count = store.delete_runs([r["id"] for r in chosen])
+        for sweep_id in sweeps:
+            store.delete_sweep(sweep_id)
+    except ValueError as exc:  # the store refuses active runs and read-only reference sweeps
+        raise ConfigError("selection", str(exc)) from None
+    return f"Deleted {count} run(s)" + (f" and {len(sweeps)} sweep(s)" if sweeps else "") + "."
+
+
+def run_public(run: dict) -> dict:
+    """A run row for the API: the stored columns with the prompts cut out of the config."""
+    out = {k: v for k, v in run.items() if k not in ("outputs", "ranks", "pids")}
+    config = dict(out.get("config") or {})
+    config.pop("prompts", None)
+    out["config"] = config
+    return out
