@@ -1,6 +1,7 @@
-"""Named schema migrations, applied in order, each once, each in a transaction.
+"""Named schema migrations, applied in the order of their names, each once,
+each in a transaction.
 
-Append new migrations at the end; never edit one that has shipped.
+Add a migration with the next number; never edit one that has shipped.
 """
 
 from __future__ import annotations
@@ -237,6 +238,74 @@ migration(
 )
 
 
+# sweep_summary grouped by world size (GPUs over all nodes), as `studio.stats`
+# groups runs for every chart and table: 2 nodes x 1 GPU and 1 node x 2 GPUs are
+# one row, its layouts listed. Median, speedup and efficiency are computed as
+# `studio.stats.scaling_series` computes them (tests/test_stats.py checks that).
+migration(
+    "006_sweep_summary_by_world_size",
+    """
+    DROP VIEW IF EXISTS sweep_summary;
+    CREATE VIEW sweep_summary AS
+    WITH measured AS (
+        SELECT sweep_id, num_nodes * num_gpus AS total_gpus, tokens_per_second, seconds
+        FROM runs
+        WHERE status = 'succeeded' AND tokens_per_second > 0 AND sweep_id IS NOT NULL
+    ),
+    ranked AS (
+        SELECT sweep_id, total_gpus, tokens_per_second, seconds,
+               ROW_NUMBER() OVER (PARTITION BY sweep_id, total_gpus ORDER BY tokens_per_second) AS tps_position,
+               ROW_NUMBER() OVER (PARTITION BY sweep_id, total_gpus ORDER BY seconds) AS seconds_position,
+               COUNT(*) OVER (PARTITION BY sweep_id, total_gpus) AS n
+        FROM measured
+    ),
+    medians AS (
+        SELECT sweep_id, total_gpus,
+               AVG(CASE WHEN tps_position IN ((n + 1) / 2, (n + 2) / 2) THEN tokens_per_second END)
+                   AS median_tokens_per_second,
+               AVG(CASE WHEN seconds_position IN ((n + 1) / 2, (n + 2) / 2) THEN seconds END) AS median_seconds
+        FROM ranked
+        GROUP BY sweep_id, total_gpus
+    ),
+    baseline AS (
+        SELECT sweep_id, median_tokens_per_second AS base, total_gpus AS base_gpus
+        FROM (SELECT m.*, ROW_NUMBER() OVER (PARTITION BY sweep_id ORDER BY total_gpus) AS first FROM medians m)
+        WHERE first = 1
+    )
+    SELECT
+        s.id AS sweep_id,
+        s.name AS sweep_name,
+        s.status AS sweep_status,
+        s.created_at,
+        s.model,
+        s.mode,
+        s.batch_size,
+        s.max_new_tokens,
+        s.num_prompts,
+        r.num_nodes * r.num_gpus AS total_gpus,
+        GROUP_CONCAT(DISTINCT r.num_nodes || 'x' || r.num_gpus) AS layouts,
+        COUNT(*) AS runs,
+        SUM(r.status = 'succeeded') AS succeeded,
+        SUM(r.status IN ('failed', 'cancelled', 'interrupted')) AS not_succeeded,
+        m.median_tokens_per_second,
+        AVG(CASE WHEN r.status = 'succeeded' THEN r.tokens_per_second END) AS mean_tokens_per_second,
+        MIN(CASE WHEN r.status = 'succeeded' THEN r.tokens_per_second END) AS min_tokens_per_second,
+        MAX(CASE WHEN r.status = 'succeeded' THEN r.tokens_per_second END) AS max_tokens_per_second,
+        m.median_tokens_per_second / b.base AS speedup,
+        -- speedup per unit of hardware: 1.0 is perfect scaling from the smallest world size
+        m.median_tokens_per_second / b.base / ((r.num_nodes * r.num_gpus * 1.0) / b.base_gpus) AS efficiency,
+        m.median_seconds,
+        AVG(CASE WHEN r.status = 'succeeded' THEN r.seconds END) AS mean_seconds,
+        AVG(CASE WHEN r.status = 'succeeded' THEN r.imbalance END) AS mean_imbalance
+    FROM sweeps s
+    JOIN runs r ON r.sweep_id = s.id
+    LEFT JOIN medians m ON m.sweep_id = s.id AND m.total_gpus = r.num_nodes * r.num_gpus
+    LEFT JOIN baseline b ON b.sweep_id = s.id
+    GROUP BY s.id, r.num_nodes * r.num_gpus;
+    """,
+)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -250,7 +319,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply what is missing; return the names applied now."""
     done = set(applied(conn))
     now_applied = []
-    for name, sql in MIGRATIONS:
+    for name, sql in sorted(MIGRATIONS):
         if name in done:
             continue
         # executescript would commit on its own; run statement by statement inside one transaction

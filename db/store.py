@@ -1,8 +1,12 @@
-"""The studio's SQLite history. The only module that writes SQL.
+"""The studio's SQLite history. The only module that writes SQL, and it
+computes nothing: what it stores was worked out before (a RunResult carries its
+derived figures).
 
 WAL mode so readers never wait for a writer, foreign keys on, and every run's
 rows (the run, its outputs, its ranks) written in one transaction, so a crash
-mid-write leaves either the whole run or none of it.
+mid-write leaves either the whole run or none of it. Rows go in through
+sqlite-utils (dicts in, lists and dicts stored as JSON); queries that filter,
+join or update many rows at once are plain SQL.
 """
 
 from __future__ import annotations
@@ -83,24 +87,20 @@ class Store:
 
     def _rows(self, sql: str, params: Iterable = ()) -> list[dict]:
         with self._lock:
-            cursor = self.conn.execute(sql, tuple(params))
-            names = [d[0] for d in cursor.description]
-            return [_decode(dict(zip(names, row))) for row in cursor.fetchall()]
+            return [_decode(row) for row in self.db.query(sql, tuple(params))]
 
     # sweeps ---------------------------------------------------------------
     def create_sweep(self, settings: dict, gpu_counts: list[int], repeats: int, *, name: str = "",
                      status: str = "running", external: bool = False, source: str | None = None,
                      origin: str | None = None, owner: dict | None = None) -> int:
-        with self.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO sweeps (created_at, name, status, model, mode, batch_size, max_new_tokens, "
-                "num_prompts, gpu_counts, repeats, settings, external, source, origin, owner) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (now(), name, status, settings.get("model"), settings.get("mode"), settings.get("batch_size"),
-                 settings.get("max_new_tokens"), settings.get("num_prompts"), _json(list(gpu_counts)), repeats,
-                 _json(settings), int(external), source, origin, _json(owner)),
-            )
-            return cursor.lastrowid
+        with self.transaction():
+            return self.db["sweeps"].insert({
+                "created_at": now(), "name": name, "status": status, "model": settings.get("model"),
+                "mode": settings.get("mode"), "batch_size": settings.get("batch_size"),
+                "max_new_tokens": settings.get("max_new_tokens"), "num_prompts": settings.get("num_prompts"),
+                "gpu_counts": list(gpu_counts), "repeats": repeats, "settings": settings, "external": int(external),
+                "source": source, "origin": origin, "owner": owner,
+            }).last_pk
 
     def finish_sweep(self, sweep_id: int, status: str) -> None:
         with self.transaction() as conn:
@@ -174,15 +174,14 @@ class Store:
     # runs -----------------------------------------------------------------
     def create_run(self, config: dict, *, sweep_id: int | None = None, repeat_index: int = 0,
                    status: str = "queued") -> int:
-        with self.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO runs (sweep_id, repeat_index, created_at, status, model, mode, batch_size, "
-                "max_new_tokens, num_gpus, num_nodes, num_prompts, config, label) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (sweep_id, repeat_index, now(), status, config["model"], config["mode"], config["batch_size"],
-                 config["max_new_tokens"], config["num_gpus"], config.get("num_nodes", 1), len(config["prompts"]),
-                 json.dumps(config), config.get("label", "")),
-            )
-            return cursor.lastrowid
+        with self.transaction():
+            return self.db["runs"].insert({
+                "sweep_id": sweep_id, "repeat_index": repeat_index, "created_at": now(), "status": status,
+                "model": config["model"], "mode": config["mode"], "batch_size": config["batch_size"],
+                "max_new_tokens": config["max_new_tokens"], "num_gpus": config["num_gpus"],
+                "num_nodes": config.get("num_nodes", 1), "num_prompts": len(config["prompts"]), "config": config,
+                "label": config.get("label", ""),
+            }).last_pk
 
     def mark_running(self, run_id: int, pids: list[int] | None = None) -> None:
         with self.transaction() as conn:
@@ -198,44 +197,35 @@ class Store:
     def finish_run(self, run_id: int, result) -> None:
         """Store a RunResult: the run row, its outputs and its ranks, all at once."""
         succeeded = result.status == "succeeded"
+
+        def measured(value):  # a run that did not succeed reports no figures, whatever ran
+            return value if succeeded else None
+
+        roofline = measured(result.roofline) or {}
         with self.transaction() as conn:
             conn.execute("DELETE FROM outputs WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM ranks WHERE run_id = ?", (run_id,))
-            conn.execute(
-                "UPDATE runs SET status = ?, finished_at = ?, world_size = ?, device = ?, dtype = ?, tokens = ?, "
-                "raw_tokens = ?, padding_tokens = ?, seconds = ?, tokens_per_second = ?, imbalance = ?, "
-                "environment = ?, phases = ?, plan = ?, error = ?, stderr_tail = ?, exit_code = ?, partial = ? "
-                "WHERE id = ?",
-                (
-                    result.status, now(), result.world_size, result.device, result.dtype,
-                    result.tokens if succeeded else None,
-                    result.raw_tokens if succeeded else None,
-                    result.padding_tokens if succeeded else None,
-                    result.seconds if succeeded else None,
-                    result.tokens_per_second if succeeded else None,
-                    result.imbalance if succeeded else None,
-                    _json(result.environment or None), _json(result.phases or None), _json(result.plan),
-                    result.error, result.stderr_tail, result.exit_code, int(result.partial), run_id,
-                ),
-            )
-            roofline = result.roofline if succeeded else None
-            conn.execute(
-                "UPDATE runs SET bandwidth_gbps = ?, bandwidth_utilisation = ?, roofline = ? WHERE id = ?",
-                ((roofline or {}).get("achieved_gbps"), (roofline or {}).get("utilisation"), _json(roofline), run_id),
-            )
-            conn.executemany(
-                "INSERT INTO outputs (run_id, prompt_index, rank, prompt, output, tokens, raw_tokens) "
-                "VALUES (?,?,?,?,?,?,?)",
-                [(run_id, o["prompt_index"], o["rank"], o["prompt"], o["output"], o["tokens"], o.get("raw_tokens"))
-                 for o in result.outputs],
-            )
-            conn.executemany(
-                "INSERT INTO ranks (run_id, rank, node, hostname, num_prompts, tokens, raw_tokens, seconds, "
-                "peak_memory_bytes, timeline) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(run_id, r["rank"], r.get("node", 0), r.get("hostname"), r["num_prompts"], r["tokens"],
-                  r.get("raw_tokens"), r["seconds"], r.get("peak_memory_bytes"), _json(r.get("timeline")))
-                 for r in result.ranks],
-            )
+            self.db["runs"].update(run_id, {
+                "status": result.status, "finished_at": now(), "world_size": result.world_size,
+                "device": result.device, "dtype": result.dtype, "tokens": measured(result.tokens),
+                "raw_tokens": measured(result.raw_tokens), "padding_tokens": measured(result.padding_tokens),
+                "seconds": measured(result.seconds), "tokens_per_second": measured(result.tokens_per_second),
+                "imbalance": measured(result.imbalance), "environment": _json(result.environment or None),
+                "phases": _json(result.phases or None), "plan": _json(result.plan), "error": result.error,
+                "stderr_tail": result.stderr_tail, "exit_code": result.exit_code, "partial": int(result.partial),
+                "bandwidth_gbps": roofline.get("achieved_gbps"), "bandwidth_utilisation": roofline.get("utilisation"),
+                "roofline": _json(roofline or None),
+            })
+            self.db["outputs"].insert_all(
+                {"run_id": run_id, "prompt_index": o["prompt_index"], "rank": o["rank"], "prompt": o["prompt"],
+                 "output": o["output"], "tokens": o["tokens"], "raw_tokens": o.get("raw_tokens")}
+                for o in result.outputs)
+            self.db["ranks"].insert_all(
+                {"run_id": run_id, "rank": r["rank"], "node": r.get("node", 0), "hostname": r.get("hostname"),
+                 "num_prompts": r["num_prompts"], "tokens": r["tokens"], "raw_tokens": r.get("raw_tokens"),
+                 "seconds": r["seconds"], "peak_memory_bytes": r.get("peak_memory_bytes"),
+                 "timeline": _json(r.get("timeline"))}
+                for r in result.ranks)
 
     def set_phase(self, run_id: int, name: str, seconds: float) -> None:
         with self.transaction() as conn:
@@ -374,7 +364,7 @@ class Store:
         return sweeps, runs
 
     def _columns(self, table: str) -> list[str]:
-        return [row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")]
+        return list(self.db[table].columns_dict)
 
     def import_rows(self, sweeps: list[dict], runs: list[dict]) -> dict:
         """Insert exported sweeps and runs under new ids, in one transaction.
@@ -400,12 +390,8 @@ class Store:
                 if row:
                     sweep_map[sweep["id"]] = row[0]
                     continue
-                columns = [c for c in sweep_columns if c in sweep]
-                cursor = conn.execute(
-                    f"INSERT INTO sweeps ({','.join(columns)}) VALUES ({','.join('?' * len(columns))})",
-                    [_stored(sweep[c]) for c in columns],
-                )
-                sweep_map[sweep["id"]] = cursor.lastrowid
+                record = {c: _stored(sweep[c]) for c in sweep_columns if c in sweep}
+                sweep_map[sweep["id"]] = self.db["sweeps"].insert(record).last_pk
                 report["sweeps_added"] += 1
             for run in runs:
                 config = _stored(run["config"])
@@ -414,21 +400,13 @@ class Store:
                 if same:
                     report["runs_skipped"] += 1
                     continue
-                columns = [c for c in run_columns if c in run]
-                values = [_stored(run[c]) for c in columns]
                 sweep_id = sweep_map.get(run.get("sweep_id")) if run.get("sweep_id") is not None else None
-                cursor = conn.execute(
-                    f"INSERT INTO runs (sweep_id, {','.join(columns)}) VALUES (?, {','.join('?' * len(columns))})",
-                    [sweep_id, *values],
-                )
-                run_id = cursor.lastrowid
+                record = {"sweep_id": sweep_id, **{c: _stored(run[c]) for c in run_columns if c in run}}
+                run_id = self.db["runs"].insert(record).last_pk
                 for table, table_columns in (("outputs", output_columns), ("ranks", rank_columns)):
-                    for item in run.get(table) or []:
-                        cols = [c for c in table_columns if c in item]
-                        conn.execute(
-                            f"INSERT INTO {table} (run_id, {','.join(cols)}) VALUES (?, {','.join('?' * len(cols))})",
-                            [run_id, *(_stored(item[c]) for c in cols)],
-                        )
+                    self.db[table].insert_all(
+                        {"run_id": run_id, **{c: _stored(item[c]) for c in table_columns if c in item}}
+                        for item in run.get(table) or [])
                 report["runs_added"] += 1
                 report["run_ids"].append(run_id)
         return report

@@ -1,10 +1,11 @@
 """The web studio's Analysis tab: why a sweep scales the way it does.
 
-`build_analysis_tab(db_path)` adds a `gr.Tab("Analysis")` to the caller's Blocks.
-The handlers below it are plain functions of (db path, choices) returning plain
-values and figures, so tests call them without a browser; the tab only wires
-them to components. The reference post's sweeps are stored (read-only) the
-first time the sweep list is filled, so they can be picked like any sweep."""
+`build_analysis_tab(store, export_dir)` adds a `gr.Tab("Analysis")` to the
+caller's Blocks. The handlers below it are plain functions of (store, choices)
+returning plain values and figures, so tests call them without a browser; the
+tab only wires them to components, with private events (the public analysis
+endpoint is `/analyse_sweep` in `studio.api`). Listing writes nothing: the
+server stores the reference post's sweeps once, when it starts."""
 
 from __future__ import annotations
 
@@ -16,10 +17,9 @@ import pandas as pd
 from db.store import Store
 from studio import analysis_figures as figs
 from studio.analysis import compare
-from studio.reference import ensure_reference_sweeps
 from studio.report import ReportError, ab_rows, fit_rows, load_analysis, points_rows, report_html, representative_runs
 
-REPORT_DIR = Path(tempfile.gettempdir()) / "scaling-studio-reports"
+PRIVATE = {"api_visibility": "private"}
 
 
 def sweep_label(sweep: dict) -> str:
@@ -33,12 +33,8 @@ def sweep_label(sweep: dict) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def list_sweep_choices(db_path, with_reference: bool = True) -> list[tuple[str, str]]:
-    """(label, id) for every sweep, newest first; stores the reference sweeps
-    once unless `with_reference` is false (building the page writes nothing)."""
-    store = Store(db_path)
-    if with_reference:
-        ensure_reference_sweeps(store)
+def list_sweep_choices(store: Store) -> list[tuple[str, str]]:
+    """(label, id) for every stored sweep, newest first."""
     return [(sweep_label(s), str(s["id"])) for s in store.list_sweeps()]
 
 
@@ -53,17 +49,21 @@ def _run_label(run: dict) -> str:
     return f"run {run['id']} · {n} GPU · repeat {(run.get('repeat_index') or 0) + 1} · {tps}"
 
 
-def analyse(db_path, sweep_id, compare_id=None) -> dict:
+def _analyses(store: Store, sweep_id, compare_id=None) -> tuple[dict, dict | None]:
+    analysis = load_analysis(store, int(sweep_id))
+    other = load_analysis(store, int(compare_id)) if compare_id not in (None, "") else None
+    return analysis, other
+
+
+def analyse(store: Store, sweep_id, compare_id=None) -> dict:
     """Everything the tab shows for one sweep (and an optional B sweep)."""
     empty = {"explanation": "Pick a sweep to see why it scales the way it does.", "points": _frame(([], [])),
              "fits": _frame(([], [])), "ab": _frame(([], [])), "throughput": None, "speedup": None,
-             "efficiency": None, "run_choices": [], "run": None, "timeline": None, "report": None}
+             "efficiency": None, "run_choices": [], "run": None, "timeline": None}
     if sweep_id in (None, ""):
         return empty
-    store = Store(db_path)
     try:
-        analysis = load_analysis(store, int(sweep_id))
-        other = load_analysis(store, int(compare_id)) if compare_id not in (None, "") else None
+        analysis, other = _analyses(store, sweep_id, compare_id)
     except (ReportError, ValueError) as exc:
         return {**empty, "explanation": f"**Cannot analyse:** {exc}"}
     runs = [r for r in analysis["_runs"].values() if analysis["_ranks"].get(r["id"])]
@@ -71,10 +71,6 @@ def analyse(db_path, sweep_id, compare_id=None) -> dict:
     chosen = representative_runs(analysis)
     default_run = chosen[-1][0]["id"] if chosen else None
     comparison = compare(analysis, other) if other is not None else None
-    REPORT_DIR.mkdir(parents=True, exist_ok=True)
-    report = REPORT_DIR / f"sweep-{analysis['sweep']['id']}" \
-        f"{'-vs-' + str(other['sweep']['id']) if other else ''}-report.html"
-    report.write_text(report_html(analysis, other), encoding="utf-8")
     text = "\n\n".join(analysis["explanation"].splitlines())
     if analysis["sweep"].get("external"):
         text = ("*Published figures from the reference post (read-only, not measured here).*\n\n" + text)
@@ -88,23 +84,32 @@ def analyse(db_path, sweep_id, compare_id=None) -> dict:
         "efficiency": figs.efficiency_figure(analysis),
         "run_choices": [(_run_label(r), str(r["id"])) for r in runs],
         "run": str(default_run) if default_run else None,
-        "timeline": timeline_for_run(db_path, default_run) if default_run else None,
-        "report": str(report),
+        "timeline": timeline_for_run(store, default_run) if default_run else None,
     }
 
 
-def timeline_for_run(db_path, run_id):
+def write_report(store: Store, sweep_id, compare_id, folder: Path) -> Path:
+    """The sweep's HTML report as a file in a new folder under `folder`, made
+    when the user asks for it (never on a mere view)."""
+    analysis, other = _analyses(store, sweep_id, compare_id)
+    name = f"sweep-{analysis['sweep']['id']}{'-vs-' + str(other['sweep']['id']) if other else ''}-report.html"
+    path = Path(tempfile.mkdtemp(prefix="report-", dir=folder)) / name
+    path.write_text(report_html(analysis, other), encoding="utf-8")
+    return path
+
+
+def timeline_for_run(store: Store, run_id):
     """The Gantt chart of one run's ranks."""
     if run_id in (None, ""):
         return None
-    run = Store(db_path).get_run(int(run_id))
+    run = store.get_run(int(run_id))
     if run is None:
         return figs.timeline_figure([], f"run {run_id} does not exist")
     title = f"Per-rank timeline · run {run['id']} · {run.get('world_size') or run['num_gpus']} GPU(s)"
     return figs.timeline_figure([(run, run["ranks"])], title)
 
 
-def build_analysis_tab(db_path):
+def build_analysis_tab(store: Store, export_dir: Path):
     """Add the Analysis tab to the Blocks being built and return the `gr.Tab`.
 
     Call it inside `with gr.Blocks()` / `gr.Tabs()`, where it opens its own
@@ -115,33 +120,41 @@ def build_analysis_tab(db_path):
 
     if isinstance(Context.block, gr.Tab):
         tab = Context.block
-        _fill_tab(gr, tab, db_path)
+        _fill_tab(gr, tab, store, export_dir)
         return tab
     with gr.Tab("Analysis", id="analysis", elem_id="analysis-tab") as tab:
-        _fill_tab(gr, tab, db_path)
+        _fill_tab(gr, tab, store, export_dir)
     return tab
 
 
-def _fill_tab(gr, tab, db_path) -> None:
+def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     """The tab's components and events; `tab.select` refreshes the sweep list."""
 
     def refresh(current_a, current_b):
-        choices = list_sweep_choices(db_path)
+        choices = list_sweep_choices(store)
         ids = {value for _, value in choices}
         return (gr.update(choices=choices, value=current_a if current_a in ids else None),
                 gr.update(choices=[("none", "")] + choices, value=current_b if current_b in ids else ""))
 
     def show(sweep_id, compare_id):
-        out = analyse(db_path, sweep_id, compare_id)
+        out = analyse(store, sweep_id, compare_id)
         return (out["explanation"], out["points"], out["fits"], gr.update(value=out["ab"], visible=bool(compare_id)),
                 out["throughput"], out["speedup"], out["efficiency"],
                 gr.update(choices=out["run_choices"], value=out["run"]), out["timeline"],
-                gr.update(value=out["report"], interactive=out["report"] is not None))
+                gr.update(interactive=out["throughput"] is not None), gr.update(value=None, visible=False))
+
+    def make_report(sweep_id, compare_id):
+        if sweep_id in (None, ""):
+            return gr.update(value=None, visible=False)
+        try:
+            return gr.update(value=str(write_report(store, sweep_id, compare_id, export_dir)), visible=True)
+        except (ReportError, ValueError) as exc:
+            raise gr.Error(f"Cannot write the report: {exc}", print_exception=False) from None
 
     gr.Markdown("Why throughput stops growing: repeats with 95% intervals, Amdahl and USL fits, the "
                 "work-quantisation ceiling and each rank's timeline. Pick a sweep; pick a second one for A/B.")
     with gr.Row():
-        initial = list_sweep_choices(db_path, with_reference=False)
+        initial = list_sweep_choices(store)
         sweep = gr.Dropdown(label="Sweep (A)", choices=initial, value=None, scale=3, elem_id="analysis-sweep")
         other = gr.Dropdown(label="Compare with (B, optional)", choices=[("none", "")] + initial, value="",
                             scale=3, elem_id="analysis-compare")
@@ -157,11 +170,14 @@ def _fill_tab(gr, tab, db_path) -> None:
     efficiency = gr.Plot(label="Efficiency", show_label=False, elem_id="analysis-efficiency")
     run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None)
     timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline")
-    download = gr.DownloadButton("Download HTML report", value=None, interactive=False)
+    with gr.Row():
+        make = gr.Button("Make HTML report", interactive=False, scale=0, min_width=220)
+        report = gr.File(label="HTML report (opens offline)", visible=False, elem_id="analysis-report")
 
-    outputs = [explanation, points, fits, ab, throughput, speedup, efficiency, run, timeline, download]
-    tab.select(refresh, [sweep, other], [sweep, other], api_name="analysis_tab_opened")
-    refresh_button.click(refresh, [sweep, other], [sweep, other], api_name="analysis_refresh")
-    sweep.change(show, [sweep, other], outputs, api_name="analysis_show")
-    other.change(show, [sweep, other], outputs, api_name="analysis_compare")
-    run.input(lambda run_id: timeline_for_run(db_path, run_id), [run], [timeline], api_name="analysis_timeline")
+    outputs = [explanation, points, fits, ab, throughput, speedup, efficiency, run, timeline, make, report]
+    tab.select(refresh, [sweep, other], [sweep, other], **PRIVATE)
+    refresh_button.click(refresh, [sweep, other], [sweep, other], **PRIVATE)
+    sweep.change(show, [sweep, other], outputs, **PRIVATE)
+    other.change(show, [sweep, other], outputs, **PRIVATE)
+    run.input(lambda run_id: timeline_for_run(store, run_id), [run], [timeline], **PRIVATE)
+    make.click(make_report, [sweep, other], [report], **PRIVATE)

@@ -122,6 +122,19 @@ def register_api(supervisor, store: Store) -> None:
         except ConfigError as exc:
             raise refuse(exc) from None
 
+    def analyse_sweep(sweep_id: int, compare_with: int | None = None) -> dict:
+        """Why a sweep scales the way it does: the report JSON of `studio report ID --format json`
+        (per-count medians with 95% intervals, speedup, Amdahl and USL fits, quantisation, explanation),
+        with an A/B comparison against `compare_with` when given."""
+        from studio.report import ReportError, load_analysis, report_json
+
+        try:
+            analysis = load_analysis(store, sweep_id)
+            other = load_analysis(store, compare_with) if compare_with is not None else None
+        except (ReportError, ValueError, TypeError) as exc:
+            raise gr.Error(f"sweep_id: {exc}", print_exception=False) from None
+        return report_json(analysis, other)
+
     for fn in (start_sweep, sweep_status, stop_sweep, list_runs, list_sweeps, get_run, delete_runs, export_runs,
-               compare):
+               compare, analyse_sweep):
         gr.api(fn, api_name=fn.__name__)

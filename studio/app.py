@@ -10,7 +10,6 @@ nothing. The page's own events are private; `studio.api` is the public API.
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,6 +20,7 @@ from db.store import Store
 from runner.config import DTYPES, ConfigError
 from runner.planner import describe_plan
 from studio import figures, forms, history, views
+from studio.analysis_tab import build_analysis_tab
 from studio.api import register_api
 
 POLL_SECONDS = 1.0
@@ -461,11 +461,8 @@ def build_app(supervisor, db_path: str | Path | None = None) -> gr.Blocks:
                 history = build_history_tab(supervisor, store, export_dir)
             with gr.Tab("Compare", id="compare", elem_id="compare-tab") as compare_tab:
                 compare = build_compare_tab(store, export_dir)
-            if importlib.util.find_spec("studio.analysis_tab") is not None:
-                from studio.analysis_tab import build_analysis_tab
-
-                with gr.Tab("Analysis", id="analysis"):
-                    build_analysis_tab(db_path or supervisor.db_path)
+            with gr.Tab("Analysis", id="analysis"):
+                build_analysis_tab(store, export_dir)
 
         app.load(*run.on_load, **_private(show_progress="hidden"))
         history_tab.select(*history.refresh_event, **_private(show_progress="hidden"))

@@ -8,7 +8,7 @@ from conftest import find_free_port
 
 from db.store import Store
 from runner.result import RunResult
-from studio.analysis_tab import analyse, list_sweep_choices, timeline_for_run
+from studio.analysis_tab import analyse, list_sweep_choices, timeline_for_run, write_report
 from studio.reference import ensure_reference_sweeps
 
 
@@ -34,21 +34,24 @@ def store_run_with_timeline(db_path) -> tuple[int, int]:
     return sweep_id, run_id
 
 
-def test_sweep_list_adds_the_reference_only_when_asked(db_path):
-    assert list_sweep_choices(db_path, with_reference=False) == []
-    choices = list_sweep_choices(db_path)
+def test_listing_sweeps_writes_nothing(db_path):
+    store = Store(db_path)
+    assert list_sweep_choices(store) == []
+    assert store.list_sweeps() == []  # the reference sweeps are stored by the server at start, not here
+    ensure_reference_sweeps(store)
+    choices = list_sweep_choices(store)
     assert len(choices) == 2 and all("reference, read-only" in label for label, _ in choices)
-    assert len(list_sweep_choices(db_path)) == 2
 
 
 def test_no_sweep_picked_asks_for_one(db_path):
-    out = analyse(db_path, None)
-    assert out["explanation"].startswith("Pick a sweep") and out["report"] is None
+    out = analyse(Store(db_path), None)
+    assert out["explanation"].startswith("Pick a sweep") and out["throughput"] is None
 
 
-def test_reference_sweep_analysis(db_path):
-    ids = ensure_reference_sweeps(Store(db_path))
-    out = analyse(db_path, str(ids["batched"]))
+def test_reference_sweep_analysis(db_path, tmp_path):
+    store = Store(db_path)
+    ids = ensure_reference_sweeps(store)
+    out = analyse(store, str(ids["batched"]))
     assert "Cause: work quantisation" in out["explanation"] and "read-only" in out["explanation"]
     assert list(out["points"]["GPUs"]) == ["1", "2", "3", "4", "5"]
     assert list(out["points"]["rounds (busiest)"]) == ["7", "4", "3", "2", "2"]
@@ -57,27 +60,31 @@ def test_reference_sweep_analysis(db_path):
     assert {"median (95% CI)", "quantisation prediction", "USL fit", "ideal"} <= names
     assert isinstance(out["speedup"], go.Figure) and isinstance(out["efficiency"], go.Figure)
     assert out["run_choices"] == [] and out["timeline"] is None  # published figures have no timeline
-    html = open(out["report"], encoding="utf-8").read()
+    path = write_report(store, str(ids["batched"]), "", tmp_path)
+    html = path.read_text(encoding="utf-8")
+    assert path.name == f"sweep-{ids['batched']}-report.html" and path.parent.parent == tmp_path
     assert "Reference post: batched" in html and html.count("window.PlotlyConfig") == 1
 
 
 def test_ab_between_two_sweeps(db_path):
-    ids = ensure_reference_sweeps(Store(db_path))
-    out = analyse(db_path, str(ids["simple"]), str(ids["batched"]))
+    store = Store(db_path)
+    ids = ensure_reference_sweeps(store)
+    out = analyse(store, str(ids["simple"]), str(ids["batched"]))
     assert len(out["ab"]) == 5 and out["ab"]["B/A"].iloc[0] == f"{520 / 44:.3f}"
     assert any(t.name.startswith("B: ") for t in out["throughput"].data)
 
 
 def test_missing_sweep_is_explained(db_path):
-    out = analyse(db_path, "999")
+    out = analyse(Store(db_path), "999")
     assert out["explanation"].startswith("**Cannot analyse:**") and "no sweep 999" in out["explanation"]
 
 
 def test_timeline_of_a_stored_run(db_path):
     sweep_id, run_id = store_run_with_timeline(db_path)
-    out = analyse(db_path, str(sweep_id))
+    store = Store(db_path)
+    out = analyse(store, str(sweep_id))
     assert out["run"] == str(run_id) and out["run_choices"][0][1] == str(run_id)
-    fig = timeline_for_run(db_path, run_id)
+    fig = timeline_for_run(store, run_id)
     generate = next(t for t in fig.data if t.name == "generate")
     assert len(generate.x) == 4  # 2 calls on each of 2 ranks
     launch = next(t for t in fig.data if t.name == "launch")
@@ -86,39 +93,41 @@ def test_timeline_of_a_stored_run(db_path):
     assert "The stored timelines agree" in out["explanation"]
 
 
-def test_tab_builds_its_own_tab_or_fills_the_open_one(db_path):
+def test_tab_builds_its_own_tab_or_fills_the_open_one(db_path, tmp_path):
     import gradio as gr
 
     from studio.analysis_tab import build_analysis_tab
 
+    store = Store(db_path)
     with gr.Blocks() as own:
         with gr.Tabs():
-            tab = build_analysis_tab(db_path)
+            tab = build_analysis_tab(store, tmp_path)
     assert isinstance(tab, gr.Tab) and tab.label == "Analysis" and tab.id == "analysis"
     with gr.Blocks() as wrapped:
         with gr.Tabs():
             with gr.Tab("Analysis", id="analysis") as outer:
-                assert build_analysis_tab(db_path) is outer
+                assert build_analysis_tab(store, tmp_path) is outer
     for demo in (own, wrapped):
         tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tab)]
         assert len(tabs) == 1  # never a tab nested in a tab
-        names = {d.api_name for d in demo.fns.values() if d.api_name}
-        assert {"analysis_tab_opened", "analysis_refresh", "analysis_show", "analysis_compare",
-                "analysis_timeline"} <= names
+        # the tab's own events are not part of the public API (that is /analyse_sweep)
+        assert all(d.api_visibility == "private" for d in demo.fns.values())
 
 
 @pytest.mark.browser
-def test_tab_renders_charts_in_chromium(db_path, artifacts):
+def test_tab_renders_charts_in_chromium(db_path, artifacts, tmp_path):
     import gradio as gr
     from playwright.sync_api import sync_playwright
 
     from studio.analysis_tab import build_analysis_tab
 
     sweep_id, _ = store_run_with_timeline(db_path)
+    store = Store(db_path)
+    ensure_reference_sweeps(store)
     with gr.Blocks() as demo:
         with gr.Tab("Runs"):
             gr.Markdown("another tab")
-        build_analysis_tab(db_path)
+        build_analysis_tab(store, tmp_path)
     port = find_free_port()
     demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
     try:
@@ -151,8 +160,10 @@ def test_tab_renders_charts_in_chromium(db_path, artifacts):
             page.wait_for_function("document.querySelectorAll('#analysis-timeline .trace.bars .point').length >= 10",
                                    timeout=30000)
             page.screenshot(path=str(artifacts / "analysis-tab.png"), full_page=True)
+            page.get_by_role("button", name="Make HTML report").click()
+            page.wait_for_selector("#analysis-report a", timeout=30000)
             with page.expect_download(timeout=30000) as download:
-                page.get_by_role("button", name="Download HTML report").click()
+                page.locator("#analysis-report a").first.click()
             report = open(download.value.path(), encoding="utf-8").read()
             filename = download.value.suggested_filename
             browser.close()

@@ -1,4 +1,5 @@
-"""The schema's views (migration 002_views), and the database as Datasette opens it."""
+"""The schema's views (migrations 002_views, 006_sweep_summary_by_world_size), and the
+database as Datasette opens it."""
 
 from __future__ import annotations
 
@@ -41,23 +42,24 @@ def store(db_path) -> Store:
                                 "num_prompts": 4}, [1, 2], 3, name="scaling")
     for gpus, tps in [(1, 10.0), (1, 30.0), (1, 20.0), (2, 40.0), (2, 50.0), (2, None)]:
         add_run(store, sweep, gpus, tps)
-    add_run(store, sweep, 1, 70.0, num_nodes=2)  # 2 nodes x 1 GPU: its own layout, same total as 1 x 2
+    add_run(store, sweep, 1, 70.0, num_nodes=2)  # 2 nodes x 1 GPU: the same world size as 1 x 2
     return store
 
 
-def test_sweep_summary_gives_median_speedup_and_efficiency_per_layout(store):
-    rows = {(r["num_nodes"], r["gpus_per_node"]): r for r in store._rows(
-        "SELECT * FROM sweep_summary ORDER BY total_gpus, num_nodes")}
-    assert set(rows) == {(1, 1), (1, 2), (2, 1)}
-    one, two, nodes = rows[(1, 1)], rows[(1, 2)], rows[(2, 1)]
+def test_sweep_summary_gives_median_speedup_and_efficiency_per_world_size(store):
+    rows = {r["total_gpus"]: r for r in store._rows("SELECT * FROM sweep_summary ORDER BY total_gpus")}
+    assert set(rows) == {1, 2}
+    one, two = rows[1], rows[2]
     assert (one["runs"], one["succeeded"], one["not_succeeded"]) == (3, 3, 0)
     assert one["median_tokens_per_second"] == 20.0  # odd count: the middle one
-    assert (two["runs"], two["succeeded"], two["not_succeeded"]) == (3, 2, 1)
-    assert two["median_tokens_per_second"] == 45.0  # even count: mean of the middle two; the failure is left out
-    assert two["min_tokens_per_second"] == 40.0 and two["max_tokens_per_second"] == 50.0
-    assert two["speedup"] == pytest.approx(45.0 / 20.0)
-    assert two["efficiency"] == pytest.approx(45.0 / 20.0 / 2)
-    assert nodes["total_gpus"] == 2 and nodes["speedup"] == pytest.approx(70.0 / 20.0)
+    assert one["layouts"] == "1x1"
+    # 1 node x 2 GPUs (40, 50, one failure) and 2 nodes x 1 GPU (70) are one point, as on the charts
+    assert (two["runs"], two["succeeded"], two["not_succeeded"]) == (4, 3, 1)
+    assert sorted(two["layouts"].split(",")) == ["1x2", "2x1"]
+    assert two["median_tokens_per_second"] == 50.0  # 40, 50, 70: the middle one; the failure is left out
+    assert two["min_tokens_per_second"] == 40.0 and two["max_tokens_per_second"] == 70.0
+    assert two["speedup"] == pytest.approx(50.0 / 20.0)
+    assert two["efficiency"] == pytest.approx(50.0 / 20.0 / 2)
     assert one["sweep_name"] == "scaling" and one["speedup"] == 1.0
 
 
@@ -96,7 +98,7 @@ def test_datasette_opens_the_database_as_it_is(db_path, store):
 
     summary, ranks, index = asyncio.run(fetch_all())
     assert summary.status_code == 200 and ranks.status_code == 200 and index.status_code == 200
-    assert {(r["num_nodes"], r["gpus_per_node"]) for r in summary.json()["rows"]} == {(1, 1), (1, 2), (2, 1)}
+    assert {r["total_gpus"] for r in summary.json()["rows"]} == {1, 2}
     # the foreign key ranks.run_id -> runs.id is there for Datasette to follow
     assert ranks.json()["rows"][0]["run_id"] == {"value": 1, "label": "1"}
     assert "sweep_summary" in index.text and "run_summary" in index.text
