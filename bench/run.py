@@ -90,7 +90,7 @@ def scenarios(device: str, gpus: list[int]) -> list[dict]:
     dtype = "bfloat16" if device == "cuda" else "float32"
     out = []
     mixed = mixed_length_prompts(48)
-    common = dict(model="tiny", device=device, dtype=dtype, max_new_tokens=32, num_gpus=1, fixed_length=True,
+    common = dict(model="tiny", device=device, dtype=dtype, max_new_tokens=32, gpus_per_node=1, fixed_length=True,
                   mode="batched", batch_size=16)
     out.append({
         "name": "item 3: tiny, 48 prompts of 32-1024 tokens, 32 new tokens, batch 16, 1 process",
@@ -98,7 +98,7 @@ def scenarios(device: str, gpus: list[int]) -> list[dict]:
         "variants": {"unsorted": dict(common), "sorted": dict(common, sort_by_length=True)},
     })
     for n in gpus:
-        common = dict(model="tiny", device=device, dtype=dtype, max_new_tokens=100, num_gpus=n)
+        common = dict(model="tiny", device=device, dtype=dtype, max_new_tokens=100, gpus_per_node=n)
         out.append({
             "name": f"items 1-2: tiny, post workload (100 prompts, 100 new tokens, batch 16), {n} process(es)",
             "prompts": post, "reference": dict(common, batch_size=16, fixed_length=False),
@@ -106,14 +106,14 @@ def scenarios(device: str, gpus: list[int]) -> list[dict]:
                          "auto": dict(common, mode="auto")},
         })
     if device == "cpu":
-        common = dict(model="arch:cpu-50m", device=device, dtype=dtype, max_new_tokens=32, num_gpus=1,
+        common = dict(model="arch:cpu-50m", device=device, dtype=dtype, max_new_tokens=32, gpus_per_node=1,
                       fixed_length=True)
         out.append({
             "name": "items 1-2 (bandwidth-bound): arch:cpu-50m, 32 post prompts, 32 new tokens, batch 16, 1 process",
             "prompts": post[:32], "reference": dict(common, batch_size=16),
             "variants": {"batched": dict(common, mode="batched", batch_size=16), "auto": dict(common, mode="auto")},
         })
-    common = dict(model="tiny", device=device, dtype=dtype, max_new_tokens=100, num_gpus=1, mode="batched",
+    common = dict(model="tiny", device=device, dtype=dtype, max_new_tokens=100, gpus_per_node=1, mode="batched",
                   batch_size=16, fixed_length=True)
     # attention "auto" is SDPA for these Llama models in transformers 5, so "plain" is the SDPA path
     paths = {"plain": dict(common), "eager": dict(common, attention="eager"),
@@ -123,7 +123,7 @@ def scenarios(device: str, gpus: list[int]) -> list[dict]:
     out.append({"name": "generate paths: tiny, post workload, fixed length, batch 16, 1 process",
                 "prompts": post, "reference": None, "variants": paths})
     if device == "cuda":
-        common = dict(model="arch:llama-2-7b", device=device, dtype="bfloat16", max_new_tokens=100, num_gpus=1,
+        common = dict(model="arch:llama-2-7b", device=device, dtype="bfloat16", max_new_tokens=100, gpus_per_node=1,
                       fixed_length=True)
         out.append({
             "name": "item 4: arch:llama-2-7b bf16, post workload, fixed length, 1 GPU",
@@ -144,7 +144,7 @@ def measure(scenario: dict, repeats: int, work: Path, log) -> dict:
                 if name == "reference":
                     r = scenario["reference"]
                     sample = run_reference(scenario["prompts"], work, model=r["model"], device=r["device"],
-                                           dtype=r["dtype"], num_gpus=r["num_gpus"], batch_size=r["batch_size"],
+                                           dtype=r["dtype"], num_gpus=r["gpus_per_node"], batch_size=r["batch_size"],
                                            max_new_tokens=r["max_new_tokens"], fixed_length=r["fixed_length"])
                 else:
                     sample = run_studio(name, scenario["prompts"], work, **scenario["variants"][name])

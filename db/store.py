@@ -147,7 +147,7 @@ class Store:
                  _json(counts), 1, _json(settings), source),
             ).lastrowid
             for p in points:
-                config = {**settings, "num_gpus": int(p["num_gpus"]), "external": True, "source": source}
+                config = {**settings, "gpus_per_node": int(p["num_gpus"]), "external": True, "source": source}
                 conn.execute(
                     "INSERT INTO runs (sweep_id, repeat_index, created_at, started_at, finished_at, status, model, "
                     "mode, batch_size, max_new_tokens, num_gpus, world_size, device, dtype, num_prompts, tokens, "
@@ -178,7 +178,9 @@ class Store:
             return self.db["runs"].insert({
                 "sweep_id": sweep_id, "repeat_index": repeat_index, "created_at": now(), "status": status,
                 "model": config["model"], "mode": config["mode"], "batch_size": config["batch_size"],
-                "max_new_tokens": config["max_new_tokens"], "num_gpus": config["num_gpus"],
+                "max_new_tokens": config["max_new_tokens"],
+                # the column keeps its first name: GPUs (processes) per node, as RunConfig.gpus_per_node
+                "num_gpus": config["gpus_per_node"] if "gpus_per_node" in config else config["num_gpus"],
                 "num_nodes": config.get("num_nodes", 1), "num_prompts": len(config["prompts"]), "config": config,
                 "label": config.get("label", ""),
             }).last_pk

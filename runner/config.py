@@ -29,7 +29,7 @@ LIMITS = {
     "prompt_chars": 32_000,
     "max_new_tokens": 8192,
     "batch_size": 1024,
-    "num_gpus": 64,
+    "gpus_per_node": 64,
     "num_nodes": 64,
     "repeats": 20,
     "timeout_s": 24 * 3600,
@@ -126,7 +126,7 @@ class RunConfig:
     mode: str = "batched"
     batch_size: int = 16
     max_new_tokens: int = 100
-    num_gpus: int = 1
+    gpus_per_node: int = 1  # processes (GPUs) on each node; the world is gpus_per_node * num_nodes
     dtype: str = "auto"
     device: str = "auto"
     do_sample: bool = False
@@ -144,7 +144,7 @@ class RunConfig:
     cpu_threads: int = 1
     memory_budget_gb: float | None = None
     timeout_s: float = 3600.0
-    # multi-node: this process launches one node's share of num_nodes * num_gpus ranks
+    # multi-node: this process launches one node's share of num_nodes * gpus_per_node ranks
     num_nodes: int = 1
     node_rank: int = 0
     main_address: str = "127.0.0.1"
@@ -178,7 +178,7 @@ class RunConfig:
         _choice("attention", self.attention, ATTENTION)
         _choice("cache", self.cache, CACHES)
         _choice("rdzv_backend", self.rdzv_backend, ("static", "c10d"))
-        for name in ("batch_size", "max_new_tokens", "num_gpus", "num_nodes", "cpu_threads"):
+        for name in ("batch_size", "max_new_tokens", "gpus_per_node", "num_nodes", "cpu_threads"):
             object.__setattr__(self, name, _int(name, getattr(self, name), 1, LIMITS[name]))
         object.__setattr__(self, "top_k", _int("top_k", self.top_k, 0, 100_000))
         object.__setattr__(self, "seed", _int("seed", self.seed, 0, 2**32 - 1))
@@ -214,7 +214,7 @@ class RunConfig:
 
     @property
     def world_size(self) -> int:
-        return self.num_gpus * self.num_nodes
+        return self.gpus_per_node * self.num_nodes
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
@@ -237,8 +237,11 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "RunConfig":
         known = {f.name for f in dataclasses.fields(cls)}
-        # configs stored by earlier versions carry an `extra` that was always empty
+        # configs stored by earlier versions carry an `extra` that was always empty,
+        # and name gpus_per_node `num_gpus`
         data = {k: v for k, v in data.items() if not (k == "extra" and not v)}
+        if "num_gpus" in data and "gpus_per_node" not in data:
+            data["gpus_per_node"] = data.pop("num_gpus")
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(unknown[0], f"is not a run setting; known settings are {', '.join(sorted(known))}")

@@ -42,10 +42,10 @@ def prepare(config: RunConfig, inventory: Inventory | None = None) -> Prepared:
     inventory = inventory or detect()
     device = resolve_device(config, inventory)
     limit = inventory.max_processes(device)
-    if config.num_gpus > limit:
+    if config.gpus_per_node > limit:
         what = "GPUs" if device == "cuda" else "CPU processes"
         raise ConfigError(
-            "num_gpus", f"{config.num_gpus} {what} asked for, this machine allows at most {limit}; lower the count"
+            "gpus", f"{config.gpus_per_node} {what} asked for, this machine allows at most {limit}; lower the count"
         )
     if config.trust_remote_code and not remote_code_allowed():
         raise ConfigError(

@@ -4,8 +4,9 @@
 caller's Blocks. The handlers below it are plain functions of (store, choices)
 returning plain values and figures, so tests call them without a browser; the
 tab only wires them to components, with private events (the public analysis
-endpoint is `/analyse_sweep` in `studio.api`). Listing writes nothing: the
-server stores the reference post's sweeps once, when it starts."""
+endpoint is `/analyse_sweep` in `studio.api`). Listing writes nothing; the
+reference post's sweeps are stored when the user asks for them (the tab's button,
+or `studio reference load`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pandas as pd
 from db.store import Store
 from studio import analysis_figures as figs
 from studio.analysis import compare
+from studio.reference import ensure_reference_sweeps
 from studio.report import ReportError, ab_rows, fit_rows, load_analysis, points_rows, report_html, representative_runs
 
 PRIVATE = {"api_visibility": "private"}
@@ -136,6 +138,10 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
         return (gr.update(choices=choices, value=current_a if current_a in ids else None),
                 gr.update(choices=[("none", "")] + choices, value=current_b if current_b in ids else ""))
 
+    def add_reference(current_a, current_b):
+        ensure_reference_sweeps(store)
+        return refresh(current_a, current_b)
+
     def show(sweep_id, compare_id):
         out = analyse(store, sweep_id, compare_id)
         return (out["explanation"], out["points"], out["fits"], gr.update(value=out["ab"], visible=bool(compare_id)),
@@ -159,6 +165,7 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
         other = gr.Dropdown(label="Compare with (B, optional)", choices=[("none", "")] + initial, value="",
                             scale=3, elem_id="analysis-compare")
         refresh_button = gr.Button("Refresh list", scale=1)
+        reference_button = gr.Button("Add the reference post's sweeps", scale=1, size="sm")
     explanation = gr.Markdown(elem_id="analysis-explanation")
     points = gr.Dataframe(label="Per GPU count", interactive=False, wrap=True)
     fits = gr.Dataframe(label="Fits: X(n) = λn / (1 + σ(n−1) + κn(n−1))", interactive=False, wrap=True)
@@ -177,6 +184,7 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     outputs = [explanation, points, fits, ab, throughput, speedup, efficiency, run, timeline, make, report]
     tab.select(refresh, [sweep, other], [sweep, other], **PRIVATE)
     refresh_button.click(refresh, [sweep, other], [sweep, other], **PRIVATE)
+    reference_button.click(add_reference, [sweep, other], [sweep, other], **PRIVATE)
     sweep.change(show, [sweep, other], outputs, **PRIVATE)
     other.change(show, [sweep, other], outputs, **PRIVATE)
     run.input(lambda run_id: timeline_for_run(store, run_id), [run], [timeline], **PRIVATE)

@@ -73,7 +73,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int]]:
         counts = parse_gpu_counts(args.gpus)
     config = RunConfig(
         prompts=prompts, model=args.model, mode=args.mode, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens, num_gpus=counts[0], dtype=args.dtype, device=args.device,
+        max_new_tokens=args.max_new_tokens, gpus_per_node=counts[0], dtype=args.dtype, device=args.device,
         do_sample=args.sample, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed,
         fixed_length=args.fixed_length, warmup=not args.no_warmup, sort_by_length=args.sort_by_length,
         attention=args.attention, cache=args.cache, compile=args.compile,

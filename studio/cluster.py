@@ -50,9 +50,9 @@ class SlurmJob:
                 or not 1 <= self.nodes <= LIMITS["num_nodes"]):
             raise ConfigError("nodes", f"must be a whole number from 1 to {LIMITS['num_nodes']}, got {self.nodes!r}")
         if (isinstance(self.gpus_per_node, bool) or not isinstance(self.gpus_per_node, int)
-                or not 1 <= self.gpus_per_node <= LIMITS["num_gpus"]):
+                or not 1 <= self.gpus_per_node <= LIMITS["gpus_per_node"]):
             raise ConfigError("gpus_per_node",
-                              f"must be a whole number from 1 to {LIMITS['num_gpus']}, got {self.gpus_per_node!r}")
+                              f"must be a whole number from 1 to {LIMITS['gpus_per_node']}, got {self.gpus_per_node!r}")
         for name in ("partition", "account", "job_name"):
             value = getattr(self, name)
             if value is not None and not _NAME_RE.match(value):

@@ -175,7 +175,7 @@ def check_database(db: str | None) -> Check:
             integrity = store.integrity()
             with store.transaction():  # takes the write lock, writes nothing
                 pass
-            runs = store.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            runs = store.db["runs"].count
         finally:
             store.close()
     except Exception as exc:

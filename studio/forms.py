@@ -25,7 +25,7 @@ FORM_FIELDS = ("prompts", "model", "mode", "batch_size", "max_new_tokens", "fixe
 FIELD_OF_ERROR = {
     "prompts": "prompts", "preset": "prompts", "model": "model", "trust_remote_code": "model", "mode": "mode",
     "batch_size": "batch_size", "max_new_tokens": "max_new_tokens", "fixed_length": "fixed_length",
-    "dtype": "dtype", "device": "dtype", "num_gpus": "gpu_counts", "gpus": "gpu_counts", "repeats": "repeats",
+    "dtype": "dtype", "device": "dtype", "gpus_per_node": "gpu_counts", "gpus": "gpu_counts", "repeats": "repeats",
     "label": "name", "name": "name",
 }
 
@@ -97,7 +97,7 @@ def plan_request(request: SweepRequest) -> SweepPlan:
         prompts=prompts, model=(request.model or "").strip(), mode=request.mode,
         batch_size=_whole("batch_size", request.batch_size, "batch size"),
         max_new_tokens=_whole("max_new_tokens", request.max_new_tokens, "max new tokens"),
-        num_gpus=counts[0], dtype=request.dtype, fixed_length=bool(request.fixed_length), label=name,
+        gpus_per_node=counts[0], dtype=request.dtype, fixed_length=bool(request.fixed_length), label=name,
         # on only when the server was started with --trust-remote-code
         trust_remote_code=remote_code_allowed(),
     )
@@ -155,7 +155,7 @@ def form_values(sweep_runs: list[dict]) -> dict | None:
         "model": config.get("model", "tiny"), "mode": config.get("mode", "batched"),
         "batch_size": config.get("batch_size"), "max_new_tokens": config.get("max_new_tokens"),
         "fixed_length": bool(config.get("fixed_length")), "dtype": config.get("dtype", "auto"),
-        "gpu_counts": sorted({c["num_gpus"] for c in configs}),
+        "gpu_counts": sorted({r["num_gpus"] for r in sweep_runs if r.get("num_gpus")}),
         "repeats": 1 + max((r.get("repeat_index") or 0) for r in sweep_runs), "name": config.get("label", ""),
     }
 

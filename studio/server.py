@@ -85,9 +85,6 @@ def serve(args) -> int:
     if supervisor.resumed_at_start:
         print(f"studio: resumed the queued runs of sweep(s) {', '.join(map(str, supervisor.resumed_at_start))} "
               "that a previous server never started (--no-resume leaves them interrupted)", file=sys.stderr)
-    from studio.reference import ensure_reference_sweeps
-
-    ensure_reference_sweeps(supervisor.store)  # the post's published sweeps, to pick like any (stored once)
     app = build_app(supervisor, supervisor.db_path)
     app.queue(default_concurrency_limit=4)
 

@@ -112,7 +112,7 @@ class Supervisor:
             job = SweepJob(sweep_id=sweep_id, plan=plan, run_ids=run_ids, submitted_at=time.time())
             for (count_index, repeat), run_id in zip(plan.order, run_ids):
                 config = plan.prepared[count_index].config
-                job.runs[run_id] = RunProgress(run_id, config.num_gpus, repeat, len(config.prompts))
+                job.runs[run_id] = RunProgress(run_id, config.gpus_per_node, repeat, len(config.prompts))
             job.log.append(note)
             self._jobs[sweep_id] = job
             self._queue.append(job)
@@ -162,7 +162,7 @@ class Supervisor:
         for run_id in job.run_ids:
             progress = job.runs[run_id]
             if progress.status == "queued":
-                config = job.plan.prepared[0].config.replace(num_gpus=progress.num_gpus)
+                config = job.plan.prepared[0].config.replace(gpus_per_node=progress.num_gpus)
                 self.store.finish_run(run_id, RunResult.failure(config.to_dict(), status, reason))
                 progress.status = status
         self.store.finish_sweep(job.sweep_id, status)
@@ -223,7 +223,7 @@ class Supervisor:
                 job.log.append(f"sweep failed: {type(exc).__name__}: {exc}")
                 for run_id in job.run_ids:
                     if job.runs[run_id].status in ("queued", "running"):
-                        config = job.plan.base.replace(num_gpus=job.runs[run_id].num_gpus)
+                        config = job.plan.base.replace(gpus_per_node=job.runs[run_id].num_gpus)
                         self.store.finish_run(run_id, RunResult.failure(config.to_dict(), "failed", str(exc)))
                         job.runs[run_id].status = "failed"
                 self.store.finish_sweep(job.sweep_id, "failed")
@@ -239,7 +239,7 @@ class Supervisor:
         interrupted, not cancelled (nobody pressed Stop), and so is the sweep."""
         for row in self.store.list_runs(ids=job.run_ids):
             if row["status"] == "cancelled" and row["started_at"] is None:
-                config = job.plan.base.replace(num_gpus=row["num_gpus"])
+                config = job.plan.base.replace(gpus_per_node=row["num_gpus"])
                 self.store.finish_run(row["id"], RunResult.failure(
                     config.to_dict(), "interrupted", "the studio server stopped before this run started"))
                 job.runs[row["id"]].status = "interrupted"

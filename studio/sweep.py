@@ -69,7 +69,7 @@ def plan_sweep(base: RunConfig, gpu_counts: list[int], repeats: int = 1, name: s
         # every node computes the auto plan itself; from its own free memory the plans could differ
         raise ConfigError("memory_budget_gb", "an auto run over several nodes needs a memory budget "
                           "(--memory-budget-gb), so that every node plans the same batches")
-    prepared = [prepare(base.replace(num_gpus=n)) for n in counts]
+    prepared = [prepare(base.replace(gpus_per_node=n)) for n in counts]
     return SweepPlan(base=base, gpu_counts=counts, repeats=repeats, prepared=prepared, name=name)
 
 
@@ -84,11 +84,11 @@ def resume_plan(store: Store, sweep_id: int) -> tuple[SweepPlan, list[int]]:
         raise ConfigError("sweep", f"sweep {sweep_id} has no queued run to resume")
     left_ids = [r["id"] for r in left]
     configs = [RunConfig.from_dict(r["config"]) for r in left]
-    counts = list(dict.fromkeys(c.num_gpus for c in configs))
-    prepared = [prepare(next(c for c in configs if c.num_gpus == n)) for n in counts]
+    counts = list(dict.fromkeys(c.gpus_per_node for c in configs))
+    prepared = [prepare(next(c for c in configs if c.gpus_per_node == n)) for n in counts]
     plan = SweepPlan(
         base=configs[0], gpu_counts=counts, repeats=sweep["repeats"], prepared=prepared, name=sweep["name"] or "",
-        remaining=[(counts.index(c.num_gpus), r["repeat_index"]) for c, r in zip(configs, left)],
+        remaining=[(counts.index(c.gpus_per_node), r["repeat_index"]) for c, r in zip(configs, left)],
         ended_before=tuple(r["status"] for r in sweep["runs"] if r["id"] not in left_ids),
     )
     return plan, left_ids
@@ -139,12 +139,12 @@ def run_sweep(
             results.append(result)
             continue
         queued = (time.time() - submitted_at) if (submitted_at and position == 0) else 0.0
-        emit({"event": "run-start", "run_id": run_id, "sweep_id": sweep_id, "num_gpus": prepared.config.num_gpus,
+        emit({"event": "run-start", "run_id": run_id, "sweep_id": sweep_id, "num_gpus": prepared.config.gpus_per_node,
               "repeat": repeat, "position": position, "of": len(run_ids), "num_prompts": len(prepared.config.prompts)})
         result = run_one(prepared, store, run_id, on_event=emit, cancel=cancel, queued_seconds=queued)
         results.append(result)
         emit({"event": "run-end", "run_id": run_id, "sweep_id": sweep_id, "status": result.status,
-              "num_gpus": prepared.config.num_gpus, "tokens_per_second": result.tokens_per_second,
+              "num_gpus": prepared.config.gpus_per_node, "tokens_per_second": result.tokens_per_second,
               "error": result.error})
     outcome = SweepOutcome(sweep_id=sweep_id, run_ids=list(run_ids), results=results, ended_before=plan.ended_before)
     store.finish_sweep(sweep_id, outcome.status)
@@ -225,12 +225,12 @@ def run_node_part(plan: SweepPlan, *, on_event: EventCallback | None = None,
         if cancel is not None and cancel.is_set():
             results.append(RunResult.failure(prepared.config.to_dict(), "cancelled", "cancelled before it started"))
             continue
-        emit({"event": "run-start", "run_id": f"node {node_rank}", "num_gpus": prepared.config.num_gpus,
+        emit({"event": "run-start", "run_id": f"node {node_rank}", "num_gpus": prepared.config.gpus_per_node,
               "repeat": repeat, "position": position, "of": len(plan.order),
               "num_prompts": len(prepared.config.prompts)})
         result = launch(prepared, runs_dir() / f"{stem}-{position}", on_event=emit, cancel=cancel,
                         plan=auto_plan(prepared))
         results.append(result)
         emit({"event": "run-end", "run_id": f"node {node_rank}", "status": result.status,
-              "num_gpus": prepared.config.num_gpus, "tokens_per_second": None, "error": result.error})
+              "num_gpus": prepared.config.gpus_per_node, "tokens_per_second": None, "error": result.error})
     return results

@@ -72,3 +72,11 @@ def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> subpro
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def store(db_path):
+    """A real store on the test's own database file."""
+    from db.store import Store
+
+    return Store(db_path)

@@ -21,14 +21,14 @@ FAULT_PROMPTS = ["The King is dead.", "Call me Ishmael.", "124 was spiteful.", "
 
 
 def fault_config(**changes) -> RunConfig:
-    base = dict(prompts=FAULT_PROMPTS, max_new_tokens=4, batch_size=1, num_gpus=2, warmup=False, timeout_s=120)
+    base = dict(prompts=FAULT_PROMPTS, max_new_tokens=4, batch_size=1, gpus_per_node=2, warmup=False, timeout_s=120)
     base.update(changes)
     return RunConfig(**base)
 
 
 def store_earlier_run(store: Store) -> dict:
     """A finished run stored before the fault, to prove the fault loses nothing."""
-    config = fault_config(num_gpus=1, label="before the fault").to_dict()
+    config = fault_config(gpus_per_node=1, label="before the fault").to_dict()
     run_id = store.create_run(config)
     outputs = [{"prompt_index": i, "rank": 0, "prompt": p, "output": "x", "tokens": 1, "raw_tokens": 1}
                for i, p in enumerate(FAULT_PROMPTS)]

@@ -37,7 +37,7 @@ def store_run_with_timeline(db_path) -> tuple[int, int]:
 def test_listing_sweeps_writes_nothing(db_path):
     store = Store(db_path)
     assert list_sweep_choices(store) == []
-    assert store.list_sweeps() == []  # the reference sweeps are stored by the server at start, not here
+    assert store.list_sweeps() == []  # the reference sweeps are stored on request, never by a listing
     ensure_reference_sweeps(store)
     choices = list_sweep_choices(store)
     assert len(choices) == 2 and all("reference, read-only" in label for label, _ in choices)
@@ -123,7 +123,6 @@ def test_tab_renders_charts_in_chromium(db_path, artifacts, tmp_path):
 
     sweep_id, _ = store_run_with_timeline(db_path)
     store = Store(db_path)
-    ensure_reference_sweeps(store)
     with gr.Blocks() as demo:
         with gr.Tab("Runs"):
             gr.Markdown("another tab")
@@ -140,7 +139,7 @@ def test_tab_renders_charts_in_chromium(db_path, artifacts, tmp_path):
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(f"http://127.0.0.1:{port}/")
             page.get_by_role("tab", name="Analysis").click()
-            page.get_by_role("button", name="Refresh list").click()
+            page.get_by_role("button", name="Add the reference post's sweeps").click()
             deadline = time.time() + 30
             page.locator("#analysis-sweep input").click()
             while not page.locator("[role=option]", has_text="Reference post: batched").count():

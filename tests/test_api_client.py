@@ -50,10 +50,16 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", text, re.S).group(1)
 
 
-def test_every_action_is_a_named_endpoint(client):
+def documented_endpoints() -> set[str]:
+    section = (ROOT / "README.md").read_text().split("## API", 1)[1].split("```", 1)[0]
+    return set(re.findall(r"`(/\w+)`", section))
+
+
+def test_the_public_api_is_what_the_readme_lists(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/start_sweep", "/sweep_status", "/stop_sweep", "/list_runs", "/get_run", "/delete_runs",
-            "/export_runs", "/compare", "/list_sweeps"} <= names
+            "/export_runs", "/compare", "/list_sweeps", "/analyse_sweep"} == documented_endpoints()
+    assert names == documented_endpoints()  # the page's own events stay private
 
 
 def test_bad_settings_are_refused_on_the_server_and_nothing_is_stored(client):
@@ -88,6 +94,19 @@ def test_the_readme_client_example_runs_a_sweep(server, client, capsys):
     maps = Path(f"/proc/{proc.pid}/maps")
     if maps.exists():
         assert "libtorch" not in maps.read_text()
+
+
+def test_analyse_sweep_answers_with_the_report_json(client):
+    from gradio_client.exceptions import AppError
+
+    (sweep,) = client.predict(api_name="/list_sweeps")  # the README example's
+    report = client.predict(sweep_id=sweep["id"], api_name="/analyse_sweep")
+    assert report["sweep"]["id"] == sweep["id"] and report["explanation"]
+    assert [p["gpus"] for p in report["points"]] == [1, 2]
+    compare = {p["GPUs"]: p for p in client.predict(sweep_ids=[sweep["id"]], api_name="/compare")}
+    assert report["points"][1]["speedup"] == pytest.approx(compare[2]["speedup"], abs=0.005)  # one computation
+    with pytest.raises(AppError, match="no sweep 99999"):
+        client.predict(sweep_id=99999, api_name="/analyse_sweep")
 
 
 def test_export_and_delete(client):

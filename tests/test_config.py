@@ -10,7 +10,7 @@ def make(**kw):
 
 def test_defaults_are_greedy_batched_tiny():
     config = make()
-    assert (config.model, config.mode, config.do_sample, config.num_gpus) == ("tiny", "batched", False, 1)
+    assert (config.model, config.mode, config.do_sample, config.gpus_per_node) == ("tiny", "batched", False, 1)
     assert config.prompts == ("hello",)
 
 
@@ -33,7 +33,7 @@ def test_round_trips_through_json():
         ({"prompts": ["ok", "  "]}, "prompts"),
         ({"prompts": "a string, not a list"}, "prompts"),
         ({"batch_size": 0}, "batch_size"),
-        ({"num_gpus": 0}, "num_gpus"),
+        ({"gpus_per_node": 0}, "gpus_per_node"),
         ({"max_new_tokens": 0}, "max_new_tokens"),
         ({"max_new_tokens": LIMITS["max_new_tokens"] + 1}, "max_new_tokens"),
         ({"mode": "fast"}, "mode"),
@@ -71,4 +71,4 @@ def test_unknown_setting_is_refused():
 
 
 def test_world_size_spans_nodes():
-    assert make(num_gpus=4, num_nodes=2, main_port=29500).world_size == 8
+    assert make(gpus_per_node=4, num_nodes=2, main_port=29500).world_size == 8

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]  # real accelerate lau
 def test_concurrent_submissions_queue_and_run_one_at_a_time(db_path):
     earlier = store_earlier_run(Store(db_path))
     supervisor = Supervisor(db_path)
-    plan = plan_sweep(fault_config(prompts=["Call me Ishmael.", "124 was spiteful."], num_gpus=1), [1])
+    plan = plan_sweep(fault_config(prompts=["Call me Ishmael.", "124 was spiteful."], gpus_per_node=1), [1])
     ids: list[int] = []
     barrier = threading.Barrier(2)
 

@@ -61,7 +61,7 @@ def store(db_path):
 def test_a_rank_killed_mid_run_fails_the_run_fast_and_keeps_partial_outputs(store, db_path, tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_TEST_PAUSE_BATCH", "3")  # each rank: batch, 3 s pause, batch, 3 s pause
     earlier = store_earlier_run(store)
-    run = RunInThread(store, fault_config(num_gpus=2), tmp_path)
+    run = RunInThread(store, fault_config(gpus_per_node=2), tmp_path)
     # both ranks have finished one batch (and sent its outputs): now kill rank 1
     run.log.wait_for(lambda e: e["event"] == "outputs" and e["rank"] == 1, 90, "rank 1's first batch")
     run.log.wait_for(lambda e: e["event"] == "outputs" and e["rank"] == 0, 30, "rank 0's first batch")
@@ -86,7 +86,7 @@ def test_a_rank_killed_mid_run_fails_the_run_fast_and_keeps_partial_outputs(stor
 def test_sigkill_on_the_launcher_leaves_no_rank_behind(store, db_path, tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_TEST_PAUSE_BATCH", "3")
     earlier = store_earlier_run(store)
-    run = RunInThread(store, fault_config(num_gpus=2), tmp_path)
+    run = RunInThread(store, fault_config(gpus_per_node=2), tmp_path)
     run.log.wait_for(lambda e: e["event"] == "progress", 90, "generation to start")
     ranks = run.log.rank_pids()
     assert len(ranks) == 2
@@ -107,7 +107,7 @@ def test_sigkill_on_the_launcher_leaves_no_rank_behind(store, db_path, tmp_path,
 def test_stop_during_model_load_cancels_within_seconds(store, db_path, tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_TEST_PAUSE_LOAD", "60")  # ranks sit in the load phase
     earlier = store_earlier_run(store)
-    run = RunInThread(store, fault_config(num_gpus=2), tmp_path)
+    run = RunInThread(store, fault_config(gpus_per_node=2), tmp_path)
     for rank in (0, 1):
         run.log.wait_for(lambda e, r=rank: e["event"] == "phase" and e["phase"] == "load" and e["rank"] == r,
                          90, f"rank {rank} to load the model")
@@ -126,7 +126,7 @@ def test_stop_during_model_load_cancels_within_seconds(store, db_path, tmp_path,
 def test_a_run_past_its_timeout_is_stopped_and_failed(store, db_path, tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_TEST_PAUSE_LOAD", "60")
     earlier = store_earlier_run(store)
-    run = RunInThread(store, fault_config(num_gpus=1, timeout_s=3), tmp_path)
+    run = RunInThread(store, fault_config(gpus_per_node=1, timeout_s=3), tmp_path)
     run.finish(timeout=30)
     assert time.monotonic() - run.started_at < 20
     row = store.get_run(run.run_id)

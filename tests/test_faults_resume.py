@@ -28,7 +28,7 @@ def _dead_pid() -> int:
 
 def _left_by_a_dead_server(store: Store, *, origin: str, config: dict, runs: int) -> tuple[int, list[int]]:
     """A sweep as a killed program leaves it: the first run running, the rest queued."""
-    sweep = store.create_sweep({"model": config["model"]}, [config["num_gpus"]], runs, origin=origin)
+    sweep = store.create_sweep({"model": config["model"]}, [config["gpus_per_node"]], runs, origin=origin)
     ids = [store.create_run(config, sweep_id=sweep, repeat_index=r) for r in range(runs)]
     store.mark_running(ids[0], [_dead_pid()])
     return sweep, ids
@@ -47,7 +47,7 @@ def _wait_until_final(supervisor: Supervisor, sweep_id: int, timeout: float = 15
 def test_restart_runs_what_its_own_sweep_left_queued_and_nothing_of_a_cli(db_path):
     store = Store(db_path)
     earlier = store_earlier_run(store)
-    config = fault_config(num_gpus=1).to_dict()
+    config = fault_config(gpus_per_node=1).to_dict()
     ours, (under_way, queued) = _left_by_a_dead_server(store, origin="server", config=config, runs=2)
     cli_sweep, (cli_under_way, cli_queued) = _left_by_a_dead_server(store, origin="cli", config=config, runs=2)
 
@@ -73,7 +73,7 @@ def test_restart_runs_what_its_own_sweep_left_queued_and_nothing_of_a_cli(db_pat
 
 def test_the_queued_sweep_of_another_live_server_is_left_alone(db_path):
     store = Store(db_path)
-    config = fault_config(num_gpus=1).to_dict()
+    config = fault_config(gpus_per_node=1).to_dict()
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         owner = owner_env(psutil.Process(other.pid))
@@ -101,7 +101,7 @@ def test_the_queued_sweep_of_another_live_server_is_left_alone(db_path):
 
 def test_no_resume_leaves_every_queued_run_interrupted(db_path):
     store = Store(db_path)
-    config = fault_config(num_gpus=1).to_dict()
+    config = fault_config(gpus_per_node=1).to_dict()
     ours, ids = _left_by_a_dead_server(store, origin="server", config=config, runs=2)
     supervisor = Supervisor(db_path, resume=False)
     try:
@@ -115,7 +115,7 @@ def test_no_resume_leaves_every_queued_run_interrupted(db_path):
 
 def test_a_sweep_whose_model_is_gone_is_not_resumed_and_says_why(db_path, tmp_path):
     store = Store(db_path)
-    config = fault_config(num_gpus=1, model=str(tmp_path / "deleted-model")).to_dict()
+    config = fault_config(gpus_per_node=1, model=str(tmp_path / "deleted-model")).to_dict()
     ours, (under_way, queued) = _left_by_a_dead_server(store, origin="server", config=config, runs=2)
     supervisor = Supervisor(db_path)
     try:
@@ -130,7 +130,7 @@ def test_a_sweep_whose_model_is_gone_is_not_resumed_and_says_why(db_path, tmp_pa
 
 def test_resume_plan_keeps_the_order_and_repeats_of_what_was_left(db_path):
     store = Store(db_path)
-    plan = plan_sweep(fault_config(num_gpus=1), [1, 2], repeats=2)
+    plan = plan_sweep(fault_config(gpus_per_node=1), [1, 2], repeats=2)
     sweep = store.create_sweep(plan.base.settings(), plan.gpu_counts, plan.repeats, origin="server")
     ids = [store.create_run(plan.prepared[c].config.to_dict(), sweep_id=sweep, repeat_index=r) for c, r in plan.order]
     store.mark_running(ids[0], [])

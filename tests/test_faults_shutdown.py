@@ -23,7 +23,7 @@ def test_shutdown_mid_run_interrupts_the_sweep_and_leaves_no_process(db_path, mo
     log = EventLog()
     supervisor_on_event = supervisor._on_event
     monkeypatch.setattr(supervisor, "_on_event", lambda job, e: (log(e), supervisor_on_event(job, e)))
-    sweep = supervisor.submit(plan_sweep(fault_config(num_gpus=2), [2, 1]))
+    sweep = supervisor.submit(plan_sweep(fault_config(gpus_per_node=2), [2, 1]))
     log.wait_for(lambda e: e["event"] == "progress", 120, "the first run to generate")
     first = supervisor.status(sweep)["runs"][0]["run_id"]
     pids = supervisor.store.get_run(first)["pids"]
@@ -33,7 +33,7 @@ def test_shutdown_mid_run_interrupts_the_sweep_and_leaves_no_process(db_path, mo
     assert time.monotonic() - t < 15
     assert not supervisor.busy()
     with pytest.raises(RuntimeError, match="shutting down"):
-        supervisor.submit(plan_sweep(fault_config(num_gpus=1), [1]))
+        supervisor.submit(plan_sweep(fault_config(gpus_per_node=1), [1]))
 
     store = Store(db_path)
     runs = store.get_sweep(sweep)["runs"]

@@ -23,7 +23,7 @@ def flag(argv, name):
 
 
 def test_one_process_is_a_plain_launch():
-    c = command(num_gpus=1)
+    c = command(gpus_per_node=1)
     assert c.argv[:3] == ["/usr/bin/python3", "-m", "accelerate.commands.launch"]
     assert "--multi_gpu" not in c.argv and "--cpu" not in c.argv
     assert flag(c.argv, "--num_processes") == "1"
@@ -31,13 +31,13 @@ def test_one_process_is_a_plain_launch():
 
 def test_several_cpu_processes_use_multi_gpu_not_cpu():
     # --cpu --num_processes N starts one process; --multi_gpu with PartialState(cpu=True) starts N.
-    c = command(num_gpus=3)
+    c = command(gpus_per_node=3)
     assert "--multi_gpu" in c.argv and "--cpu" not in c.argv
     assert flag(c.argv, "--num_processes") == "3"
 
 
 def test_explicit_config_file_and_port():
-    c = command(num_gpus=2)
+    c = command(gpus_per_node=2)
     assert flag(c.argv, "--config_file") == "/runs/1/accelerate.yaml"
     assert flag(c.argv, "--main_process_port") == "29555"
     assert "main_process_port: 29555" in c.accelerate_config
@@ -45,7 +45,7 @@ def test_explicit_config_file_and_port():
 
 
 def test_worker_and_job_file_come_last_and_prompts_never_on_the_command_line():
-    c = command(num_gpus=2)
+    c = command(gpus_per_node=2)
     assert c.argv[-3:] == [str(WORKER), "--job", "/runs/1/job.json"]
     assert not any("hi" == a for a in c.argv)
 
@@ -58,7 +58,7 @@ def test_environment_is_offline_and_drops_stray_accelerate_settings():
 
 
 def test_multi_node_settings_pass_through():
-    c = command(num_gpus=2, num_nodes=2, node_rank=1, main_address="10.1.2.3", main_port=29600,
+    c = command(gpus_per_node=2, num_nodes=2, node_rank=1, main_address="10.1.2.3", main_port=29600,
                 rdzv_backend="c10d")
     assert flag(c.argv, "--num_processes") == "4"  # accelerate wants the total over all machines
     assert flag(c.argv, "--num_machines") == "2"
@@ -68,4 +68,4 @@ def test_multi_node_settings_pass_through():
 
 
 def test_same_settings_same_command():
-    assert command(num_gpus=2) == command(num_gpus=2)
+    assert command(gpus_per_node=2) == command(gpus_per_node=2)

@@ -23,14 +23,14 @@ def success(cfg):
 
 def test_a_run_is_stored_whole(db_path):
     store = Store(db_path)
-    cfg = config(num_gpus=2)
+    cfg = config(gpus_per_node=2)
     run_id = store.create_run(cfg)
     store.finish_run(run_id, success(cfg))
     run = store.get_run(run_id)
     assert run["status"] == "succeeded" and run["tokens"] == 7 and run["padding_tokens"] == 2
     assert [o["output"] for o in run["outputs"]] == ["x", "y"]
     assert [r["rank"] for r in run["ranks"]] == [0, 1]
-    assert run["config"]["num_gpus"] == 2  # JSON columns come back decoded
+    assert run["config"]["gpus_per_node"] == 2 and run["num_gpus"] == 2  # JSON columns come back decoded
     assert run["imbalance"] == pytest.approx(0.5 / 0.45)
 
 

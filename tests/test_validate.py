@@ -16,12 +16,12 @@ def test_auto_means_fp32_on_cpu_and_bf16_on_gpu():
 
 def test_more_gpus_than_present():
     with pytest.raises(ConfigError, match="at most 2"):
-        prepare(RunConfig(prompts=["hi"], num_gpus=3), TWO_GPUS)
+        prepare(RunConfig(prompts=["hi"], gpus_per_node=3), TWO_GPUS)
 
 
 def test_cpu_processes_have_a_cap():
     with pytest.raises(ConfigError, match="CPU processes"):
-        prepare(RunConfig(prompts=["hi"], num_gpus=64), CPU)
+        prepare(RunConfig(prompts=["hi"], gpus_per_node=64), CPU)
 
 
 def test_cuda_without_gpu():

@@ -1,0 +1,104 @@
+"""The Run tab's form and the API's start_sweep without a browser: values in, a
+validated plan or a refusal named at its field out."""
+
+from __future__ import annotations
+
+import pytest
+from rowkit import request
+
+from runner.config import ConfigError, RunConfig
+from studio import forms
+
+
+def test_a_good_form_becomes_a_plan_with_counts_in_order():
+    plan = forms.plan_request(request())
+    assert plan.gpu_counts == [1, 2]
+    assert plan.base.prompts == ("Call me Ishmael.", "The King is dead.")
+    assert plan.base.max_new_tokens == 8 and plan.base.batch_size == 4
+
+
+def test_gradio_floats_are_taken_as_whole_numbers():
+    plan = forms.plan_request(request(batch_size=4.0, max_new_tokens=8.0, repeats=2.0, gpu_counts="1"))
+    assert plan.base.batch_size == 4 and plan.repeats == 2
+
+
+@pytest.mark.parametrize("changes, field, words", [
+    ({"prompts_text": "  \n "}, "prompts", "no prompts"),
+    ({"max_new_tokens": 0}, "max_new_tokens", "at least 1"),
+    ({"max_new_tokens": None}, "max_new_tokens", "is empty"),
+    ({"batch_size": 2.5}, "batch_size", "whole number"),
+    ({"gpu_counts": []}, "gpu_counts", "tick at least one"),
+    ({"gpu_counts": ["999"]}, "gpu_counts", "at most"),
+    ({"repeats": 0}, "repeats", "from 1 to"),
+    ({"model": "-rf"}, "model", "starts with '-'"),
+    ({"model": "arch:nope"}, "model", "unknown architecture"),
+    ({"mode": "turbo"}, "mode", "must be one of"),
+    ({"dtype": "int3"}, "dtype", "must be one of"),
+])
+def test_bad_settings_are_named_next_to_their_field(changes, field, words):
+    problems = forms.check_request(request(**changes))
+    assert list(problems) == [field]
+    assert words in problems[field]
+    with pytest.raises(ConfigError):
+        forms.plan_request(request(**changes))
+
+
+def test_an_uploaded_file_wins_over_the_text_box(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "from the file"}\n{"prompt": "second"}\n')
+    plan = forms.plan_request(request(prompts_file=str(path)))
+    assert plan.base.prompts == ("from the file", "second")
+    assert forms.prompt_summary("ignored", str(path)).startswith("2 prompt(s) from the file p.jsonl")
+
+
+def test_a_broken_file_is_reported_at_the_prompts(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("text\nhello\n")
+    problems = forms.check_request(request(prompts_file=str(path)))
+    assert "no 'prompt' column" in problems["prompts"]
+
+
+def test_the_preset_is_the_reference_posts_hundred_prompts():
+    assert len(forms.preset_text().splitlines()) == 100
+    plan = forms.plan_request(request(prompts_text="", preset="seed"))
+    assert len(plan.base.prompts) == 100
+
+
+def test_api_prompts_may_be_jsonl_text():
+    plan = forms.plan_request(request(prompts_text='{"prompt": "a"}\n{"prompt": "b"}', prompts_format="jsonl"))
+    assert plan.base.prompts == ("a", "b")
+
+
+def test_the_gpu_count_choices_follow_the_machine():
+    choices = forms.device_choices()
+    assert choices["counts"] == list(range(1, choices["max"] + 1))
+    assert choices["device"] in ("cpu", "cuda")
+
+
+def test_the_model_box_offers_allowed_folders_and_cached_hub_ids(tmp_path, monkeypatch):
+    folder = tmp_path / "models" / "my-llama"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (tmp_path / "models" / "not-a-model").mkdir()
+    hub = tmp_path / "hub"
+    (hub / "models--org--name").mkdir(parents=True)
+    (hub / "datasets--org--data").mkdir()
+    monkeypatch.setenv("STUDIO_MODEL_DIRS", str(tmp_path / "models"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hub))
+    choices = forms.model_choices()
+    assert choices[0] == "tiny" and "arch:llama-2-7b" in choices
+    assert str(folder) in choices and "org/name" in choices
+    assert not any("not-a-model" in c or "data" in c for c in choices)
+
+
+def test_a_reopened_page_gets_the_form_of_the_sweep_it_shows(store):
+    sweep_id = store.create_sweep({"model": "tiny"}, [1, 2], 2)
+    for repeat in (0, 1):
+        for n in (1, 2):
+            config = RunConfig(prompts=["a", "b"], gpus_per_node=n, max_new_tokens=8, mode="simple", label="x")
+            store.create_run(config.to_dict(), sweep_id=sweep_id, repeat_index=repeat)
+    values = forms.form_values(store.get_sweep(sweep_id)["runs"])
+    assert values["prompts"] == "a\nb" and values["gpu_counts"] == [1, 2] and values["repeats"] == 2
+    assert (values["mode"], values["max_new_tokens"], values["name"]) == ("simple", 8, "x")
+    assert forms.plan_request(forms.SweepRequest(prompts_text=values["prompts"], **{
+        k: v for k, v in values.items() if k != "prompts"})).gpu_counts == [1, 2]
