@@ -6,14 +6,22 @@ Add a migration with the next number; never edit one that has shipped.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import datetime, timezone
+from typing import Callable
 
-MIGRATIONS: list[tuple[str, str]] = []
+# (name, SQL text or a function of the connection); applied sorted by name
+MIGRATIONS: list[tuple[str, str | Callable[[sqlite3.Connection], None]]] = []
+# migrations that rebuild a table run with foreign keys off (SQLite's documented way:
+# otherwise dropping the old table cascades into its children), checked before commit
+REBUILDS: set[str] = set()
 
 
-def migration(name: str, sql: str) -> None:
+def migration(name: str, sql: str | Callable[[sqlite3.Connection], None], *, rebuilds: bool = False) -> None:
     MIGRATIONS.append((name, sql))
+    if rebuilds:
+        REBUILDS.add(name)
 
 
 migration(
@@ -306,6 +314,36 @@ migration(
 )
 
 
+def _autoincrement_ids(conn: sqlite3.Connection) -> None:
+    """Rebuild sweeps and runs with AUTOINCREMENT, every row kept: without it SQLite
+    hands the id of the newest row, once deleted, to the next one, and a client
+    holding the old id would read (or delete) a different sweep."""
+    saved = conn.execute("SELECT type, name, sql FROM sqlite_master WHERE type IN ('view', 'trigger') "
+                         "AND sql IS NOT NULL ORDER BY type = 'view', rowid").fetchall()
+    for kind, name, _ in saved:  # views and triggers name these tables: out of the way while they change
+        conn.execute(f'DROP {kind.upper()} "{name}"')
+    for table in ("sweeps", "runs"):
+        sql, = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+        if "AUTOINCREMENT" in sql.upper():
+            continue
+        indexes = [row[0] for row in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", (table,))]
+        rebuilt = re.sub(r"\bid INTEGER PRIMARY KEY\b", "id INTEGER PRIMARY KEY AUTOINCREMENT", sql, count=1)
+        rebuilt = re.sub(r"^CREATE TABLE (IF NOT EXISTS )?\"?\w+\"?", f"CREATE TABLE {table}_rebuilt", rebuilt)
+        conn.execute(rebuilt)
+        columns = ", ".join(f'"{row[1]}"' for row in conn.execute(f"PRAGMA table_info({table})"))
+        conn.execute(f"INSERT INTO {table}_rebuilt ({columns}) SELECT {columns} FROM {table}")
+        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"ALTER TABLE {table}_rebuilt RENAME TO {table}")
+        for index in indexes:
+            conn.execute(index)
+    for _, _, sql in saved:
+        conn.execute(sql)
+
+
+migration("007_ids_never_reused", _autoincrement_ids, rebuilds=True)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -319,21 +357,33 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply what is missing; return the names applied now."""
     done = set(applied(conn))
     now_applied = []
-    for name, sql in sorted(MIGRATIONS):
+    for name, sql in sorted(MIGRATIONS, key=lambda m: m[0]):
         if name in done:
             continue
+        keys_were_on = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+        if name in REBUILDS:
+            conn.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: set before BEGIN
         # executescript would commit on its own; run statement by statement inside one transaction
         conn.execute("BEGIN IMMEDIATE")
         try:
             if name not in {r[0] for r in conn.execute("SELECT name FROM _migrations")}:
-                for statement in _statements(sql):
-                    conn.execute(statement)
+                if callable(sql):
+                    sql(conn)
+                else:
+                    for statement in _statements(sql):
+                        conn.execute(statement)
+                broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise sqlite3.IntegrityError(f"migration {name} would break foreign keys: {broken[:3]}")
                 conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, _now()))
                 now_applied.append(name)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        finally:
+            if name in REBUILDS and keys_were_on:
+                conn.execute("PRAGMA foreign_keys = ON")
     return now_applied
 
 

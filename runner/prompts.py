@@ -38,6 +38,7 @@ def preset(name: str) -> list[str]:
 
 def parse_prompts(text: str, kind: str, source: str = "prompts") -> list[str]:
     """Prompts from file content; `kind` is txt, jsonl or csv."""
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as spreadsheet programs write one
     if kind == "txt":
         prompts = [line.strip() for line in text.splitlines() if line.strip()]
     elif kind == "jsonl":

@@ -8,15 +8,31 @@ No `from __future__ import annotations` here: gradio reads these type hints at
 runtime to describe the endpoints.
 """
 
+import functools
+
 import gradio as gr
 
 from db.store import Store
 from runner.config import ConfigError
 from studio import forms, history, views
+from studio.params import boolean, optional_id, record_id, text, whole_number
 
 
 def refuse(exc: ConfigError) -> gr.Error:
     return gr.Error(forms.field_message(exc), print_exception=False)
+
+
+def refusing(fn):
+    """A ConfigError anywhere in an endpoint reaches the client as its message, the
+    argument named, never as a bare "Error"."""
+    @functools.wraps(fn)
+    def endpoint(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            raise refuse(exc) from None
+
+    return endpoint
 
 
 def register_api(supervisor, store: Store) -> None:
@@ -40,14 +56,13 @@ def register_api(supervisor, store: Store) -> None:
         preset: 'seed' for the reference post's 100 prompts instead; gpu_counts: e.g. '1,2,4'.
         Returns {sweep_id, state, queue_position}; poll sweep_status for progress."""
         request = forms.SweepRequest(
-            prompts_text=prompts, preset=preset, prompts_format=prompts_format, model=model, mode=mode,
-            batch_size=batch_size, max_new_tokens=max_new_tokens, fixed_length=fixed_length, dtype=dtype,
-            gpu_counts=gpu_counts, repeats=repeats, name=name,
+            prompts_text=text("prompts", prompts), preset=text("preset", preset),
+            prompts_format=text("prompts_format", prompts_format, "txt"), model=text("model", model, "tiny"),
+            mode=text("mode", mode, "batched"), batch_size=batch_size, max_new_tokens=max_new_tokens,
+            fixed_length=boolean("fixed_length", fixed_length), dtype=text("dtype", dtype, "auto"),
+            gpu_counts=gpu_counts, repeats=repeats, name=text("name", name),
         )
-        try:
-            plan = forms.plan_request(request)
-        except ConfigError as exc:
-            raise refuse(exc) from None
+        plan = forms.plan_request(request)
         try:
             sweep_id = supervisor.submit(plan)
         except RuntimeError as exc:
@@ -58,6 +73,7 @@ def register_api(supervisor, store: Store) -> None:
     def sweep_status(sweep_id: int | None = None) -> dict:
         """A sweep's state, per-run progress (prompts done / total), results and log tail.
         Without sweep_id: the running sweep, else the latest one this server ran. {} when none."""
+        sweep_id = optional_id("sweep_id", sweep_id)
         snapshot, _ = views.load_sweep(supervisor, store, sweep_id)
         if snapshot is None:
             if sweep_id is not None:
@@ -67,6 +83,7 @@ def register_api(supervisor, store: Store) -> None:
 
     def stop_sweep(sweep_id: int | None = None) -> dict:
         """Stop a sweep (the running one by default): its processes are ended, queued runs never start."""
+        sweep_id = optional_id("sweep_id", sweep_id)
         return {"stopped": supervisor.cancel(sweep_id), "sweep_id": sweep_id}
 
     def list_runs(
@@ -80,61 +97,52 @@ def register_api(supervisor, store: Store) -> None:
         limit: int = 100,
     ) -> list[dict]:
         """Stored runs, newest first, filtered; since/until are dates (YYYY-MM-DD, UTC, until inclusive)."""
-        try:
-            filters = history.history_filters(model, mode, batch_size, status, since, until)
-        except ConfigError as exc:
-            raise refuse(exc) from None
-        runs = store.list_runs(sweep_id=sweep_id, limit=max(1, min(int(limit), 10_000)), **filters)
+        filters = history.history_filters(text("model", model), text("mode", mode), batch_size,
+                                          text("status", status), text("since", since), text("until", until))
+        runs = store.list_runs(sweep_id=optional_id("sweep_id", sweep_id),
+                               limit=whole_number("limit", limit, minimum=1, maximum=10_000), **filters)
         return [history.run_public(r) for r in runs]
 
     def list_sweeps(limit: int = 100) -> list[dict]:
         """Stored sweeps, newest first, with their settings and run counts."""
-        return store.list_sweeps(limit=max(1, min(int(limit), 10_000)))
+        return store.list_sweeps(limit=whole_number("limit", limit, minimum=1, maximum=10_000))
 
-    def get_run(run_id: int) -> dict:
+    def get_run(run_id: int | None = None) -> dict:
         """One run with everything stored: settings, environment, phases, per-rank figures and outputs."""
-        try:
-            return history.get_run(store, run_id)
-        except ConfigError as exc:
-            raise refuse(exc) from None
+        return history.get_run(store, run_id)
 
     def delete_runs(run_ids: list[int] | None = None, sweep_ids: list[int] | None = None) -> dict:
         """Delete runs, or whole sweeps with their runs. Running or queued runs are refused."""
-        try:
-            message = history.delete_selected(supervisor.store, sweep_ids, run_ids)
-        except ConfigError as exc:
-            raise refuse(exc) from None
-        return {"message": message}
+        supervisor.adopt_orphans()  # a dead owner's runs end here, so they can go
+        return {"message": history.delete_selected(supervisor.store, sweep_ids, run_ids)}
 
     def export_runs(run_ids: list[int] | None = None, sweep_ids: list[int] | None = None,
                     format: str = "csv") -> str:
         """The chosen runs as CSV text (summary columns) or JSON text (everything, outputs included)."""
-        try:
-            runs = history.selected_runs(store, sweep_ids, run_ids)
-            return history.export_text(store, runs, format)
-        except ConfigError as exc:
-            raise refuse(exc) from None
+        runs = history.selected_runs(store, sweep_ids, run_ids)
+        return history.export_text(store, runs, text("format", format))
 
     def compare(sweep_ids: list[int] | None = None, run_ids: list[int] | None = None) -> list[dict]:
         """Per sweep and GPU count: median, min and max tokens/s, speedup, ideal speedup and efficiency."""
-        try:
-            return views.compare_points(history.selected_runs(store, sweep_ids, run_ids))
-        except ConfigError as exc:
-            raise refuse(exc) from None
+        return views.compare_points(history.selected_runs(store, sweep_ids, run_ids))
 
-    def analyse_sweep(sweep_id: int, compare_with: int | None = None) -> dict:
+    def analyse_sweep(sweep_id: int | None = None, compare_with: int | None = None) -> dict:
         """Why a sweep scales the way it does: the report JSON of `studio report ID --format json`
         (per-count medians with 95% intervals, speedup, Amdahl and USL fits, quantisation, explanation),
         with an A/B comparison against `compare_with` when given."""
         from studio.report import ReportError, load_analysis, report_json
 
+        sweep_id, compare_with = record_id("sweep_id", sweep_id), optional_id("compare_with", compare_with)
         try:
             analysis = load_analysis(store, sweep_id)
+        except ReportError as exc:
+            raise ConfigError("sweep_id", str(exc)) from None
+        try:
             other = load_analysis(store, compare_with) if compare_with is not None else None
-        except (ReportError, ValueError, TypeError) as exc:
-            raise gr.Error(f"sweep_id: {exc}", print_exception=False) from None
+        except ReportError as exc:
+            raise ConfigError("compare_with", str(exc)) from None
         return report_json(analysis, other)
 
     for fn in (start_sweep, sweep_status, stop_sweep, list_runs, list_sweeps, get_run, delete_runs, export_runs,
                compare, analyse_sweep):
-        gr.api(fn, api_name=fn.__name__)
+        gr.api(refusing(fn), api_name=fn.__name__)

@@ -185,21 +185,12 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
             gr.Info("Nothing is running.")
         return render(sweep_id, None)
 
-    restorable = [ui.prompts, ui.model, ui.mode, ui.batch_size, ui.max_new_tokens, ui.fixed_length, ui.dtype,
-                  ui.gpu_counts, ui.repeats, ui.name]
-
     def on_load():
-        """Show the running (or latest) sweep, with the settings that made it."""
+        """Show the running (or latest) sweep. The form is never written here: a user
+        may have typed into it while the page loaded, and what they typed wins."""
         status = supervisor.status(None)
         sweep_id = status["sweep_id"] if status else None
-        sweep = store.get_sweep(sweep_id) if sweep_id is not None else None
-        values = forms.form_values(sweep["runs"]) if sweep else None
-        if values is not None:  # a database from a bigger machine may hold counts this one cannot offer
-            values["gpu_counts"] = [c for c in values["gpu_counts"] if c in counts]
-        form_update = [gr.skip()] * len(restorable) if values is None else [
-            values[name] for name in ("prompts", "model", "mode", "batch_size", "max_new_tokens", "fixed_length",
-                                      "dtype", "gpu_counts", "repeats", "name")]
-        return (*render(sweep_id, None), sweep_id, *form_update)
+        return (*render(sweep_id, None), sweep_id)
 
     ui.preset.click(lambda: (forms.preset_text(), None), None, [ui.prompts, ui.prompt_file], **_private())
     for source in (ui.prompts, ui.prompt_file):
@@ -208,7 +199,7 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
     ui.run.click(start, form, [*view, ui.watched], validator=validate, **_private(show_progress="minimal"))
     ui.timer.tick(poll, [ui.watched, ui.drawn], view, **_private(show_progress="hidden"))
     ui.stop.click(stop, ui.watched, view, **_private(show_progress="hidden"))
-    ui.on_load = (on_load, None, [*view, ui.watched, *restorable])
+    ui.on_load = (on_load, None, [*view, ui.watched])
     return ui
 
 
@@ -365,6 +356,7 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
 
     def do_delete(sweep_ids, run_ids, *filter_values):
         try:
+            supervisor.adopt_orphans()  # a dead owner's runs end here, so they can go
             message = history.delete_selected(supervisor.store, sweep_ids, run_ids)
         except ConfigError as exc:
             message = _error_text(exc)

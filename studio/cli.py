@@ -35,6 +35,8 @@ class ProgressBars:
             return
         elif kind == "phase":
             self.bar.set_postfix_str(event["phase"])
+        elif kind == "waiting":
+            self.bar.set_postfix_str(f"waiting: {event['holder']}")
         elif kind == "progress":
             self.done_by_rank[event["rank"]] = event["done"]
             self.bar.n = sum(self.done_by_rank.values())
@@ -92,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sweep_id, run_ids = create_rows(plan, store, origin="cli")
     try:
         outcome = run_sweep(plan, store, on_event=ProgressBars(sys.stderr.isatty() or not args.json), cancel=cancel,
-                            sweep_id=sweep_id, run_ids=run_ids)
+                            sweep_id=sweep_id, run_ids=run_ids, program="CLI")
     except KeyboardInterrupt:
         # launch() has already ended the run's processes; store what never finished as cancelled
         cancel.set()

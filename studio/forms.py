@@ -52,6 +52,8 @@ def _whole(name: str, value, label: str) -> int:
     """A number field as an int; gradio gives floats, or None for an empty box."""
     if value is None or value == "":
         raise ConfigError(name, f"{label} is empty; write a whole number")
+    if isinstance(value, bool):
+        raise ConfigError(name, f"{label} must be a whole number, got {value!r}")
     if isinstance(value, str):
         try:
             value = float(value)
@@ -82,8 +84,14 @@ def collect_prompts(text: str | None, file_path: str | None = None, preset_name:
 def gpu_counts_of(value: str | list | tuple | None) -> list[int]:
     if value is None or (isinstance(value, (list, tuple)) and not value):
         raise ConfigError("gpus", "no GPU count chosen; tick at least one")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
     if isinstance(value, (list, tuple)):
+        if any(isinstance(v, bool) or not isinstance(v, (int, str)) for v in value):
+            raise ConfigError("gpus", f"GPU counts must be whole numbers, got {value!r}")
         value = [str(v) for v in value]
+    elif not isinstance(value, str):
+        raise ConfigError("gpus", f"write GPU counts as a comma list such as '1,2,4', got {value!r}")
     return sorted(parse_gpu_counts(value))
 
 
@@ -140,24 +148,6 @@ def prompt_summary(text: str | None, file_path: str | None) -> str:
 
 def preset_text(name: str = "seed") -> str:
     return "\n".join(preset(name))
-
-
-def form_values(sweep_runs: list[dict]) -> dict | None:
-    """The Run-tab form as it was for a stored sweep, so a reopened page shows the
-    settings behind the sweep it displays. None when nothing is stored."""
-    configs = [r["config"] for r in sweep_runs if isinstance(r.get("config"), dict)]
-    if not configs:
-        return None
-    config = configs[0]
-    prompts = config.get("prompts") or []
-    return {
-        "prompts": "\n".join(prompts) if not any("\n" in p for p in prompts) else "",
-        "model": config.get("model", "tiny"), "mode": config.get("mode", "batched"),
-        "batch_size": config.get("batch_size"), "max_new_tokens": config.get("max_new_tokens"),
-        "fixed_length": bool(config.get("fixed_length")), "dtype": config.get("dtype", "auto"),
-        "gpu_counts": sorted({r["num_gpus"] for r in sweep_runs if r.get("num_gpus")}),
-        "repeats": 1 + max((r.get("repeat_index") or 0) for r in sweep_runs), "name": config.get("label", ""),
-    }
 
 
 def device_choices() -> dict:

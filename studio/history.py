@@ -12,9 +12,10 @@ from datetime import date, timedelta
 import pandas as pd
 
 from db.store import Store
-from runner.config import ConfigError, for_users
+from runner.config import ConfigError
+from studio.params import id_list, record_id
 from studio.stats import world_size
-from studio.views import rounded
+from studio.views import for_display, rounded
 
 HISTORY_COLUMNS = ["run", "sweep", "created (UTC)", "status", "model", "mode", "batch", "new tokens", "prompts",
                    "GPUs", "repeat", "tokens/s", "gen. seconds", "error"]
@@ -50,13 +51,6 @@ def history_filters(model=None, mode=None, batch_size=None, status=None, since=N
     filters["since"] = first.isoformat() if first else None
     filters["until"] = (last + timedelta(days=1)).isoformat() if last else None
     return filters
-
-
-def for_display(run: dict) -> dict:
-    """A stored run as remote users see it: error text and stderr without server paths."""
-    for key in ("error", "stderr_tail"):
-        run[key] = for_users(run.get(key))
-    return run
 
 
 def list_history(store: Store, limit: int = 1000, **filters) -> list[dict]:
@@ -103,38 +97,21 @@ def sweep_choices(store: Store) -> list[tuple[str, int]]:
     return [(sweep_label(s), s["id"]) for s in store.list_sweeps()]
 
 
-def _ids(values) -> list[int]:
-    if values is None:
-        return []
-    if isinstance(values, (int, float, str)):
-        values = [values]
-    out = []
-    for v in values:
-        try:
-            out.append(int(v))
-        except (TypeError, ValueError):
-            raise ConfigError("ids", f"{v!r} is not a run or sweep id") from None
-    return out
-
-
 def selected_runs(store: Store, sweep_ids=None, run_ids=None) -> list[dict]:
     """Runs of the chosen sweeps plus the chosen runs, each once, oldest first."""
-    ids = set(_ids(run_ids))
-    for sweep_id in _ids(sweep_ids):
+    ids = set(id_list("run_ids", run_ids))
+    for sweep_id in id_list("sweep_ids", sweep_ids):
         sweep = store.get_sweep(sweep_id)
         if sweep is None:
             raise ConfigError("sweep_ids", f"there is no sweep {sweep_id}; refresh the History tab")
         ids.update(r["id"] for r in sweep["runs"])
     if not ids:
         return []
-    return sorted(store.list_runs(ids=ids, limit=len(ids)), key=lambda r: r["id"])
+    return sorted((for_display(r) for r in store.list_runs(ids=ids, limit=len(ids))), key=lambda r: r["id"])
 
 
 def get_run(store: Store, run_id) -> dict:
-    try:
-        run_id = int(run_id)
-    except (TypeError, ValueError):
-        raise ConfigError("run_id", f"{run_id!r} is not a run id; pick a run in the table") from None
+    run_id = record_id("run_id", run_id)
     run = store.get_run(run_id)
     if run is None:
         raise ConfigError("run_id", f"there is no run {run_id}; it may have been deleted. Refresh the table")
@@ -156,18 +133,18 @@ def export_text(store: Store, runs: list[dict], fmt: str) -> str:
         extra = [k for k in ("bandwidth_gbps", "bandwidth_utilisation") if any(k in r for r in runs)]
         writer = csv.writer(out)
         writer.writerow([*EXPORT_COLUMNS, *extra, "phases"])
-        for r in runs:
+        for r in map(for_display, runs):
             writer.writerow([r.get(k) for k in (*EXPORT_COLUMNS, *extra)] + [json.dumps(r.get("phases"))])
         return out.getvalue()
     if fmt == "json":
         full = [store.get_run(r["id"]) for r in runs]
-        return json.dumps([r for r in full if r is not None], indent=2, default=str)
+        return json.dumps([for_display(r) for r in full if r is not None], indent=2, default=str)
     raise ConfigError("format", f"unknown export format {fmt!r}; use csv or json")
 
 
 def delete_selected(store: Store, sweep_ids=None, run_ids=None) -> str:
     """Delete the chosen runs (whole sweeps when sweeps are chosen); running ones are refused."""
-    sweeps, runs = _ids(sweep_ids), _ids(run_ids)
+    sweeps, runs = id_list("sweep_ids", sweep_ids), id_list("run_ids", run_ids)
     if not sweeps and not runs:
         raise ConfigError("selection", "nothing selected; choose runs or sweeps first")
     chosen = selected_runs(store, sweeps, runs)
@@ -185,7 +162,7 @@ def delete_selected(store: Store, sweep_ids=None, run_ids=None) -> str:
 
 def run_public(run: dict) -> dict:
     """A run row for the API: the stored columns with the prompts cut out of the config."""
-    out = {k: v for k, v in run.items() if k not in ("outputs", "ranks", "pids")}
+    out = {k: v for k, v in for_display(run).items() if k not in ("outputs", "ranks", "pids")}
     config = dict(out.get("config") or {})
     config.pop("prompts", None)
     out["config"] = config

@@ -75,7 +75,10 @@ def serve(args) -> int:
     if getattr(args, "trust_remote_code", False):
         os.environ["STUDIO_TRUST_REMOTE_CODE"] = "1"  # read by runner.validate for every run
 
+    from starlette.middleware import Middleware
+
     from studio.app import CSS, build_app, theme
+    from studio.http_guard import PathRefusalGuard
     from studio.supervisor import Supervisor
 
     supervisor = Supervisor(args.db, resume=not getattr(args, "no_resume", False))
@@ -100,6 +103,7 @@ def serve(args) -> int:
                 max_file_size=MAX_UPLOAD, allowed_paths=[], blocked_paths=never_served(supervisor.db_path),
                 prevent_thread_lock=True, quiet=True,
                 footer_links=["api"], theme=theme(), css=CSS, ssr_mode=False, mcp_server=False,
+                app_kwargs={"middleware": [Middleware(PathRefusalGuard)]},
             )
         except OSError as exc:
             return fail(f"cannot listen on {args.host}:{args.port} ({exc}); pass a free --port")

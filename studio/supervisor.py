@@ -70,22 +70,14 @@ class SweepJob:
     current_run_id: int | None = None
 
 
+ADOPT_EVERY_S = 10.0  # how often an idle server looks for sweeps a dead owner left
+
+
 class Supervisor:
     def __init__(self, db_path: str | Path | None = None, *, keep_finished: int = 50, resume: bool = True):
         self.store = Store(db_path)
         self.db_path = self.store.path
-        # A previous server that died (SIGKILL, power cut) left these runs behind: end
-        # whatever of their processes still runs (only ours: their environment names
-        # the dead owner), then mark the runs that had started interrupted; they cannot be
-        # resumed mid-generate. Runs of a server's sweep that never started touched no
-        # hardware: with `resume`, they go back in the queue. Sweeps whose owner (a CLI,
-        # another server on this database) or whose processes' owner still runs are left alone.
-        stale = self.store.active_runs()
-        live = {run["sweep_id"] for run in stale if any(has_live_owner(p) for p in run.get("pids") or [])} - {None}
-        live |= {s["id"] for s in self.store.unfinished_sweeps() if s["owner"] and owner_from_env(s["owner"])}
-        self.killed_at_start = kill_orphans(pid for run in stale for pid in (run.get("pids") or []))
-        resumable = self.store.resumable_sweeps(exclude=live) if resume else []
-        self.interrupted_at_start = self.store.mark_stale_interrupted(keep_sweeps=live, resume_sweeps=resumable)
+        self.resume = resume
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._queue: collections.deque[SweepJob] = collections.deque()
@@ -93,9 +85,35 @@ class Supervisor:
         self._finished: collections.deque[int] = collections.deque(maxlen=keep_finished)
         self._current: SweepJob | None = None
         self._stopping = False
-        self.resumed_at_start = [sweep_id for sweep_id in resumable if self._resume(sweep_id)]
+        self.killed: list[int] = []
+        self.interrupted_at_start, self.resumed_at_start = self.adopt_orphans()
+        self.killed_at_start = self.killed
         self._thread = threading.Thread(target=self._loop, name="studio-supervisor", daemon=True)
         self._thread.start()
+
+    def adopt_orphans(self) -> tuple[list[int], list[int]]:
+        """Take over what a dead server or CLI left on this database; at start-up and
+        whenever this server is idle or asked to stop or delete another's sweep.
+
+        End whatever of the dead owner's processes still runs (only those: their
+        environment names the dead owner), then mark the runs that had started
+        interrupted; they cannot be resumed mid-generate. Runs of a server's sweep
+        that never started touched no hardware: with `resume`, they join this
+        server's queue. Sweeps whose owner (this server, a CLI, another server on this
+        database) or whose processes' owner still runs are left alone.
+        Returns (runs marked interrupted, sweeps resumed)."""
+        with self._lock:
+            stale = self.store.active_runs()
+            if not stale and not self.store.unfinished_sweeps():
+                return [], []
+            live = {run["sweep_id"] for run in stale
+                    if any(has_live_owner(p) for p in run.get("pids") or [])} - {None}
+            live |= {s["id"] for s in self.store.unfinished_sweeps() if s["owner"] and owner_from_env(s["owner"])}
+            live |= set(self._jobs)  # this server's own, finished or not
+            self.killed = kill_orphans(pid for run in stale for pid in (run.get("pids") or []))
+            resumable = self.store.resumable_sweeps(exclude=live) if self.resume else []
+            interrupted = self.store.mark_stale_interrupted(keep_sweeps=live, resume_sweeps=resumable)
+            return interrupted, [sweep_id for sweep_id in resumable if self._resume(sweep_id)]
 
     # submitting and stopping ------------------------------------------------
     def submit(self, plan: SweepPlan) -> int:
@@ -136,6 +154,8 @@ class Supervisor:
 
     def cancel(self, sweep_id: int | None = None) -> bool:
         """Stop a sweep (the running one by default). Queued runs never start."""
+        if sweep_id is not None and sweep_id not in self._jobs:
+            self.adopt_orphans()  # a dead owner's sweep becomes this server's, or is ended
         with self._lock:
             job = self._current if sweep_id is None else self._jobs.get(sweep_id)
             if job is None or job.state in FINAL:
@@ -205,7 +225,8 @@ class Supervisor:
         while True:
             with self._lock:
                 while not self._queue and not self._stopping:
-                    self._wake.wait()
+                    if not self._wake.wait(ADOPT_EVERY_S):
+                        self.adopt_orphans()
                 if self._stopping and not self._queue:
                     return
                 job = self._queue.popleft()
@@ -214,7 +235,7 @@ class Supervisor:
             try:
                 outcome = run_sweep(job.plan, self.store, on_event=lambda e, j=job: self._on_event(j, e),
                                     cancel=job.cancel, sweep_id=job.sweep_id, run_ids=job.run_ids,
-                                    submitted_at=job.submitted_at)
+                                    submitted_at=job.submitted_at, program="server")
                 state = outcome.status
                 if job.cancel.reason == "shutdown":
                     state = self._interrupted_by_shutdown(job)
@@ -259,6 +280,9 @@ class Supervisor:
                 job.log.append(f"run {progress.run_id}: {progress.num_gpus} GPU(s), repeat {progress.repeat + 1}")
             elif kind == "phase":
                 progress.phase = event["phase"]
+            elif kind == "waiting":
+                progress.phase = "waiting"
+                job.log.append(f"run {progress.run_id}: waiting for the hardware: {event['holder']}")
             elif kind == "progress":
                 progress.done_by_rank[event["rank"]] = event["done"]
             elif kind == "error":

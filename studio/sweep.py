@@ -13,6 +13,7 @@ from typing import Callable, Iterable
 
 from db.store import Store
 from runner.config import LIMITS, ConfigError, RunConfig
+from runner.hardware_lock import HardwareLock, describe_holder
 from runner.launcher import launch
 from runner.paths import runs_dir
 from runner.processes import owner_env
@@ -121,6 +122,7 @@ def run_sweep(
     sweep_id: int | None = None,
     run_ids: list[int] | None = None,
     submitted_at: float | None = None,
+    program: str = "process",
 ) -> SweepOutcome:
     """Run the plan's runs one after another, storing each as it ends.
 
@@ -141,7 +143,8 @@ def run_sweep(
         queued = (time.time() - submitted_at) if (submitted_at and position == 0) else 0.0
         emit({"event": "run-start", "run_id": run_id, "sweep_id": sweep_id, "num_gpus": prepared.config.gpus_per_node,
               "repeat": repeat, "position": position, "of": len(run_ids), "num_prompts": len(prepared.config.prompts)})
-        result = run_one(prepared, store, run_id, on_event=emit, cancel=cancel, queued_seconds=queued)
+        result = run_one(prepared, store, run_id, on_event=emit, cancel=cancel, queued_seconds=queued,
+                         program=program)
         results.append(result)
         emit({"event": "run-end", "run_id": run_id, "sweep_id": sweep_id, "status": result.status,
               "num_gpus": prepared.config.gpus_per_node, "tokens_per_second": result.tokens_per_second,
@@ -175,19 +178,36 @@ def run_one(
     cancel: threading.Event | None = None,
     queued_seconds: float = 0.0,
     run_dir: Path | None = None,
+    program: str = "process",
 ) -> RunResult:
-    """Launch one run and store what came of it, success or not."""
+    """Launch one run, once this machine's hardware is free, and store what came
+    of it, success or not."""
     emit = on_event or (lambda event: None)
-    store.mark_running(run_id)
-
-    result = launch(
-        prepared,
-        run_dir or runs_dir() / f"run-{run_id}",
-        on_event=lambda event: emit({**event, "run_id": run_id}),
-        cancel=cancel,
-        plan=auto_plan(prepared),
-        on_pids=lambda pids: store.set_pids(run_id, pids),
-    )
+    # node 0 holds the machine for a multi-node run; the other nodes lend it their processes
+    lock = HardwareLock() if prepared.config.node_rank == 0 else None
+    if lock is not None:
+        waiting_since = time.time()
+        holds = lock.acquire(
+            {"program": program, "run_id": run_id}, cancel=cancel,
+            on_wait=lambda holder: emit({"event": "waiting", "run_id": run_id, "holder": describe_holder(holder)}))
+        if not holds:
+            result = RunResult.failure(prepared.config.to_dict(), "cancelled", "cancelled before it started")
+            store.finish_run(run_id, result)
+            return result
+        queued_seconds += time.time() - waiting_since
+    try:
+        store.mark_running(run_id)
+        result = launch(
+            prepared,
+            run_dir or runs_dir() / f"run-{run_id}",
+            on_event=lambda event: emit({**event, "run_id": run_id}),
+            cancel=cancel,
+            plan=auto_plan(prepared),
+            on_pids=lambda pids: store.set_pids(run_id, pids),
+        )
+    finally:
+        if lock is not None:
+            lock.release()
     result.phases = {"queue": queued_seconds, **(result.phases or {})}
     started = time.perf_counter()
     store.finish_run(run_id, result)

@@ -16,12 +16,19 @@ from studio.figures import overhead_seconds, series_label
 from studio.stats import run_speedups, scaling_series, world_size
 
 FINAL_STATES = ("succeeded", "failed", "cancelled", "interrupted")
-PHASE_WORDS = {"launching": "starting accelerate", "load": "loading the model", "warmup": "warm-up",
+PHASE_WORDS = {"waiting": "waiting for the hardware (another studio's job)",
+               "launching": "starting accelerate", "load": "loading the model", "warmup": "warm-up",
                "generate": "generating"}
 STATUS_COLORS = {"succeeded": "#16a34a", "failed": "#dc2626", "cancelled": "#d97706", "interrupted": "#d97706",
                  "running": "#2563eb", "queued": "#6b7280"}
 LOG_TAIL = 40
 
+
+
+def for_display(run: dict) -> dict:
+    """A stored run as remote users see it: error text and stderr tail without
+    server paths. Every way a run leaves the server (page, API, export) passes here."""
+    return {**run, "error": for_users(run.get("error")), "stderr_tail": for_users(run.get("stderr_tail"))}
 
 
 # --- a sweep's live view --------------------------------------------------------
@@ -31,9 +38,11 @@ def sweep_snapshot(status: dict | None, sweep: dict | None) -> dict | None:
     merged with the stored rows (which outlive the supervisor's memory)."""
     if status is None and sweep is None:
         return None
-    rows = {r["id"]: r for r in (sweep or {}).get("runs", [])}
+    rows = {r["id"]: for_display(r) for r in (sweep or {}).get("runs", [])}
     live = {r["run_id"]: r for r in (status or {}).get("runs", [])}
-    ids = [r["run_id"] for r in (status or {}).get("runs", [])] or sorted(rows)
+    # The stored rows say which runs the sweep has: a resumed sweep's earlier runs
+    # are there, a deleted run is not. Ids follow the plan's order (created in it).
+    ids = sorted(rows) if sweep is not None else list(live)
     runs = []
     for run_id in ids:
         row, now = rows.get(run_id, {}), live.get(run_id, {})
@@ -52,14 +61,15 @@ def sweep_snapshot(status: dict | None, sweep: dict | None) -> dict | None:
             "tokens_per_second": row.get("tokens_per_second", now.get("tokens_per_second")),
             "seconds": row.get("seconds"),
             "tokens": row.get("tokens"),
-            "error": for_users(row.get("error") or now.get("error")),
-            "stderr_tail": for_users(row.get("stderr_tail")),
+            "error": row.get("error") or for_users(now.get("error")),
+            "stderr_tail": row.get("stderr_tail"),
         })
     state = (status or {}).get("state") or (sweep or {}).get("status")
     return {
         "sweep_id": (status or {}).get("sweep_id") or (sweep or {}).get("id"),
         "state": state,
-        "finished": state in FINAL_STATES,
+        # published figures (state "external") were finished before they were stored
+        "finished": state in FINAL_STATES or bool((sweep or {}).get("external")),
         "queue_position": (status or {}).get("queue_position"),
         "current_run_id": (status or {}).get("current_run_id"),
         "gpu_counts": (status or {}).get("gpu_counts") or (sweep or {}).get("gpu_counts"),
@@ -67,7 +77,7 @@ def sweep_snapshot(status: dict | None, sweep: dict | None) -> dict | None:
         "name": (sweep or {}).get("name") or "",
         "settings": (sweep or {}).get("settings") or {},
         "runs": runs,
-        "log": list((status or {}).get("log") or [])[-LOG_TAIL:],
+        "log": [for_users(line) for line in list((status or {}).get("log") or [])[-LOG_TAIL:]],
     }
 
 
@@ -104,6 +114,11 @@ def progress_html(snapshot: dict | None) -> str:
     if snapshot.get("queue_position"):
         head += f" · waiting: position {snapshot['queue_position']} in the queue, behind another sweep"
     lines = [f"<div class='studio-head'>{head}</div>"]
+    settings = snapshot.get("settings") or {}
+    if settings.get("model"):  # what the shown sweep ran; the form above may hold other settings now
+        lines.append(f"<div class='studio-settings'>{e(str(settings['model']))} · {e(str(settings.get('mode')))}"
+                     f" · batch {e(str(settings.get('batch_size')))} · {e(str(settings.get('max_new_tokens')))} new"
+                     f" tokens · {e(str(settings.get('num_prompts')))} prompts</div>")
     for run in runs:
         status_word = run["status"] or "?"
         color = STATUS_COLORS.get(status_word, "#6b7280")
@@ -155,7 +170,7 @@ def rounded(value, digits: int):
 def log_text(snapshot: dict | None) -> str:
     if not snapshot:
         return ""
-    return for_users("\n".join(snapshot["log"][-LOG_TAIL:]))
+    return "\n".join(snapshot["log"][-LOG_TAIL:])
 
 
 def log_html(snapshot: dict | None) -> str:

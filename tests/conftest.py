@@ -31,6 +31,8 @@ def studio_home(tmp_path_factory):
     old = os.environ.get("STUDIO_HOME")
     os.environ["STUDIO_HOME"] = str(home)
     os.environ.pop("STUDIO_DB", None)
+    # the session's own hardware lock: another test session on this machine is not our job
+    os.environ["STUDIO_HARDWARE_LOCK"] = str(home / "hardware.lock")
     yield home
     if old is None:
         os.environ.pop("STUDIO_HOME", None)

@@ -117,4 +117,20 @@ def test_sweep_from_the_page(server, browser, artifacts):
     page.get_by_role("button", name="Download the charts as one HTML file").click()
     page.locator("a[href*='.html']").first.wait_for(timeout=30_000)
     page.screenshot(path=str(artifacts / "browser-compare.png"), full_page=True)
+
+    # A new page never overwrites what the user types while it loads (it used to restore the last
+    # sweep's settings over it, 2 times in 4): type as soon as the box shows, then let the load finish.
+    for attempt in range(4):
+        fresh = browser.new_page(viewport={"width": 1400, "height": 1000})
+        fresh.on("pageerror", lambda exc: errors.append(str(exc)))
+        fresh.goto(server)
+        box = fresh.locator("#prompts textarea")
+        box.wait_for(timeout=30_000)
+        typed = f"Typed at once, try {attempt}."
+        box.fill(typed)
+        fresh.locator("#progress .studio-run").first.wait_for(timeout=20_000)  # the load event has run
+        fresh.wait_for_timeout(500)
+        assert box.input_value() == typed
+        assert "tiny · batched · batch 16 · 8 new tokens · 4 prompts" in fresh.locator("#progress").inner_text()
+        fresh.close()
     assert not errors, errors

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from rowkit import request
 
-from runner.config import ConfigError, RunConfig
+from runner.config import ConfigError
 from studio import forms
 
 
@@ -89,16 +89,3 @@ def test_the_model_box_offers_allowed_folders_and_cached_hub_ids(tmp_path, monke
     assert choices[0] == "tiny" and "arch:llama-2-7b" in choices
     assert str(folder) in choices and "org/name" in choices
     assert not any("not-a-model" in c or "data" in c for c in choices)
-
-
-def test_a_reopened_page_gets_the_form_of_the_sweep_it_shows(store):
-    sweep_id = store.create_sweep({"model": "tiny"}, [1, 2], 2)
-    for repeat in (0, 1):
-        for n in (1, 2):
-            config = RunConfig(prompts=["a", "b"], gpus_per_node=n, max_new_tokens=8, mode="simple", label="x")
-            store.create_run(config.to_dict(), sweep_id=sweep_id, repeat_index=repeat)
-    values = forms.form_values(store.get_sweep(sweep_id)["runs"])
-    assert values["prompts"] == "a\nb" and values["gpu_counts"] == [1, 2] and values["repeats"] == 2
-    assert (values["mode"], values["max_new_tokens"], values["name"]) == ("simple", 8, "x")
-    assert forms.plan_request(forms.SweepRequest(prompts_text=values["prompts"], **{
-        k: v for k, v in values.items() if k != "prompts"})).gpu_counts == [1, 2]

@@ -136,6 +136,61 @@ def test_hostile_inputs_through_gradio_client_are_refused_and_nothing_runs(serve
     assert_database_sound(db_path, [earlier])
 
 
+BENT_ARGUMENTS = [
+    ("/delete_runs", dict(run_ids=[61.9]), "run_ids: must be a whole number, got 61.9"),
+    ("/get_run", dict(run_id=1.5), "run_id: must be a whole number, got 1.5"),
+    ("/get_run", dict(run_id=2**64), "run_id: must be from 1 to"),
+    ("/get_run", dict(), "run_id: is missing"),
+    ("/sweep_status", dict(sweep_id=True), "sweep_id: must be a whole number, got True"),
+    ("/export_runs", dict(run_ids=["1; DROP TABLE runs"]), "run_ids: must be a whole number"),
+    ("/start_sweep", dict(prompts="Call me Ishmael.", fixed_length="false"), "fixed_length: must be true or false"),
+    ("/start_sweep", dict(prompts=["Call me Ishmael."]), "prompts: must be text"),
+    ("/start_sweep", dict(prompts="Call me Ishmael.", gpu_counts={"n": 1}), "gpus: write GPU counts"),
+    ("/list_runs", dict(limit="all"), "limit: must be a whole number"),
+    ("/analyse_sweep", dict(sweep_id=-3), "sweep_id: must be from 1 to"),
+]
+
+
+def test_ids_and_booleans_that_bend_are_refused_with_the_argument_named(served):
+    server, db_path, earlier, _ = served
+    client = Client(server.url, verbose=False)
+    for endpoint, values, words in BENT_ARGUMENTS:
+        with pytest.raises(AppError) as refused:
+            client.predict(**values, api_name=endpoint)
+        assert words in str(refused.value), f"{endpoint} {values}: {str(refused.value)[:300]}"
+    # NaN and infinity are not JSON, so they go over raw HTTP as a client could send them
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        for bad in ("NaN", "Infinity"):
+            response = http.post("/gradio_api/call/get_run", content='{"data": [%s]}' % bad,
+                                 headers={"content-type": "application/json"})
+            event = response.json().get("event_id")
+            answer = http.get(f"/gradio_api/call/get_run/{event}").text if event else response.text
+            assert "run_id: must be a whole number" in answer, answer[:300]
+    assert [r["id"] for r in client.predict(api_name="/list_runs")] == [earlier["id"]]
+    assert_database_sound(db_path, [earlier])
+
+
+def test_a_server_file_sent_as_an_upload_is_refused_without_naming_folders(served):
+    server, db_path, earlier, secrets = served
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        config = http.get("/config").json()
+        components = {c["id"]: c for c in config["components"]}
+        run_button = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "run-button")
+        index, event = next((i, d) for i, d in enumerate(config["dependencies"])
+                            if any(t[0] == run_button for t in d["targets"]))
+        for path in (db_path, secrets["model cache"], Path("/etc/passwd")):
+            data = [{"path": str(path), "meta": {"_type": "gradio.FileData"}, "orig_name": "prompts.txt"}
+                    if components[c]["type"] == "file" else components[c].get("props", {}).get("value")
+                    for c in event["inputs"]]
+            response = http.post("/gradio_api/queue/join", json={
+                "data": data, "fn_index": event.get("id", index), "session_hash": "hostile", "trigger_id": run_button})
+            assert response.status_code == 400
+            assert "prompt_file: this file is not allowed" in response.text
+            for private in (str(db_path.parent), os.environ["STUDIO_HOME"], os.path.expanduser("~"), "blocked"):
+                assert private not in response.text, response.text
+    assert_database_sound(db_path, [earlier])
+
+
 def test_uploads_over_max_file_size_are_refused(served):
     server, *_ = served
     with httpx.Client(base_url=server.url, timeout=30) as http:

@@ -1,0 +1,65 @@
+"""API arguments as the types they claim to be. JSON lets a client send 61.9
+for an id, "false" for a boolean or nothing at all; each of these either is
+what the parameter means or is refused with the parameter named, before
+anything is read, started or deleted."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from runner.config import ConfigError
+
+LARGEST_ID = 2**63 - 1  # SQLite's INTEGER
+
+
+def whole_number(name: str, value, *, minimum: int = 0, maximum: int = LARGEST_ID) -> int:
+    """An int, a float with no fraction, or a string of digits; nothing else."""
+    number = None
+    if isinstance(value, bool):
+        pass  # True is an int to Python, not a number to the user
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d{1,19}\s*", value):
+        number = int(value)
+    if number is None:
+        if value is None or value == "":
+            raise ConfigError(name, "is missing; give a whole number")
+        raise ConfigError(name, f"must be a whole number, got {value!r}")
+    if not minimum <= number <= maximum:
+        raise ConfigError(name, f"must be from {minimum} to {maximum}, got {number}")
+    return number
+
+
+def record_id(name: str, value) -> int:
+    """A run or sweep id: a whole number from 1."""
+    return whole_number(name, value, minimum=1)
+
+
+def optional_id(name: str, value) -> int | None:
+    return None if value is None or value == "" else record_id(name, value)
+
+
+def id_list(name: str, values) -> list[int]:
+    """Ids given as one id or a list of them; none is an empty list."""
+    if values is None or values == "":
+        return []
+    if not isinstance(values, (list, tuple)):
+        values = [values]
+    return [record_id(name, v) for v in values]
+
+
+def boolean(name: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(name, f"must be true or false (a JSON boolean), got {value!r}")
+
+
+def text(name: str, value, default: str = "") -> str:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value
+    raise ConfigError(name, f"must be text, got {type(value).__name__} {value!r}")

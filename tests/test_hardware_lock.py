@@ -1,0 +1,117 @@
+"""One hardware job per machine: a lock every runner takes around a launch,
+released by the kernel when its holder dies; a live server takes over what a
+dead owner left, so its sweep can be stopped and deleted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from conftest import ROOT
+from faultkit import fault_config
+
+from db.store import Store
+from runner.hardware_lock import HardwareLock, describe_holder
+from runner.processes import OWNER_ENV, OWNER_START_ENV
+from studio import history
+from studio.supervisor import FINAL, Supervisor
+from studio.sweep import plan_sweep
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def test_a_second_holder_waits_hears_who_holds_it_and_can_give_up(tmp_path):
+    path = tmp_path / "hw.lock"
+    first, second = HardwareLock(path), HardwareLock(path)
+    assert first.acquire({"program": "server", "run_id": 7})
+    heard, cancel = [], threading.Event()
+    waiter = threading.Thread(target=lambda: heard.append(second.acquire({"program": "CLI"}, cancel=cancel,
+                                                                         on_wait=heard.append)))
+    waiter.start()
+    time.sleep(0.6)
+    assert waiter.is_alive()  # still waiting
+    assert heard[0]["program"] == "server" and heard[0]["run_id"] == 7
+    assert "a studio server (PID" in describe_holder(heard[0]) and "run 7" in describe_holder(heard[0])
+    cancel.set()
+    waiter.join(5)
+    assert heard[-1] is False
+    first.release()
+    assert second.acquire({"program": "CLI"}) and second.holder()["program"] == "CLI"
+    second.release()
+
+
+def test_a_killed_holder_frees_the_machine(tmp_path):
+    path = tmp_path / "hw.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); "
+         "from runner.hardware_lock import HardwareLock; "
+         f"HardwareLock({str(path)!r}).acquire({{'program': 'server'}}); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    lock = HardwareLock(path)
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(lock.acquire({"program": "CLI"})))
+    waiter.start()
+    time.sleep(0.5)
+    assert not got
+    holder.kill()  # SIGKILL: no clean-up ran, the kernel drops the lock
+    holder.wait()
+    waiter.join(5)
+    assert got == [True]
+    lock.release()
+
+
+def wait_final(supervisor: Supervisor, sweep_id: int, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = supervisor.status(sweep_id)
+        if status and status["state"] in FINAL:
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"sweep {sweep_id} did not finish: {supervisor.status(sweep_id)}")
+
+
+def test_two_servers_on_two_databases_take_turns(tmp_path):
+    a, b = Supervisor(tmp_path / "a.db"), Supervisor(tmp_path / "b.db")
+    try:
+        first = a.submit(plan_sweep(fault_config(gpus_per_node=2), [2]))
+        deadline = time.monotonic() + 60
+        while not any(r["status"] == "running" for r in a.status(first)["runs"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        second = b.submit(plan_sweep(fault_config(gpus_per_node=1), [1]))
+        wait_final(a, first)
+        status = wait_final(b, second)
+    finally:
+        a.shutdown()
+        b.shutdown()
+    assert any("waiting for the hardware: a studio server" in line for line in status["log"]), status["log"]
+    run_a = Store(tmp_path / "a.db").get_sweep(first)["runs"][0]
+    run_b = Store(tmp_path / "b.db").get_sweep(second)["runs"][0]
+    assert run_a["status"] == run_b["status"] == "succeeded"
+    # b's run waited through a's generation: its queue time covers it
+    assert run_b["phases"]["queue"] >= run_a["phases"]["generate"]
+
+
+def test_a_live_server_takes_over_a_dead_owners_sweep(db_path):
+    store = Store(db_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    owner = {OWNER_ENV: str(dead.pid), OWNER_START_ENV: "1.0"}  # a process that no longer runs
+    supervisor = Supervisor(db_path)  # starts first: the dead owner's sweep appears after
+    try:
+        config = fault_config(gpus_per_node=1).to_dict()
+        sweep = store.create_sweep({"model": config["model"]}, [1], 2, origin="cli", owner=owner)
+        ids = [store.create_run(config, sweep_id=sweep, repeat_index=r) for r in range(2)]
+        store.mark_running(ids[0], [dead.pid])
+        with pytest.raises(Exception, match="still queued or running"):
+            history.delete_selected(store, sweep_ids=[sweep])
+        supervisor.cancel(sweep)  # what Stop does for a sweep this server does not run
+        assert store.get_sweep(sweep)["status"] == "interrupted"
+        assert {r["status"] for r in store.get_sweep(sweep)["runs"]} == {"interrupted"}
+        assert history.delete_selected(store, sweep_ids=[sweep]) == "Deleted 2 run(s) and 1 sweep(s)."
+    finally:
+        supervisor.shutdown()
