@@ -1,0 +1,166 @@
+"""A hostile client against a live `studio serve`, for the reliability note.
+
+    python -m bench.hostile [--rounds 5]
+
+Starts a server on a fresh database holding one earlier run, then sends bounded
+rounds of bad requests (ids and booleans that bend, wrong types, missing
+arguments, server paths as uploads, NaN over raw HTTP) and injects faults
+(Stop mid-run, a rank SIGKILLed, a run deleted while its sweep runs). It prints
+requests sent, faults injected, answers that were a bare "Error" or leaked a
+server folder, runs lost and processes left, and exits non-zero if any of the
+last four is not 0. Traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from db.store import Store  # noqa: E402
+from runner.result import RunResult  # noqa: E402
+
+BENT = [
+    ("/delete_runs", dict(run_ids=[61.9])), ("/delete_runs", dict(run_ids=[1e300])), ("/get_run", dict(run_id=1.5)),
+    ("/get_run", dict(run_id=2**64)), ("/get_run", dict()), ("/get_run", dict(run_id="1 OR 1=1")),
+    ("/sweep_status", dict(sweep_id=True)), ("/sweep_status", dict(sweep_id=[1])), ("/stop_sweep", dict(sweep_id=-1)),
+    ("/export_runs", dict(run_ids=["1;DROP TABLE runs"])), ("/export_runs", dict(run_ids=[1], format="xml")),
+    ("/start_sweep", dict(prompts="hi", fixed_length="false")), ("/start_sweep", dict(prompts=["hi"])),
+    ("/start_sweep", dict(prompts="hi", gpu_counts={"n": 1})), ("/start_sweep", dict(prompts="hi", gpu_counts="0")),
+    ("/start_sweep", dict(prompts="hi", model="/proc/self/cwd")), ("/start_sweep", dict(prompts="hi", model="-x")),
+    ("/start_sweep", dict(prompts="hi", batch_size=True)), ("/start_sweep", dict(prompts="hi", repeats=1e9)),
+    ("/list_runs", dict(limit="all")), ("/list_runs", dict(since="yesterday")), ("/analyse_sweep", dict(sweep_id=0)),
+    ("/compare", dict(sweep_ids=[None])), ("/delete_runs", dict()),
+]
+
+
+def call(http: httpx.Client, endpoint: str, values: dict) -> str:
+    """One gradio API call over plain HTTP; returns the final SSE data (or the error body)."""
+    names = {"/get_run": ["run_id"], "/sweep_status": ["sweep_id"], "/stop_sweep": ["sweep_id"],
+             "/delete_runs": ["run_ids", "sweep_ids"], "/export_runs": ["run_ids", "sweep_ids", "format"],
+             "/list_runs": ["model", "mode", "batch_size", "status", "since", "until", "sweep_id", "limit"],
+             "/analyse_sweep": ["sweep_id", "compare_with"], "/compare": ["sweep_ids", "run_ids"],
+             "/start_sweep": ["prompts", "preset", "model", "mode", "batch_size", "max_new_tokens", "fixed_length",
+                              "dtype", "gpu_counts", "repeats", "name", "prompts_format"]}[endpoint]
+    defaults = {"/start_sweep": ["", "", "tiny", "batched", 16, 8, False, "auto", "1", 1, "", "txt"],
+                "/list_runs": ["", "", None, "", "", "", None, 100], "/export_runs": [None, None, "csv"]}
+    data = list(defaults.get(endpoint, [None] * len(names)))
+    for key, value in values.items():
+        data[names.index(key)] = value
+    body = json.dumps({"data": data}, allow_nan=True)
+    answer = http.post(f"/gradio_api/call{endpoint}", content=body, headers={"content-type": "application/json"})
+    if answer.status_code != 200:
+        return answer.text
+    return http.get(f"/gradio_api/call{endpoint}/{answer.json()['event_id']}").text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="hostile-"))
+    db = folder / "studio.db"
+    store = Store(db)
+    config = {"model": "tiny", "mode": "batched", "batch_size": 1, "max_new_tokens": 1, "gpus_per_node": 1,
+              "prompts": ["kept"]}
+    earlier = store.create_run(config)
+    store.finish_run(earlier, RunResult(status="succeeded", config=config, world_size=1, tokens=1, raw_tokens=1,
+                                        seconds=1.0, tokens_per_second=1.0))
+    port = 20000 + os.getpid() % 20000
+    env = {**os.environ, "STUDIO_HOME": str(folder / "home"), "STUDIO_HARDWARE_LOCK": str(folder / "hw.lock")}
+    server = subprocess.Popen([sys.executable, "-m", "studio", "serve", "--port", str(port), "--db", str(db)],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    requests = faults = bare = leaks = 0
+    private = [str(ROOT), str(folder), os.path.expanduser("~"), sys.prefix]
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if http.get("/").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("the server did not start")
+                time.sleep(0.5)
+
+            def check(text: str) -> None:
+                nonlocal requests, bare, leaks
+                requests += 1
+                if "event: error" in text:  # a refusal must say what was wrong, not a bare "Error"
+                    data = json.loads(text.split("data: ", 1)[1].strip() or "null")
+                    bare += not (isinstance(data, dict) and data.get("error"))
+                leaks += any(p in text for p in private)
+
+            for round_ in range(args.rounds):
+                for endpoint, values in BENT:
+                    check(call(http, endpoint, values))
+                for bad in ("NaN", "Infinity", "-Infinity", "1e999"):
+                    answer = http.post("/gradio_api/call/get_run", content='{"data": [%s]}' % bad,
+                                       headers={"content-type": "application/json"})
+                    check(answer.text if answer.status_code != 200 else
+                          http.get(f"/gradio_api/call/get_run/{answer.json()['event_id']}").text)
+                # faults: a sweep stopped mid-run, a rank killed, a run deleted while its sweep runs
+                started = json.loads(call(http, "/start_sweep", dict(
+                    prompts="\n".join(["Call me Ishmael."] * 8), gpu_counts="1,2", max_new_tokens=8,
+                    batch_size=1, repeats=2)).split("data: ")[-1])[0]
+                requests += 1
+                sweep = started["sweep_id"]
+                time.sleep(1.5)
+                kind = round_ % 3
+                if kind == 0:
+                    check(call(http, "/stop_sweep", dict(sweep_id=sweep)))
+                elif kind == 1:
+                    deadline = time.monotonic() + 60
+                    ranks = []
+                    while not ranks and time.monotonic() < deadline:
+                        ranks = [p for p in psutil.Process(server.pid).children(recursive=True)
+                                 if "worker.py" in " ".join(p.cmdline())]
+                        time.sleep(0.2)
+                    for rank in ranks[:1]:
+                        rank.send_signal(signal.SIGKILL)
+                else:
+                    done = []
+                    deadline = time.monotonic() + 120
+                    while not done and time.monotonic() < deadline:
+                        status = json.loads(call(http, "/sweep_status", dict(sweep_id=sweep)).split("data: ")[-1])[0]
+                        done = [r["run_id"] for r in status["runs"] if r["status"] == "succeeded"]
+                        time.sleep(0.5)
+                    if done:
+                        check(call(http, "/delete_runs", dict(run_ids=done[:1])))
+                faults += 1
+                deadline = time.monotonic() + 300
+                while time.monotonic() < deadline:
+                    text = call(http, "/sweep_status", dict(sweep_id=sweep))
+                    check(text)
+                    if '"finished": true' in text:
+                        break
+                    time.sleep(1)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+    left = [p.pid for p in psutil.process_iter(["environ"])
+            if (p.info.get("environ") or {}).get("STUDIO_OWNER_PID") == str(server.pid)]
+    kept = Store(db).get_run(earlier)
+    lost = 0 if kept and kept["status"] == "succeeded" and kept["tokens"] == 1 else 1
+    integrity = Store(db).integrity()
+    print(f"requests {requests}, faults injected {faults}, bare errors {bare}, answers naming a server folder {leaks}, "
+          f"runs lost {lost}, processes left {len(left)}, integrity {integrity}")
+    return 0 if not (bare or leaks or lost or left) and integrity == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
