@@ -344,6 +344,29 @@ def _autoincrement_ids(conn: sqlite3.Connection) -> None:
 migration("007_ids_never_reused", _autoincrement_ids, rebuilds=True)
 
 
+# Per-request latency (runner.latency) on each output, the run's percentiles of it,
+# and the exact prompt length of synthetic prompts (a grid axis).
+migration(
+    "008_latency_and_prompt_tokens",
+    """
+    ALTER TABLE outputs ADD COLUMN queue_ms REAL;
+    ALTER TABLE outputs ADD COLUMN ttft_ms REAL;
+    ALTER TABLE outputs ADD COLUMN tpot_ms REAL;
+    ALTER TABLE outputs ADD COLUMN latency_ms REAL;
+    ALTER TABLE runs ADD COLUMN prompt_tokens INTEGER;
+    ALTER TABLE runs ADD COLUMN ttft_ms_p50 REAL;
+    ALTER TABLE runs ADD COLUMN ttft_ms_p90 REAL;
+    ALTER TABLE runs ADD COLUMN ttft_ms_p99 REAL;
+    ALTER TABLE runs ADD COLUMN tpot_ms_p50 REAL;
+    ALTER TABLE runs ADD COLUMN tpot_ms_p90 REAL;
+    ALTER TABLE runs ADD COLUMN tpot_ms_p99 REAL;
+    ALTER TABLE runs ADD COLUMN latency_ms_p50 REAL;
+    ALTER TABLE runs ADD COLUMN latency_ms_p90 REAL;
+    ALTER TABLE runs ADD COLUMN latency_ms_p99 REAL;
+    """,
+)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator
 import sqlite_utils
 
 from db.migrations import migrate
+from runner.latency import RUN_FIELDS as LATENCY_RUN_FIELDS
 from runner.paths import default_db_path
 
 JSON_COLUMNS = ("config", "environment", "phases", "plan", "pids", "gpu_counts", "settings", "timeline", "owner",
@@ -171,6 +172,17 @@ class Store:
             out[row["run_id"]].append(row)
         return out
 
+    def outputs_for_runs(self, run_ids: Iterable[int]) -> dict[int, list[dict]]:
+        """Output rows (with their per-request latency) of several runs, keyed by run id."""
+        ids = [int(i) for i in run_ids]
+        out: dict[int, list[dict]] = {i: [] for i in ids}
+        if not ids:
+            return out
+        marks = ",".join("?" * len(ids))
+        for row in self._rows(f"SELECT * FROM outputs WHERE run_id IN ({marks}) ORDER BY run_id, prompt_index", ids):
+            out[row["run_id"]].append(row)
+        return out
+
     # runs -----------------------------------------------------------------
     def create_run(self, config: dict, *, sweep_id: int | None = None, repeat_index: int = 0,
                    status: str = "queued") -> int:
@@ -182,6 +194,7 @@ class Store:
                 # the column keeps its first name: GPUs (processes) per node, as RunConfig.gpus_per_node
                 "num_gpus": config["gpus_per_node"] if "gpus_per_node" in config else config["num_gpus"],
                 "num_nodes": config.get("num_nodes", 1), "num_prompts": len(config["prompts"]), "config": config,
+                "prompt_tokens": config.get("prompt_tokens"),
                 "label": config.get("label", ""),
             }).last_pk
 
@@ -204,6 +217,7 @@ class Store:
             return value if succeeded else None
 
         roofline = measured(result.roofline) or {}
+        latency = measured(result.latency) or {}
         with self.transaction() as conn:
             conn.execute("DELETE FROM outputs WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM ranks WHERE run_id = ?", (run_id,))
@@ -217,10 +231,12 @@ class Store:
                 "stderr_tail": result.stderr_tail, "exit_code": result.exit_code, "partial": int(result.partial),
                 "bandwidth_gbps": roofline.get("achieved_gbps"), "bandwidth_utilisation": roofline.get("utilisation"),
                 "roofline": _json(roofline or None),
+                **{name: latency.get(name) for name in LATENCY_RUN_FIELDS},
             })
             self.db["outputs"].insert_all(
                 {"run_id": run_id, "prompt_index": o["prompt_index"], "rank": o["rank"], "prompt": o["prompt"],
-                 "output": o["output"], "tokens": o["tokens"], "raw_tokens": o.get("raw_tokens")}
+                 "output": o["output"], "tokens": o["tokens"], "raw_tokens": o.get("raw_tokens"),
+                 **{name: o.get(name) for name in ("queue_ms", "ttft_ms", "tpot_ms", "latency_ms")}}
                 for o in result.outputs)
             self.db["ranks"].insert_all(
                 {"run_id": run_id, "rank": r["rank"], "node": r.get("node", 0), "hostname": r.get("hostname"),

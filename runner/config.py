@@ -152,6 +152,9 @@ class RunConfig:
     rdzv_backend: str = "static"
     trust_remote_code: bool = False
     label: str = ""
+    # the exact token count of every prompt when they are synthetic (runner.synthetic); None for given prompts
+    prompt_tokens: int | None = None
+    latency: bool = True  # per-request TTFT/TPOT/latency (runner.latency); off only to measure what it costs
 
     def __post_init__(self) -> None:
         prompts = self.prompts
@@ -180,6 +183,9 @@ class RunConfig:
         _choice("rdzv_backend", self.rdzv_backend, ("static", "c10d"))
         for name in ("batch_size", "max_new_tokens", "gpus_per_node", "num_nodes", "cpu_threads"):
             object.__setattr__(self, name, _int(name, getattr(self, name), 1, LIMITS[name]))
+        if self.prompt_tokens is not None:
+            object.__setattr__(self, "prompt_tokens", _int("prompt_tokens", self.prompt_tokens, 1,
+                                                           LIMITS["prompt_chars"]))
         object.__setattr__(self, "top_k", _int("top_k", self.top_k, 0, 100_000))
         object.__setattr__(self, "seed", _int("seed", self.seed, 0, 2**32 - 1))
         object.__setattr__(self, "node_rank", _int("node_rank", self.node_rank, 0, self.num_nodes - 1))
@@ -206,7 +212,7 @@ class RunConfig:
         if self.continuous_batching is True and self.do_sample:
             raise ConfigError("continuous_batching", "runs greedy decoding only; switch sampling off")
         for flag in ("do_sample", "fixed_length", "warmup", "sort_by_length", "compile", "continuous_batching",
-                     "trust_remote_code"):
+                     "trust_remote_code", "latency"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(flag, f"must be true or false, got {getattr(self, flag)!r}")
         if len(self.label) > 200:

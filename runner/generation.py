@@ -11,19 +11,23 @@ tests) use it.
 - `continuous`: transformers' continuous batching (`model.generate_batch`), one
   call with all of a rank's prompts; it schedules them itself.
 
-Every path returns, per prompt, the generated token ids (prompt removed), and per
-call the prompt positions it fed and the decode steps it ran, which the token
-accounting and the bandwidth roofline need.
+Every path returns, per prompt, the generated token ids (prompt removed) and when
+each of them reached the host (`runner.latency`), and per call the prompt
+positions it fed and the decode steps it ran, which the token accounting and the
+bandwidth roofline need.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 import transformers
 from packaging.version import Version
+
+from runner.latency import StepClock
 
 # transformers 5.24 renamed generate's `past_key_values` to `cache` (the old name warns until 6.0)
 CACHE_KWARG = "cache" if Version(transformers.__version__) >= Version("5.24.0.dev0") else "past_key_values"
@@ -35,6 +39,10 @@ class BatchOutput:
     prompt_positions: int  # tokens fed as prompts, padding included
     prompt_lengths: list[int] = field(default_factory=list)  # padded prompt length per row
     steps: int = 0  # decode steps run (longest generated row)
+    # latency: per row, when it started (the batch's start, or when continuous batching
+    # scheduled it) and when each of its tokens reached the host (perf_counter seconds)
+    starts: list[float] = field(default_factory=list)
+    token_times: list[list[float]] = field(default_factory=list)
 
 
 def path_name(config) -> str:
@@ -88,8 +96,12 @@ class Generator:
         return self._generate(batch, max_new_tokens)
 
     def _generate(self, batch: Sequence[int], max_new_tokens: int) -> BatchOutput:
+        start = time.perf_counter()
         enc = self.tokenizer([self.prompts[i] for i in batch], return_tensors="pt", padding=True).to(self.device)
         kwargs = generate_kwargs(self.config, self.tokenizer, max_new_tokens)
+        clock = StepClock()
+        if getattr(self.config, "latency", True):
+            kwargs["logits_processor"] = transformers.LogitsProcessorList([clock])
         width = int(enc["input_ids"].shape[1])
         if self.path.startswith("static"):
             from transformers import StaticCache
@@ -102,13 +114,15 @@ class Generator:
             out = self.model.generate(**enc, **kwargs)
         generated = out[:, width:].tolist()
         return BatchOutput(generated=generated, prompt_positions=int(enc["attention_mask"].numel()),
-                           prompt_lengths=[width] * len(batch), steps=int(out.shape[1] - width))
+                           prompt_lengths=[width] * len(batch), steps=int(out.shape[1] - width),
+                           starts=[start] * len(batch), token_times=[clock.times] * len(batch))
 
     def _continuous(self, batch: Sequence[int], max_new_tokens: int) -> BatchOutput:
         from transformers import GenerationConfig
 
         if self.config.do_sample:
             raise ValueError("continuous batching runs greedy here; switch sampling off or continuous batching off")
+        start = time.perf_counter()
         ids = [self.tokenizer(self.prompts[i])["input_ids"] for i in batch]
         eos = self.model.generation_config.eos_token_id
         gen_config = GenerationConfig(
@@ -118,12 +132,16 @@ class Generator:
         )
         results = self.model.generate_batch(ids, generation_config=gen_config, max_new_tokens=max_new_tokens,
                                             continuous_batching_config=continuous_config(ids, max_new_tokens),
-                                            progress_bar=False)
+                                            progress_bar=False,
+                                            record_timestamps=getattr(self.config, "latency", True))
         # request ids are req_0, req_1, ... in the order given
         ordered = [results[f"req_{i}"] for i in range(len(ids))]
         generated = [list(r.generated_tokens) for r in ordered]
+        # a request starts when the scheduler takes it (lifespan[0]); its tokens carry their own times
+        starts = [r.lifespan[0] if r.lifespan and r.lifespan[0] > 0 else start for r in ordered]
         return BatchOutput(generated=generated, prompt_positions=sum(len(x) for x in ids),
-                           prompt_lengths=[len(x) for x in ids], steps=max((len(g) for g in generated), default=0))
+                           prompt_lengths=[len(x) for x in ids], steps=max((len(g) for g in generated), default=0),
+                           starts=starts, token_times=[list(r.timestamps or []) for r in ordered])
 
 
 CB_PAGE_SIZE = 64

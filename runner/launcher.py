@@ -358,6 +358,7 @@ def launch(
             phases=_phases(popen_time, end_time, data, streams),
             plan=plan,
             roofline=run_roofline(data["ranks"]),
+            latency=data.get("latency"),
             exit_code=0,
         )
 

@@ -24,6 +24,7 @@ class RunResult:
     phases: dict = field(default_factory=dict)
     plan: dict | None = None
     roofline: dict | None = None  # bandwidth figures of a succeeded run (runner.roofline.run_roofline)
+    latency: dict | None = None  # p50/p90/p99 of TTFT, TPOT and latency (runner.latency.run_summary)
     error: str | None = None
     stderr_tail: str | None = None
     exit_code: int | None = None

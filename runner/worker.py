@@ -28,6 +28,8 @@ from runner.batching import make_batches, warmup_shapes  # noqa: E402
 from runner.config import RunConfig  # noqa: E402
 from runner.events import emit  # noqa: E402
 from runner.generation import BatchOutput, Generator, path_name  # noqa: E402
+from runner.latency import request_latencies  # noqa: E402
+from runner.latency import run_summary as run_latency  # noqa: E402
 
 
 class Timeline:
@@ -203,9 +205,10 @@ def run(job: dict) -> int:
     t = time.time()
     state.wait_for_everyone()
     set_seed(config.seed + rank)
-    start = time.perf_counter()
     timeline.span("barrier", t, time.time())
     emit("phase", rank=rank, phase="generate", total=my_count)
+    # the timer starts last: every request is submitted now, so the first batch waits for nothing
+    start = time.perf_counter()
 
     outputs, done, prompt_positions = [], 0, 0
     for b, batch in enumerate(batches):
@@ -213,9 +216,11 @@ def run(job: dict) -> int:
         out: BatchOutput = generate(batch, config.max_new_tokens)
         prompt_positions += out.prompt_positions
         calls.append((out.prompt_lengths, out.steps))
-        for index, seq in zip(batch, out.generated):
+        for row, (index, seq) in enumerate(zip(batch, out.generated)):
             count = count_generated(seq, eos)
             text = tokenizer.decode(seq[: count.tokens], skip_special_tokens=True)
+            latency = (request_latencies(start, out.starts[row], out.token_times[row], count.tokens)
+                       if config.latency and out.starts else {})
             outputs.append(
                 {
                     "prompt_index": index,
@@ -224,6 +229,7 @@ def run(job: dict) -> int:
                     "output": text,
                     "tokens": count.tokens,
                     "raw_tokens": count.raw_tokens,
+                    **latency,
                 }
             )
         timeline.span("generate", t, time.time(), batch=b, size=len(batch))
@@ -290,6 +296,7 @@ def write_result(job: dict, config: RunConfig, records: list[dict], device: str,
         "ranks": records,
         "outputs": outputs,
         "environment": environment,
+        "latency": run_latency(outputs) if config.latency else None,
     }
     path = Path(job["result_path"])
     tmp = path.with_suffix(".tmp")

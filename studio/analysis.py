@@ -13,7 +13,7 @@ from statistics import median as _median
 
 from studio.explain import explain
 from studio.scaling_models import KNEE_THRESHOLD, diagnose, fit_scaling, knee, quantisation, suggest
-from studio.stats import scaling_series, welch_test, world_size
+from studio.stats import SETTING_AXES, scaling_series, setting_of, welch_test, world_size
 
 ALPHA = 0.05
 
@@ -22,17 +22,27 @@ ALPHA = 0.05
 # One sweep
 
 
-def _sweep_settings(sweep: dict) -> dict:
+def _sweep_settings(sweep: dict, runs: list[dict]) -> dict:
+    """The settings of the runs analysed: the sweep's, with what a grid varies taken
+    from those runs (one series: every varied setting has one value there)."""
     settings = dict(sweep.get("settings") or {})
     for key in ("mode", "batch_size", "num_prompts", "max_new_tokens", "model"):
         if settings.get(key) is None:
             settings[key] = sweep.get(key)
-    runs = sweep.get("runs") or []
-    if settings.get("num_prompts") is None and runs:
-        settings["num_prompts"] = runs[0]["num_prompts"]
-    if settings.get("batch_size") is None and runs:
-        settings["batch_size"] = runs[0]["batch_size"]
+    for key in (*SETTING_AXES, "num_prompts"):
+        if runs and (settings.get(key) is None or key in (settings.get("axes") or {})):
+            settings[key] = runs[0].get(key)
     return settings
+
+
+def settings_of_sweep(runs: list[dict]) -> list[dict]:
+    """Each setting (series) of a sweep that has a succeeded run, most runs first."""
+    counts: dict[tuple, int] = {}
+    for run in runs:
+        if run.get("status") == "succeeded" and run.get("tokens_per_second"):
+            counts[setting_of(run)] = counts.get(setting_of(run), 0) + 1
+    ordered = sorted(counts, key=lambda k: -counts[k])
+    return [dict(zip(SETTING_AXES, key)) for key in ordered]
 
 
 def _timeline_rounds(ranks: list[dict]) -> list[int]:
@@ -46,17 +56,26 @@ def _planned_rounds(run: dict) -> list[int] | None:
     return None
 
 
-def analyse_sweep(sweep: dict, ranks_by_run: dict | None = None, knee_threshold: float = KNEE_THRESHOLD) -> dict:
+def analyse_sweep(sweep: dict, ranks_by_run: dict | None = None, knee_threshold: float = KNEE_THRESHOLD,
+                  setting: dict | None = None) -> dict:
     """Every figure the report and the web tab show, from one sweep's rows.
 
     `sweep` is `Store.get_sweep(id)`; `ranks_by_run` maps run id to its rank
-    rows (with timelines), for the timeline check and the per-round times."""
+    rows (with timelines), for the timeline check and the per-round times. A grid
+    sweep is analysed one setting (series) at a time: `setting` picks it, by
+    default the one with most runs; `settings_available` lists them all."""
     ranks_by_run = {int(k): v for k, v in (ranks_by_run or {}).items()}
-    settings = _sweep_settings(sweep)
+    all_runs = sweep.get("runs") or []
+    available = settings_of_sweep(all_runs)
+    chosen = setting or (available[0] if available else None)
+    # a run that never ran may lack some settings (its dtype is resolved at launch): it
+    # belongs to the setting it does not contradict
+    runs = [r for r in all_runs if chosen is None
+            or all(r.get(a) is None or r.get(a) == chosen.get(a) for a in SETTING_AXES)]
+    settings = _sweep_settings(sweep, runs)
     mode = settings.get("mode") or "batched"
     batch_size = 1 if mode == "simple" else int(settings.get("batch_size") or 1)
     num_prompts = int(settings.get("num_prompts") or 0)
-    runs = sweep.get("runs") or []
     good = [r for r in runs if r.get("status") == "succeeded" and r.get("tokens_per_second")]
     left_out = [r for r in runs if r not in good]
     counts = sorted({world_size(r) for r in good})
@@ -70,6 +89,7 @@ def analyse_sweep(sweep: dict, ranks_by_run: dict | None = None, knee_threshold:
         "points": [], "fits": {}, "knee": None, "quantisation": [], "diagnosis": None, "suggestion": None,
         "timeline_check": [], "explanation": "",
         "quantisation_curve": [], "extrapolate_to": None,
+        "setting": chosen, "settings_available": available,
         "device": good[0].get("device") if good else None,
         "environment": next((r["environment"] for r in good if r.get("environment")), None),
     }

@@ -9,6 +9,7 @@ import sys
 import threading
 
 from runner.config import ConfigError
+from runner.latency import RUN_FIELDS as LATENCY_RUN_FIELDS
 from studio.cli_args import EXIT_BAD_INPUT, EXIT_RUN_FAILED, add_db_option, add_run_options, config_from_args, fail
 
 
@@ -47,11 +48,19 @@ class ProgressBars:
             self.bar = None
 
 
-def run_summary(run: dict) -> dict:
+def run_summary(run: dict, slo: dict | None = None) -> dict:
     keys = ("id", "sweep_id", "repeat_index", "status", "model", "mode", "batch_size", "max_new_tokens",
-            "num_gpus", "num_nodes", "world_size", "device", "dtype", "num_prompts", "tokens", "raw_tokens",
-            "padding_tokens", "seconds", "tokens_per_second", "imbalance", "created_at", "error")
-    return {k: run.get(k) for k in keys}
+            "prompt_tokens", "num_gpus", "num_nodes", "world_size", "device", "dtype", "num_prompts", "tokens",
+            "raw_tokens", "padding_tokens", "seconds", "tokens_per_second", "imbalance", *LATENCY_RUN_FIELDS,
+            "created_at", "error")
+    out = {k: run.get(k) for k in keys}
+    if slo and run.get("status") == "succeeded":
+        from runner.latency import goodput
+        from studio.slo import meets
+
+        out.update(slo=slo["name"], goodput_tokens_per_second=goodput(run.get("outputs") or [], run["seconds"], slo),
+                   meets_slo=meets(run, slo))
+    return out
 
 
 def format_table(runs: list[dict], speedup: bool = True) -> str:
@@ -83,8 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from studio.sweep import create_rows, plan_sweep, run_sweep
 
     try:
-        config, counts = config_from_args(args)
-        plan = plan_sweep(config, counts, args.repeats, name=args.name)
+        config, axes = config_from_args(args)
+        plan = plan_sweep(config, axes, args.repeats, name=args.name, num_prompts=args.num_prompts, slo=args.slo)
     except ConfigError as exc:
         return fail(str(exc))
     if config.num_nodes > 1 and config.node_rank > 0:
@@ -105,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return fail("interrupted", 130)
     runs = [store.get_run(i) for i in outcome.run_ids]
     if args.json:
-        print(json.dumps([run_summary(r) for r in runs], indent=2))
+        print(json.dumps([run_summary(r, plan.slo) for r in runs], indent=2))
     else:
         print(f"sweep {outcome.sweep_id}: {config.model}, {config.mode}, batch {config.batch_size}, "
               f"{len(config.prompts)} prompts, {config.max_new_tokens} new tokens, {plan.prepared[0].device}")

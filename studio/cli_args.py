@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from runner.config import RunConfig
+from runner.config import ConfigError, RunConfig
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
@@ -24,16 +24,21 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="tiny", help="tiny | local folder | hub id (cached) | arch:NAME")
-    p.add_argument("--mode", default="batched", choices=["simple", "batched", "auto"])
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-new-tokens", type=int, default=100)
+    p.add_argument("--mode", default="batched", help="simple | batched | auto, or a comma list of them")
+    p.add_argument("--batch-size", default="16", help="prompts per generate call, or a list such as 1,8,32")
+    p.add_argument("--max-new-tokens", default="100", help="new tokens per prompt, or a list")
+    p.add_argument("--prompt-tokens", default=None,
+                   help="synthetic prompts of exactly N tokens (or a list of N), instead of --prompts/--preset")
+    p.add_argument("--num-prompts", type=int, default=None, help="how many synthetic prompts (with --prompt-tokens)")
+    p.add_argument("--slo", default=None,
+                   help="latency limits for goodput: ttft=MS,tpot=MS, or a preset (mlperf-llama2-70b)")
     p.add_argument("--fixed-length", action="store_true", help="generate exactly --max-new-tokens every time")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--prompts", metavar="FILE", help=".txt (one a line), .jsonl ('prompt' field) or .csv")
     source.add_argument("--preset", default=None, help="built-in prompt set: seed (the post's 10 lines x10)")
     p.add_argument("--gpus", default="1", help="GPU counts to sweep, e.g. 1,2,4 (CPU processes without a GPU)")
-    p.add_argument("--repeats", type=int, default=1, help="runs per GPU count")
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--repeats", type=int, default=1, help="runs per cell of the grid")
+    p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16, or a comma list")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     p.add_argument("--temperature", type=float, default=1.0)
@@ -62,18 +67,32 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     add_db_option(p)
 
 
-def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int]]:
-    from runner.prompts import load_prompts, preset
-    from studio.sweep import parse_gpu_counts
+def grid_from_args(args: argparse.Namespace) -> dict[str, list]:
+    """The sweep's axes from the flags that take lists."""
+    from studio.grid import parse_axis
 
+    axes = {
+        "gpus_per_node": [args.gpus_per_node or 1] if args.nodes > 1 or args.gpus_per_node else args.gpus,
+        "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens, "dtype": args.dtype, "mode": args.mode,
+    }
+    if args.prompt_tokens is not None:
+        if args.prompts or args.preset:
+            raise ConfigError("prompt_tokens", "makes synthetic prompts; leave out --prompts and --preset")
+        axes["prompt_tokens"] = args.prompt_tokens
+    return {axis: parse_axis(axis, value) for axis, value in axes.items()}
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, dict[str, list]]:
+    """The sweep's base settings (each list's first value) and its axes."""
+    from runner.prompts import load_prompts, preset
+
+    axes = grid_from_args(args)
     prompts = load_prompts(args.prompts) if args.prompts else preset(args.preset or "seed")
-    if args.nodes > 1 or args.gpus_per_node:
-        counts = [args.gpus_per_node or 1]
-    else:
-        counts = parse_gpu_counts(args.gpus)
+    first = {axis: values[0] for axis, values in axes.items()}
     config = RunConfig(
-        prompts=prompts, model=args.model, mode=args.mode, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens, gpus_per_node=counts[0], dtype=args.dtype, device=args.device,
+        prompts=prompts, model=args.model, mode=first["mode"], batch_size=first["batch_size"],
+        max_new_tokens=first["max_new_tokens"], gpus_per_node=first["gpus_per_node"], dtype=first["dtype"],
+        device=args.device, prompt_tokens=first.get("prompt_tokens"),
         do_sample=args.sample, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed,
         fixed_length=args.fixed_length, warmup=not args.no_warmup, sort_by_length=args.sort_by_length,
         attention=args.attention, cache=args.cache, compile=args.compile,
@@ -81,4 +100,4 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int]]:
         timeout_s=args.timeout, num_nodes=args.nodes, node_rank=args.node_rank, main_address=args.main_address,
         main_port=args.main_port, rdzv_backend=args.rdzv_backend, label=args.name,
     )
-    return config, counts
+    return config, axes

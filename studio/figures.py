@@ -19,19 +19,29 @@ from plotly.subplots import make_subplots
 
 from runner.phases import ORDER as PHASE_ORDER
 from runner.phases import breakdown
-from studio.stats import Point, Series, scaling_series
+from studio.grid import LABELS as GRID_LABELS
+from studio.stats import SETTING_AXES, Point, Series, scaling_series
 
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f", "#a16207", "#475569")
 IDEAL_COLOR = "#9ca3af"
 FONT = dict(family="system-ui, -apple-system, Segoe UI, sans-serif", size=13)
 
 
-def series_label(series: Series) -> str:
-    run = series.sample
-    what = f"{run.get('model')} · {run.get('mode')} · batch {run.get('batch_size')}"
-    label = run.get("label") or ""
-    kind, ident = series.key
-    return f"{kind} {ident}: {label or what}"
+def series_labels(all_series: list[Series]) -> dict[tuple, str]:
+    """A legend name per series: its sweep (or run), and where one sweep has several
+    series (a grid), the settings that tell them apart."""
+    out = {}
+    for series in all_series:
+        run = series.sample
+        what = f"{run.get('model')} · {run.get('mode')} · batch {run.get('batch_size')}"
+        kind, ident = series.source
+        label = f"{kind} {ident}: {run.get('label') or what}"
+        siblings = [s for s in all_series if s.source == series.source]
+        differ = [axis for axis in SETTING_AXES if len({str(s.setting[axis]) for s in siblings}) > 1]
+        if differ:
+            label += " · " + ", ".join(f"{GRID_LABELS[a]} {series.setting[a]}" for a in differ)
+        out[series.key] = label
+    return out
 
 
 def settings_text(run: dict) -> str:
@@ -47,11 +57,11 @@ def settings_text(run: dict) -> str:
     return "<br>".join(parts)
 
 
-def _hover(series: Series, point: Point, key: str, unit: str, fmt: str) -> str:
+def _hover(series: Series, point: Point, key: str, unit: str, fmt: str, label: str) -> str:
     values = ", ".join(format(v, fmt) for v in point.values(key))
     ids = ", ".join(str(r["id"]) for r in point.runs)
     repeats = f"{len(point.runs)} runs ({values} {unit})" if len(point.runs) > 1 else f"run {ids}"
-    lines = [f"<b>{series_label(series)}</b>", f"{point.x} processes/GPUs: {format(point.median(key), fmt)} {unit}", repeats]
+    lines = [f"<b>{label}</b>", f"{point.x} processes/GPUs: {format(point.median(key), fmt)} {unit}", repeats]
     if len(point.runs) > 1:
         lines.append(f"run ids {ids}")
     return "<br>".join(lines) + "<br>" + settings_text(point.runs[0])
@@ -85,6 +95,7 @@ def empty_figure(message: str, title: str = "") -> go.Figure:
 def _metric_figure(runs: list[dict], key: str, title: str, y_title: str, unit: str, fmt: str,
                    ideal: bool) -> go.Figure:
     all_series = scaling_series(runs)
+    labels = series_labels(all_series)
     if not all_series:
         return empty_figure("No finished runs to plot yet", title)
     fig = go.Figure()
@@ -96,16 +107,17 @@ def _metric_figure(runs: list[dict], key: str, title: str, y_title: str, unit: s
         spreads = [p.spread(key) for p in series.points]
         has_bars = any(above or below for above, below in spreads)
         fig.add_trace(go.Scatter(
-            x=x, y=[p.median(key) for p in series.points], name=series_label(series), mode="lines+markers",
+            x=x, y=[p.median(key) for p in series.points], name=labels[series.key], mode="lines+markers",
             line=dict(color=color, width=2.5), marker=dict(size=9),
             error_y=dict(type="data", symmetric=False, array=[a for a, _ in spreads],
                          arrayminus=[b for _, b in spreads], visible=has_bars, thickness=1.5, width=6),
-            hovertext=[_hover(series, p, key, unit, fmt) for p in series.points], hoverinfo="text",
+            hovertext=[_hover(series, p, key, unit, fmt, labels[series.key]) for p in series.points],
+            hoverinfo="text",
         ))
         if ideal and len(x) > 1:
             fig.add_trace(go.Scatter(
                 x=x, y=[series.baseline.median(key) * p.ideal_speedup for p in series.points],
-                name=f"ideal linear scaling ({series.key[0]} {series.key[1]})",
+                name=f"ideal linear scaling ({labels[series.key]})",
                 mode="lines", line=dict(color=color, width=1.5, dash="dot"), opacity=0.6,
                 hovertemplate="ideal: %{y:.1f} " + unit + "<extra></extra>",
             ))
@@ -126,6 +138,7 @@ def wall_time_figure(runs: list[dict], title: str = "Generation wall time agains
 def speedup_figure(runs: list[dict], title: str = "Speedup against GPU count") -> go.Figure:
     """Throughput over the series' smallest count, against the ideal linear line."""
     all_series = scaling_series(runs)
+    labels = series_labels(all_series)
     if not all_series:
         return empty_figure("No finished runs to plot yet", title)
     fig = go.Figure()
@@ -138,11 +151,11 @@ def speedup_figure(runs: list[dict], title: str = "Speedup against GPU count") -
         xs += x
         speedups = [p.speedup for p in series.points]
         hover = [
-            f"<b>{series_label(series)}</b><br>{p.x} processes/GPUs: {p.speedup:.2f}× the {x0}-count throughput "
+            f"<b>{labels[series.key]}</b><br>{p.x} processes/GPUs: {p.speedup:.2f}× the {x0}-count throughput "
             f"(ideal {p.ideal_speedup:.2f}×)<br>" + settings_text(p.runs[0])
             for p in series.points
         ]
-        fig.add_trace(go.Scatter(x=x, y=speedups, name=series_label(series), mode="lines+markers",
+        fig.add_trace(go.Scatter(x=x, y=speedups, name=labels[series.key], mode="lines+markers",
                                  line=dict(color=COLORS[i % len(COLORS)], width=2.5), marker=dict(size=9),
                                  hovertext=hover, hoverinfo="text"))
     top = max(xs) if xs else 1

@@ -13,6 +13,7 @@ from pathlib import Path
 from db.store import Store
 from studio import analysis_figures as figs
 from studio.analysis import analyse_sweep, compare
+from studio.grid_analysis import grid_summary
 
 FORMAT_VERSION = 1
 
@@ -21,14 +22,20 @@ class ReportError(ValueError):
     """The sweep cannot be reported; the message says what to do instead."""
 
 
-def load_analysis(store: Store, sweep_id: int) -> dict:
-    """Analyse one stored sweep, timelines included."""
+def load_analysis(store: Store, sweep_id: int, slo: dict | None = None, setting: dict | None = None) -> dict:
+    """Analyse one stored sweep, timelines included, with its grid: the Pareto front,
+    batch scaling and, under an SLO (given, or stored with the sweep), goodput."""
     sweep = store.get_sweep(int(sweep_id))
     if sweep is None:
         known = ", ".join(str(s["id"]) for s in store.list_sweeps(limit=20)) or "none yet"
         raise ReportError(f"there is no sweep {sweep_id}; stored sweeps: {known}")
     ranks = store.ranks_for_runs(r["id"] for r in sweep["runs"])
-    result = analyse_sweep(sweep, ranks)
+    result = analyse_sweep(sweep, ranks, setting=setting)
+    slo = slo or (sweep.get("settings") or {}).get("slo")
+    outputs = store.outputs_for_runs(r["id"] for r in sweep["runs"]) if slo else {}
+    result["grid"] = grid_summary(sweep["runs"], outputs, slo)
+    if result["grid"]["batch_scaling_text"]:
+        result["explanation"] += "\n" + "\n".join(result["grid"]["batch_scaling_text"])
     result["_runs"] = {r["id"]: r for r in sweep["runs"]}
     result["_ranks"] = ranks
     return result
@@ -54,7 +61,7 @@ def public(analysis: dict) -> dict:
 
 def report_json(analysis: dict, other: dict | None = None) -> dict:
     out = {"format_version": FORMAT_VERSION, "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           **public(analysis)}
+           **public(analysis), "pareto": analysis["grid"]["pareto"]}
     if other is not None:
         out["ab"] = compare(analysis, other)
     return out

@@ -5,11 +5,12 @@ medians, confidence intervals, speedups and efficiencies from `scaling_series`,
 so a number shown in two places is the same number. Rows are the dicts
 `db.store.Store` returns.
 
-A *series* is one sweep (or a lone run); a *point* is one setting of it: runs
-with the same `point_key`. Today that is the world size (GPUs or processes over
-all nodes, so 2 nodes x 1 GPU and 1 node x 2 GPUs are one point); the setting
-axes a sweep varies join the key as sweeps learn to vary them. The view
-`sweep_summary` in `db/migrations.py` groups the same way.
+A *series* is one sweep (or a lone run) at one value of every setting a grid
+sweep may vary besides the GPU count (`SETTING_AXES`: batch size, new tokens,
+prompt tokens, dtype, mode); a *point* is one world size of a series (GPUs or
+processes over all nodes, so 2 nodes x 1 GPU and 1 node x 2 GPUs are one point).
+Runs of a point are its repeats. The view `sweep_summary` in
+`db/migrations.py` groups a plain GPU sweep the same way.
 
 The confidence interval is Student t's, computed here (no scipy at runtime).
 """
@@ -172,8 +173,18 @@ def world_size(run: dict) -> int:
     return int(run.get("num_gpus") or 1) * int(run.get("num_nodes") or 1)
 
 
+# The settings a grid sweep varies besides the GPU count (studio.grid.AXES): runs
+# of one sweep that differ in any of them belong to different series.
+SETTING_AXES = ("batch_size", "max_new_tokens", "prompt_tokens", "dtype", "mode")
+
+
+def setting_of(run: dict) -> tuple:
+    return tuple(run.get(axis) for axis in SETTING_AXES)
+
+
 def series_key(run: dict) -> tuple:
-    return ("sweep", run["sweep_id"]) if run.get("sweep_id") is not None else ("run", run["id"])
+    source = ("sweep", run["sweep_id"]) if run.get("sweep_id") is not None else ("run", run["id"])
+    return (*source, setting_of(run))
 
 
 def point_key(run: dict) -> tuple:
@@ -210,10 +221,19 @@ class Point:
 
 @dataclass
 class Series:
-    key: tuple
+    key: tuple  # ("sweep" | "run", id, setting_of(run))
     points: list[Point]
     sample: dict  # one run of the series, for its settings and label
     baseline: Point | None = field(default=None)  # the smallest world size with a throughput
+
+    @property
+    def source(self) -> tuple:
+        """("sweep", id) or ("run", id): where the series' runs come from."""
+        return self.key[:2]
+
+    @property
+    def setting(self) -> dict:
+        return {axis: self.sample.get(axis) for axis in SETTING_AXES}
 
     def speedup_of(self, run: dict) -> float | None:
         """One run's throughput over the baseline's median."""
@@ -244,7 +264,7 @@ def scaling_series(runs: Iterable[dict], series_of=series_key) -> list[Series]:
         samples.setdefault(key, run)
         groups.setdefault(key, {}).setdefault(point_key(run), []).append(run)
     out = []
-    for key in sorted(groups, key=lambda k: (k[0] != "sweep", k[1])):
+    for key in sorted(groups, key=lambda k: (k[0] != "sweep", k[1], str(k[2:]))):
         points = [_point(k[0], groups[key][k]) for k in sorted(groups[key])]
         series = Series(key=key, points=points, sample=samples[key], baseline=points[0] if points else None)
         base = series.baseline

@@ -1,4 +1,5 @@
-"""A sweep: one set of settings run over several GPU counts, each count possibly
+"""A sweep: one set of settings run over a grid of GPU counts (and, where asked,
+batch sizes, new tokens, prompt tokens, dtypes and modes), every cell possibly
 repeated. Shared by the CLI and the web supervisor; torch-free."""
 
 from __future__ import annotations
@@ -19,59 +20,106 @@ from runner.paths import runs_dir
 from runner.processes import owner_env
 from runner.result import RunResult
 from runner.validate import Prepared, prepare
+from studio.grid import check_size, describe_cell, grid_cells, parse_axis, varied
+from studio.slo import parse_slo
 
 EventCallback = Callable[[dict], None]
 
 
 def parse_gpu_counts(text: str | list) -> list[int]:
-    items = text if isinstance(text, list) else [p for p in str(text).replace(" ", "").split(",") if p]
-    counts = []
-    for item in items:
-        try:
-            n = int(item)
-        except (TypeError, ValueError):
-            raise ConfigError("gpus", f"{item!r} is not a whole number; write counts like 1,2,4") from None
-        if n < 1:
-            raise ConfigError("gpus", f"GPU count {n} is below 1; every count must be at least 1")
-        if n not in counts:
-            counts.append(n)
-    if not counts:
-        raise ConfigError("gpus", "no GPU count given; write counts like 1,2,4")
-    return counts
+    return parse_axis("gpus_per_node", text)
 
 
 @dataclass
 class SweepPlan:
     base: RunConfig
-    gpu_counts: list[int]
+    axes: dict[str, list]  # the grid: config field -> values; always holds gpus_per_node
     repeats: int
-    prepared: list[Prepared] = field(default_factory=list)  # one per count, in gpu_counts order
+    prepared: list[Prepared] = field(default_factory=list)  # one per cell, in grid order
     name: str = ""
-    # a resumed sweep runs only what was left: its (count index, repeat) pairs, and
+    # a resumed sweep runs only what was left: its (cell index, repeat) pairs, and
     # the statuses of the runs that had ended before, which its final status counts too
     remaining: list[tuple[int, int]] | None = None
     ended_before: tuple[str, ...] = ()
+    slo: dict | None = None  # latency limits for goodput (studio.slo), kept with the sweep
+
+    @property
+    def gpu_counts(self) -> list[int]:
+        return list(self.axes.get("gpus_per_node") or [self.base.gpus_per_node])
 
     @property
     def order(self) -> list[tuple[int, int]]:
-        """(count index, repeat) pairs, repeats outermost: every count is measured once
+        """(cell index, repeat) pairs, repeats outermost: every cell is measured once
         before any is measured twice, so slow drift on a shared machine spreads evenly."""
         if self.remaining is not None:
             return list(self.remaining)
-        return [(c, r) for r in range(self.repeats) for c in range(len(self.gpu_counts))]
+        return [(c, r) for r in range(self.repeats) for c in range(len(self.prepared))]
+
+    def settings(self) -> dict:
+        """The sweep's settings as stored: a setting the grid varies is listed under
+        `axes` (and None at the top level, since no single value describes it)."""
+        out = self.base.settings()
+        for axis in varied(self.axes):
+            out[axis] = None
+        out["axes"] = {axis: list(values) for axis, values in self.axes.items()}
+        if self.slo:
+            out["slo"] = self.slo
+        if len(self.prepared) > 1 and len({len(p.config.prompts) for p in self.prepared}) == 1:
+            out["num_prompts"] = len(self.prepared[0].config.prompts)
+        return out
 
 
-def plan_sweep(base: RunConfig, gpu_counts: list[int], repeats: int = 1, name: str = "") -> SweepPlan:
-    """Validate every run of the sweep before anything is launched or stored."""
+def plan_sweep(base: RunConfig, axes: dict | list, repeats: int = 1, name: str = "",
+               num_prompts: int | None = None, slo: str | dict | None = None) -> SweepPlan:
+    """Validate every cell of the sweep before anything is launched or stored.
+
+    `axes` maps settings to their values (a list of GPU counts alone is the plain
+    GPU sweep). A cell with `prompt_tokens` gets `num_prompts` synthetic prompts
+    of exactly that many tokens (default: as many as `base` has)."""
     if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= LIMITS["repeats"]:
         raise ConfigError("repeats", f"must be a whole number from 1 to {LIMITS['repeats']}, got {repeats!r}")
-    counts = parse_gpu_counts(gpu_counts)
+    axes = {"gpus_per_node": axes} if isinstance(axes, (list, tuple, str, int)) else dict(axes)
+    axes = {axis: parse_axis(axis, values) for axis, values in axes.items() if values not in (None, "", [])}
+    axes.setdefault("gpus_per_node", [base.gpus_per_node])
+    if num_prompts is not None and "prompt_tokens" not in axes and base.prompt_tokens is None:
+        raise ConfigError("num_prompts", "goes with --prompt-tokens (synthetic prompts); without it, give the "
+                          "prompts themselves")
+    slo = parse_slo(slo) if isinstance(slo, str) else slo  # a bad SLO is refused before any cell is planned
     if base.num_nodes > 1 and base.mode == "auto" and base.memory_budget_gb is None:
         # every node computes the auto plan itself; from its own free memory the plans could differ
         raise ConfigError("memory_budget_gb", "an auto run over several nodes needs a memory budget "
                           "(--memory-budget-gb), so that every node plans the same batches")
-    prepared = [prepare(base.replace(gpus_per_node=n)) for n in counts]
-    return SweepPlan(base=base, gpu_counts=counts, repeats=repeats, prepared=prepared, name=name)
+    cells = grid_cells(axes)
+    check_size(len(cells), repeats)
+    prompts_by_length: dict[int, list[str]] = {}
+    prepared = []
+    for cell in cells:
+        try:
+            config = base.replace(**cell)
+            if config.prompt_tokens is not None:
+                if config.prompt_tokens not in prompts_by_length:
+                    prompts_by_length[config.prompt_tokens] = _synthetic(config, num_prompts)
+                config = config.replace(prompts=prompts_by_length[config.prompt_tokens])
+            prepared.append(prepare(config))
+        except ConfigError as exc:
+            if len(cells) == 1:
+                raise
+            raise ConfigError(exc.field, f"{exc.message} (in the cell {describe_cell(cell, varied(axes))})") from None
+    return SweepPlan(base=base, axes=axes, repeats=repeats, prepared=prepared, name=name, slo=slo)
+
+
+def _synthetic(config: RunConfig, num_prompts: int | None) -> list[str]:
+    from runner.models import resolve_model
+    from runner.synthetic import planning_tokenizer, synthetic_prompts
+
+    count = len(config.prompts) if num_prompts is None else num_prompts
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= LIMITS["num_prompts"]:
+        raise ConfigError("num_prompts", f"must be a whole number from 1 to {LIMITS['num_prompts']}, got {count!r}")
+    spec = resolve_model(config.model)
+    if spec.context_length and config.prompt_tokens + config.max_new_tokens > spec.context_length:
+        raise ConfigError("prompt_tokens", f"{config.prompt_tokens} prompt tokens + {config.max_new_tokens} new "
+                          f"tokens do not fit {config.model}'s context of {spec.context_length} tokens; lower one")
+    return synthetic_prompts(planning_tokenizer(spec), config.prompt_tokens, count, seed=config.seed)
 
 
 def resume_plan(store: Store, sweep_id: int) -> tuple[SweepPlan, list[int]]:
@@ -85,11 +133,12 @@ def resume_plan(store: Store, sweep_id: int) -> tuple[SweepPlan, list[int]]:
         raise ConfigError("sweep", f"sweep {sweep_id} has no queued run to resume")
     left_ids = [r["id"] for r in left]
     configs = [RunConfig.from_dict(r["config"]) for r in left]
-    counts = list(dict.fromkeys(c.gpus_per_node for c in configs))
-    prepared = [prepare(next(c for c in configs if c.gpus_per_node == n)) for n in counts]
+    cells = list(dict.fromkeys(configs))  # a cell is its whole config (frozen, so hashable)
+    axes = (sweep.get("settings") or {}).get("axes") or {"gpus_per_node": sweep.get("gpu_counts") or []}
     plan = SweepPlan(
-        base=configs[0], gpu_counts=counts, repeats=sweep["repeats"], prepared=prepared, name=sweep["name"] or "",
-        remaining=[(counts.index(c.gpus_per_node), r["repeat_index"]) for c, r in zip(configs, left)],
+        base=configs[0], axes=axes, repeats=sweep["repeats"], prepared=[prepare(c) for c in cells],
+        name=sweep["name"] or "",
+        remaining=[(cells.index(c), r["repeat_index"]) for c, r in zip(configs, left)],
         ended_before=tuple(r["status"] for r in sweep["runs"] if r["id"] not in left_ids),
     )
     return plan, left_ids
@@ -159,7 +208,7 @@ def create_rows(plan: SweepPlan, store: Store, origin: str | None = None) -> tup
         # only node 0 ends up with a multi-node run's figures; rows made here would never finish
         raise ConfigError("node_rank", f"node {plan.base.node_rank} stores nothing: node 0 stores multi-node runs "
                           "(this node's part is run by `studio run` with --node-rank)")
-    settings = plan.base.settings()
+    settings = plan.settings()
     sweep_id = store.create_sweep(settings, plan.gpu_counts, plan.repeats, name=plan.name, origin=origin,
                                   owner=owner_env())
     run_ids = [

@@ -12,7 +12,7 @@ import pandas as pd
 from db.store import Store
 from runner import phases, roofline
 from runner.config import for_users
-from studio.figures import overhead_seconds, series_label
+from studio.figures import overhead_seconds, series_labels
 from studio.stats import run_speedups, scaling_series, world_size
 
 FINAL_STATES = ("succeeded", "failed", "cancelled", "interrupted")
@@ -261,11 +261,13 @@ COMPARE_COLUMNS = ["series", "GPUs", "runs", "median tokens/s", "min tokens/s", 
 def compare_table(runs: list[dict]) -> pd.DataFrame:
     """Per sweep and GPU count: the numbers behind the Compare charts."""
     data = []
-    for series in scaling_series(runs):
+    all_series = scaling_series(runs)
+    labels = series_labels(all_series)
+    for series in all_series:
         for p in series.points:
             tps = p.values("tokens_per_second")
             data.append([
-                series_label(series), p.x, len(p.runs), rounded(p.median("tokens_per_second"), 1),
+                labels[series.key], p.x, len(p.runs), rounded(p.median("tokens_per_second"), 1),
                 rounded(min(tps), 1), rounded(max(tps), 1), rounded(p.speedup, 2), rounded(p.ideal_speedup, 2),
                 rounded(p.efficiency, 2), rounded(p.median("seconds"), 3),
             ])

@@ -38,7 +38,7 @@ def test_run_sweep_1_2_stores_two_runs_and_prints_json(db_path, tmp_path):
     "args, message",
     [
         (["--batch-size", "0"], "batch_size: must be at least 1"),
-        (["--gpus", "0"], "GPU count 0 is below 1"),
+        (["--gpus", "0"], "gpus: must be at least 1, got 0"),
         (["--gpus", "1,x"], "'x' is not a whole number"),
         (["--gpus", "40"], "this machine allows at most"),
         (["--model", "/no/such/model"], "model"),

@@ -138,8 +138,8 @@ def test_resume_plan_keeps_the_order_and_repeats_of_what_was_left(db_path):
 
     resumed, run_ids = resume_plan(store, sweep)
     assert run_ids == ids[1:]
-    assert resumed.gpu_counts == [2, 1]
-    assert [(resumed.gpu_counts[c], r) for c, r in resumed.order] == [(2, 0), (1, 1), (2, 1)]
+    assert resumed.gpu_counts == [1, 2]  # the sweep's own axis
+    assert [(resumed.prepared[c].config.gpus_per_node, r) for c, r in resumed.order] == [(2, 0), (1, 1), (2, 1)]
     assert resumed.ended_before == ("interrupted",)
     assert [p.config.prompts for p in resumed.prepared] == [plan.base.prompts] * 2
 

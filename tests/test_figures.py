@@ -30,7 +30,7 @@ def test_series_group_by_sweep_and_count_processes_over_nodes():
     runs = [run(1, 1, 100), run(2, 2, 150), run(3, 2, 400, sweep=2, nodes=2), run(4, 1, 50, sweep=2),
             run(5, 2, None, status="failed")]
     series = scaling_series(runs)
-    assert [s.key for s in series] == [("sweep", 1), ("sweep", 2)]
+    assert [s.source for s in series] == [("sweep", 1), ("sweep", 2)]
     assert [p.x for p in series[0].points] == [1, 2]
     assert [p.x for p in series[1].points] == [1, 4]  # 2 GPUs on each of 2 nodes
     assert all(r["status"] == "succeeded" for s in series for p in s.points for r in p.runs)
@@ -55,9 +55,19 @@ def test_throughput_without_repeats_has_no_error_bars_and_an_ideal_line():
 
 
 def test_hover_shows_each_runs_settings():
-    fig = figures.throughput_figure([run(7, 1, 100, batch_size=32, model="arch:cpu-50m"), run(8, 2, 150)])
+    fig = figures.throughput_figure([run(7, 1, 100, batch_size=32, model="arch:cpu-50m"),
+                                     run(8, 2, 150, batch_size=32, model="arch:cpu-50m")])
     hover = data_traces(fig)[0].hovertext[0]
     assert "run 7" in hover and "batch size 32" in hover and "arch:cpu-50m" in hover and "6 prompts" in hover
+
+
+def test_a_grid_sweep_draws_a_line_per_setting_named_by_what_differs():
+    runs = [run(1, 1, 100, batch_size=1), run(2, 2, 180, batch_size=1), run(3, 1, 500, batch_size=8),
+            run(4, 2, 900, batch_size=8)]
+    names = [t.name for t in data_traces(figures.throughput_figure(runs))]
+    assert len(names) == 2 and names[0].endswith("batch 1") and names[1].endswith("batch 8")
+    speedups = [list(t.y) for t in data_traces(figures.speedup_figure(runs)) if t.name.startswith("sweep")]
+    assert speedups == [[1.0, 1.8], [1.0, 1.8]]  # each line over its own 1-GPU point
 
 
 def test_speedup_is_over_the_smallest_count_with_the_ideal_line():

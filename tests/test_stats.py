@@ -60,7 +60,7 @@ def test_each_sweep_is_its_own_series_and_a_lone_run_too():
     lone = {"id": 99, "sweep_id": None, "status": "succeeded", "num_gpus": 1, "num_nodes": 1,
             "tokens_per_second": 5.0, "seconds": 1.0}
     all_series = scaling_series(rows(1) + [dict(r, id=r["id"] + 20, sweep_id=2) for r in rows()] + [lone])
-    assert [s.key for s in all_series] == [("sweep", 1), ("sweep", 2), ("run", 99)]
+    assert [s.source for s in all_series] == [("sweep", 1), ("sweep", 2), ("run", 99)]
 
 
 def test_run_speedups_and_the_tables_read_the_same_figures():

@@ -1,0 +1,83 @@
+"""A sweep's grid: the settings it varies and the cells (combinations) it runs.
+
+Any of GPU count, batch size, max new tokens, prompt tokens, dtype and mode may
+be a list; the sweep runs every combination. Lists are checked here, so a zero,
+a repeated value or a word where a number belongs is refused with the setting
+named, before any cell is validated or launched.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from runner.config import DTYPES, MODES, ConfigError
+
+# config field -> (the setting's name in messages and the API, the CLI flag)
+AXES = {
+    "gpus_per_node": ("gpus", "--gpus"),
+    "batch_size": ("batch_size", "--batch-size"),
+    "max_new_tokens": ("max_new_tokens", "--max-new-tokens"),
+    "prompt_tokens": ("prompt_tokens", "--prompt-tokens"),
+    "dtype": ("dtype", "--dtype"),
+    "mode": ("mode", "--mode"),
+}
+CHOICES = {"dtype": DTYPES, "mode": MODES}
+MAX_RUNS = 200  # cells x repeats: a bigger grid is a typo more often than a plan
+LABELS = {"gpus_per_node": "GPUs", "batch_size": "batch", "max_new_tokens": "new tokens",
+          "prompt_tokens": "prompt tokens", "dtype": "dtype", "mode": "mode"}
+
+
+def parse_axis(axis: str, value) -> list:
+    """One setting's values from '1,8,32', a list, or a single value."""
+    name = AXES[axis][0]
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [value]
+    if not items or items == [""]:
+        raise ConfigError(name, "no value given; write one value or a comma list such as 1,8,32")
+    values = []
+    for item in items:
+        if axis in CHOICES:
+            if item not in CHOICES[axis]:
+                raise ConfigError(name, f"{item!r} is not one of {', '.join(CHOICES[axis])}")
+            value = item
+        else:
+            if isinstance(item, bool) or item == "":
+                raise ConfigError(name, f"{item!r} is not a whole number; write values like 1,8,32")
+            try:
+                value = int(item) if not isinstance(item, float) or item.is_integer() else None
+            except (TypeError, ValueError):
+                value = None
+            if value is None:
+                raise ConfigError(name, f"{item!r} is not a whole number; write values like 1,8,32")
+            if value < 1:
+                raise ConfigError(name, f"must be at least 1, got {value}")
+        if value in values:
+            raise ConfigError(name, f"lists {value} twice; give each value once")
+        values.append(value)
+    return values
+
+
+def grid_cells(axes: dict[str, list]) -> list[dict]:
+    """Every combination, the axes in AXES order, the last one changing fastest."""
+    names = [a for a in AXES if a in axes]
+    return [dict(zip(names, combo)) for combo in itertools.product(*(axes[a] for a in names))]
+
+
+def check_size(cells: int, repeats: int) -> None:
+    if cells * repeats > MAX_RUNS:
+        raise ConfigError("grid", f"{cells} cells x {repeats} repeat(s) = {cells * repeats} runs, more than the "
+                          f"limit of {MAX_RUNS}; drop some values or repeats")
+
+
+def varied(axes: dict[str, list]) -> list[str]:
+    """The axes with more than one value: what tells the sweep's cells apart."""
+    return [a for a in AXES if len(axes.get(a) or []) > 1]
+
+
+def describe_cell(cell: dict, axes: list[str] | None = None) -> str:
+    """'GPUs 2, batch 8' for the cell's values on `axes` (default: all of its own)."""
+    return ", ".join(f"{LABELS[a]} {cell[a]}" for a in (axes if axes is not None else cell) if a in cell)
