@@ -17,7 +17,10 @@ import pandas as pd
 
 from db.store import Store
 from studio import analysis_figures as figs
+from studio import grid_figures as grid_figs
 from studio.analysis import compare
+from studio.grid import LABELS as GRID_LABELS
+from studio.grid import sweep_value
 from studio.reference import ensure_reference_sweeps
 from studio.report import ReportError, ab_rows, fit_rows, load_analysis, points_rows, report_html, representative_runs
 
@@ -26,8 +29,8 @@ PRIVATE = {"api_visibility": "private"}
 
 def sweep_label(sweep: dict) -> str:
     counts = ",".join(str(c) for c in (sweep.get("gpu_counts") or []))
-    parts = [f"#{sweep['id']}", sweep.get("name") or "", f"{sweep.get('model')}", f"{sweep.get('mode')}",
-             f"batch {sweep.get('batch_size')}", f"GPUs {counts}", f"x{sweep.get('repeats') or 1}"]
+    parts = [f"#{sweep['id']}", sweep.get("name") or "", f"{sweep.get('model')}", sweep_value(sweep, "mode"),
+             f"batch {sweep_value(sweep, 'batch_size')}", f"GPUs {counts}", f"x{sweep.get('repeats') or 1}"]
     if sweep.get("external"):
         parts.append("(reference, read-only)")
     else:
@@ -51,21 +54,32 @@ def _run_label(run: dict) -> str:
     return f"run {run['id']} · {n} GPU · repeat {(run.get('repeat_index') or 0) + 1} · {tps}"
 
 
-def _analyses(store: Store, sweep_id, compare_id=None) -> tuple[dict, dict | None]:
-    analysis = load_analysis(store, int(sweep_id))
+def _analyses(store: Store, sweep_id, compare_id=None, setting: dict | None = None) -> tuple[dict, dict | None]:
+    analysis = load_analysis(store, int(sweep_id), setting=setting)
     other = load_analysis(store, int(compare_id)) if compare_id not in (None, "") else None
     return analysis, other
 
 
-def analyse(store: Store, sweep_id, compare_id=None) -> dict:
-    """Everything the tab shows for one sweep (and an optional B sweep)."""
+def setting_label(setting: dict, available: list[dict]) -> str:
+    """A grid setting named by what tells it apart from the sweep's other settings."""
+    differ = [a for a in setting if len({str(s.get(a)) for s in available}) > 1]
+    return ", ".join(f"{GRID_LABELS[a]} {setting[a]}" for a in differ) or "all runs"
+
+
+def analyse(store: Store, sweep_id, compare_id=None, setting_index=None) -> dict:
+    """Everything the tab shows for one sweep (and an optional B sweep); a grid
+    sweep's scaling is shown for one of its settings (`setting_index`)."""
     empty = {"explanation": "Pick a sweep to see why it scales the way it does.", "points": _frame(([], [])),
              "fits": _frame(([], [])), "ab": _frame(([], [])), "throughput": None, "speedup": None,
-             "efficiency": None, "run_choices": [], "run": None, "timeline": None}
+             "efficiency": None, "run_choices": [], "run": None, "timeline": None, "setting_choices": [],
+             "setting": None, "pareto": None, "heatmap": None, "lines": None}
     if sweep_id in (None, ""):
         return empty
     try:
-        analysis, other = _analyses(store, sweep_id, compare_id)
+        available = load_analysis(store, int(sweep_id))["settings_available"] if setting_index not in (None, "") \
+            else None
+        setting = available[int(setting_index)] if available and int(setting_index) < len(available) else None
+        analysis, other = _analyses(store, sweep_id, compare_id, setting)
     except (ReportError, ValueError) as exc:
         return {**empty, "explanation": f"**Cannot analyse:** {exc}"}
     runs = [r for r in analysis["_runs"].values() if analysis["_ranks"].get(r["id"])]
@@ -87,6 +101,22 @@ def analyse(store: Store, sweep_id, compare_id=None) -> dict:
         "run_choices": [(_run_label(r), str(r["id"])) for r in runs],
         "run": str(default_run) if default_run else None,
         "timeline": timeline_for_run(store, default_run) if default_run else None,
+        **_grid_views(analysis),
+    }
+
+
+def _grid_views(analysis: dict) -> dict:
+    """The grid's charts: every run of the sweep, whatever setting the scaling shows."""
+    available = analysis["settings_available"]
+    runs = list(analysis["_runs"].values())
+    varied = [a for a in (available[0] if available else {}) if len({str(s.get(a)) for s in available}) > 1]
+    second = varied[0] if varied else "batch_size"
+    return {
+        "setting_choices": [(setting_label(s, available), str(i)) for i, s in enumerate(available)],
+        "setting": str(available.index(analysis["setting"])) if analysis.get("setting") in available else None,
+        "pareto": grid_figs.pareto_figure(analysis["grid"]),
+        "heatmap": grid_figs.heatmap_figure(runs, "gpus", second),
+        "lines": grid_figs.lines_figure(runs, "gpus", second, facet=varied[1] if len(varied) > 1 else None),
     }
 
 
@@ -142,12 +172,15 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
         ensure_reference_sweeps(store)
         return refresh(current_a, current_b)
 
-    def show(sweep_id, compare_id):
-        out = analyse(store, sweep_id, compare_id)
+    def show(sweep_id, compare_id, setting_index=None):
+        out = analyse(store, sweep_id, compare_id, setting_index)
+        grid = len(out["setting_choices"]) > 1
         return (out["explanation"], out["points"], out["fits"], gr.update(value=out["ab"], visible=bool(compare_id)),
                 out["throughput"], out["speedup"], out["efficiency"],
                 gr.update(choices=out["run_choices"], value=out["run"]), out["timeline"],
-                gr.update(interactive=out["throughput"] is not None), gr.update(value=None, visible=False))
+                gr.update(interactive=out["throughput"] is not None), gr.update(value=None, visible=False),
+                gr.update(choices=out["setting_choices"], value=out["setting"], visible=grid),
+                out["pareto"], gr.update(value=out["heatmap"], visible=grid), gr.update(value=out["lines"], visible=grid))
 
     def make_report(sweep_id, compare_id):
         if sweep_id in (None, ""):
@@ -166,6 +199,8 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
                             scale=3, elem_id="analysis-compare")
         refresh_button = gr.Button("Refresh list", scale=1)
         reference_button = gr.Button("Add the reference post's sweeps", scale=1, size="sm")
+    setting = gr.Dropdown(label="Setting shown against GPU count (this sweep is a grid)", choices=[], value=None,
+                          visible=False, elem_id="analysis-setting")
     explanation = gr.Markdown(elem_id="analysis-explanation")
     points = gr.Dataframe(label="Per GPU count", interactive=False, wrap=True)
     fits = gr.Dataframe(label="Fits: X(n) = λn / (1 + σ(n−1) + κn(n−1))", interactive=False, wrap=True)
@@ -175,17 +210,23 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
         throughput = gr.Plot(label="Throughput", show_label=False, elem_id="analysis-throughput")
         speedup = gr.Plot(label="Speedup", show_label=False, elem_id="analysis-speedup")
     efficiency = gr.Plot(label="Efficiency", show_label=False, elem_id="analysis-efficiency")
+    with gr.Row():
+        pareto = gr.Plot(label="Pareto", show_label=False, elem_id="analysis-pareto")
+        heatmap = gr.Plot(label="Heatmap", show_label=False, elem_id="analysis-heatmap", visible=False)
+    lines = gr.Plot(label="Grid lines", show_label=False, elem_id="analysis-lines", visible=False)
     run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None)
     timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline")
     with gr.Row():
         make = gr.Button("Make HTML report", interactive=False, scale=0, min_width=220)
         report = gr.File(label="HTML report (opens offline)", visible=False, elem_id="analysis-report")
 
-    outputs = [explanation, points, fits, ab, throughput, speedup, efficiency, run, timeline, make, report]
+    outputs = [explanation, points, fits, ab, throughput, speedup, efficiency, run, timeline, make, report,
+               setting, pareto, heatmap, lines]
     tab.select(refresh, [sweep, other], [sweep, other], **PRIVATE)
     refresh_button.click(refresh, [sweep, other], [sweep, other], **PRIVATE)
     reference_button.click(add_reference, [sweep, other], [sweep, other], **PRIVATE)
     sweep.change(show, [sweep, other], outputs, **PRIVATE)
     other.change(show, [sweep, other], outputs, **PRIVATE)
+    setting.input(show, [sweep, other, setting], outputs, **PRIVATE)
     run.input(lambda run_id: timeline_for_run(store, run_id), [run], [timeline], **PRIVATE)
     make.click(make_report, [sweep, other], [report], **PRIVATE)

@@ -51,16 +51,24 @@ def register_api(supervisor, store: Store) -> None:
         repeats: int = 1,
         name: str = "",
         prompts_format: str = "txt",
+        prompt_tokens: str = "",
+        num_prompts: int | None = None,
+        slo: str = "",
     ) -> dict:
         """Validate and queue a sweep. prompts: one a line (or jsonl/csv text, see prompts_format);
         preset: 'seed' for the reference post's 100 prompts instead; gpu_counts: e.g. '1,2,4'.
-        Returns {sweep_id, state, queue_position}; poll sweep_status for progress."""
+        batch_size, max_new_tokens and prompt_tokens also take lists ('1,8,32'): the sweep runs the grid.
+        prompt_tokens: synthetic prompts of exactly that many tokens (num_prompts of them, default 100);
+        slo: 'ttft=MS,tpot=MS' or 'mlperf-llama2-70b', for goodput.
+        Returns {sweep_id, state, queue_position, runs}; poll sweep_status for progress."""
         request = forms.SweepRequest(
             prompts_text=text("prompts", prompts), preset=text("preset", preset),
             prompts_format=text("prompts_format", prompts_format, "txt"), model=text("model", model, "tiny"),
             mode=text("mode", mode, "batched"), batch_size=batch_size, max_new_tokens=max_new_tokens,
             fixed_length=boolean("fixed_length", fixed_length), dtype=text("dtype", dtype, "auto"),
             gpu_counts=gpu_counts, repeats=repeats, name=text("name", name),
+            prompt_tokens=prompt_tokens if isinstance(prompt_tokens, (int, list)) else text("prompt_tokens", prompt_tokens),
+            num_prompts=num_prompts, slo=text("slo", slo),
         )
         plan = forms.plan_request(request)
         try:
@@ -68,7 +76,8 @@ def register_api(supervisor, store: Store) -> None:
         except RuntimeError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         status = supervisor.status(sweep_id) or {}
-        return {"sweep_id": sweep_id, "state": status.get("state"), "queue_position": status.get("queue_position")}
+        return {"sweep_id": sweep_id, "state": status.get("state"), "queue_position": status.get("queue_position"),
+                "runs": len(plan.order)}
 
     def sweep_status(sweep_id: int | None = None) -> dict:
         """A sweep's state, per-run progress (prompts done / total), results and log tail.

@@ -98,17 +98,32 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
             # No `minimum=` on the numbers: gradio's own range error is a toast without a field;
             # the validator below says what is wrong next to the field instead.
             with gr.Row():
-                ui.batch_size = gr.Number(16, precision=0, label="Batch size", elem_id="batch-size")
-                ui.max_new_tokens = gr.Number(100, precision=0, label="Max new tokens", elem_id="max-new-tokens")
+                # text, not numbers: a comma list ("1,8,32") makes the setting an axis of a grid sweep
+                ui.batch_size = gr.Textbox("16", label="Batch size(s)", max_lines=1, elem_id="batch-size",
+                                           info="one, or a list: 1,8,32")
+                ui.max_new_tokens = gr.Textbox("100", label="Max new tokens", max_lines=1, elem_id="max-new-tokens",
+                                               info="one, or a list")
                 ui.dtype = gr.Dropdown(list(DTYPES), value="auto", label="dtype", elem_id="dtype")
             ui.fixed_length = gr.Checkbox(False, label="Fixed length: always generate exactly max new tokens",
                                           elem_id="fixed-length")
             ui.gpu_counts = gr.CheckboxGroup(counts, value=default_counts, label="GPU counts to sweep",
                                              info=f"This machine: up to {devices['max']} {devices['what']}. "
                                                   "Each count runs in turn.", elem_id="gpu-counts")
+            with gr.Accordion("Synthetic prompts and latency limits", open=False, elem_id="grid-extras"):
+                with gr.Row():
+                    ui.prompt_tokens = gr.Textbox("", label="Prompt tokens (one, or a list)", max_lines=1,
+                                                  elem_id="prompt-tokens",
+                                                  info="set: seeded prompts of exactly this many tokens replace "
+                                                       "the prompts above")
+                    ui.num_prompts = gr.Number(100, precision=0, label="How many synthetic prompts",
+                                               elem_id="num-prompts")
+                ui.slo = gr.Textbox("", label="Latency limits for goodput (optional)", max_lines=1, elem_id="slo",
+                                    info="ttft=MS,tpot=MS, or mlperf-llama2-70b (TTFT 2000 ms, TPOT 200 ms)")
             with gr.Row():
-                ui.repeats = gr.Number(1, precision=0, label="Repeats per count", elem_id="repeats")
+                ui.repeats = gr.Number(1, precision=0, label="Repeats per cell", elem_id="repeats")
                 ui.name = gr.Textbox(label="Sweep name (optional)", max_lines=1, elem_id="sweep-name")
+            ui.grid_info = gr.Markdown("Grid: 1 setting = 1 cell(s) × 1 repeat(s) = **1 run(s)**",
+                                       elem_id="grid-info", elem_classes="studio-note")
             with gr.Row():
                 ui.run = gr.Button("Run sweep", variant="primary", elem_id="run-button")
                 ui.stop = gr.Button("Stop", variant="stop", elem_id="stop-button")
@@ -129,15 +144,15 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
     ui.drawn = gr.State("")  # which finished runs the chart and table already show
 
     form = [ui.prompts, ui.prompt_file, ui.model, ui.mode, ui.batch_size, ui.max_new_tokens, ui.fixed_length,
-            ui.dtype, ui.gpu_counts, ui.repeats, ui.name]
+            ui.dtype, ui.gpu_counts, ui.repeats, ui.name, ui.prompt_tokens, ui.num_prompts, ui.slo]
     view = [ui.progress, ui.table, ui.chart, ui.log, ui.timer, ui.drawn]
 
     def request_of(prompts, prompt_file, model, mode, batch_size, max_new_tokens, fixed_length, dtype,
-                   gpu_counts, repeats, name) -> forms.SweepRequest:
+                   gpu_counts, repeats, name, prompt_tokens, num_prompts, slo) -> forms.SweepRequest:
         return forms.SweepRequest(
             prompts_text=prompts, prompts_file=prompt_file, model=model, mode=mode, batch_size=batch_size,
             max_new_tokens=max_new_tokens, fixed_length=fixed_length, dtype=dtype, gpu_counts=gpu_counts,
-            repeats=repeats, name=name,
+            repeats=repeats, name=name, prompt_tokens=prompt_tokens, num_prompts=num_prompts, slo=slo,
         )
 
     def validate(*values):
@@ -196,6 +211,9 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
     for source in (ui.prompts, ui.prompt_file):
         source.change(forms.prompt_summary, [ui.prompts, ui.prompt_file], ui.prompt_info,
                       trigger_mode="always_last", **_private(show_progress="hidden"))
+    for field in (ui.batch_size, ui.max_new_tokens, ui.gpu_counts, ui.repeats, ui.prompt_tokens):
+        field.change(lambda *values: forms.grid_summary(request_of(*values)), form, ui.grid_info,
+                     trigger_mode="always_last", **_private(show_progress="hidden"))
     ui.run.click(start, form, [*view, ui.watched], validator=validate, **_private(show_progress="minimal"))
     ui.timer.tick(poll, [ui.watched, ui.drawn], view, **_private(show_progress="hidden"))
     ui.stop.click(stop, ui.watched, view, **_private(show_progress="hidden"))

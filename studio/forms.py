@@ -16,17 +16,20 @@ from runner.hardware import detect
 from runner.models import arch_names
 from runner.prompts import MAX_FILE_BYTES, load_prompts, parse_prompts, preset
 from runner.validate import remote_code_allowed
+from studio.grid import LABELS as GRID_LABELS
+from studio.grid import MAX_RUNS, parse_axis
 from studio.sweep import SweepPlan, parse_gpu_counts, plan_sweep
 
 # The page's settings, in the order the Run tab lays them out. A ConfigError's
 # field is mapped onto one of these so its message appears next to that field.
 FORM_FIELDS = ("prompts", "model", "mode", "batch_size", "max_new_tokens", "fixed_length", "dtype",
-               "gpu_counts", "repeats", "name")
+               "gpu_counts", "repeats", "name", "prompt_tokens", "num_prompts", "slo")
 FIELD_OF_ERROR = {
     "prompts": "prompts", "preset": "prompts", "model": "model", "trust_remote_code": "model", "mode": "mode",
     "batch_size": "batch_size", "max_new_tokens": "max_new_tokens", "fixed_length": "fixed_length",
     "dtype": "dtype", "device": "dtype", "gpus_per_node": "gpu_counts", "gpus": "gpu_counts", "repeats": "repeats",
-    "label": "name", "name": "name",
+    "label": "name", "name": "name", "grid": "repeats", "prompt_tokens": "prompt_tokens",
+    "num_prompts": "num_prompts", "slo": "slo",
 }
 
 @dataclass
@@ -46,6 +49,11 @@ class SweepRequest:
     gpu_counts: str | list = "1"
     repeats: int | float | None = 1
     name: str = ""
+    # grid sweeps: batch_size and max_new_tokens may also be lists ("1,8,32"); synthetic prompts
+    # of an exact token count replace the prompts when prompt_tokens is given
+    prompt_tokens: str | int | list | None = ""
+    num_prompts: int | float | None = None
+    slo: str = ""
 
 
 def _whole(name: str, value, label: str) -> int:
@@ -95,21 +103,61 @@ def gpu_counts_of(value: str | list | tuple | None) -> list[int]:
     return sorted(parse_gpu_counts(value))
 
 
+def _values(axis: str, value, label: str) -> list:
+    """One setting as a list: a comma list typed in a box, or a single number."""
+    if isinstance(value, str) and value.strip() and not value.strip().lstrip("-").isdigit():
+        return parse_axis(axis, value)
+    return [_whole(axis, value, label)]
+
+
+def request_axes(request: SweepRequest) -> dict[str, list]:
+    axes = {"gpus_per_node": gpu_counts_of(request.gpu_counts),
+            "batch_size": _values("batch_size", request.batch_size, "batch size"),
+            "max_new_tokens": _values("max_new_tokens", request.max_new_tokens, "max new tokens")}
+    if request.prompt_tokens not in (None, "", []):
+        axes["prompt_tokens"] = parse_axis("prompt_tokens", request.prompt_tokens)
+    return axes
+
+
 def plan_request(request: SweepRequest) -> SweepPlan:
     """Validate the whole sweep; raises ConfigError before anything is stored or launched."""
-    prompts = collect_prompts(request.prompts_text, request.prompts_file, request.preset, request.prompts_format)
-    counts = gpu_counts_of(request.gpu_counts)
+    axes = request_axes(request)
+    synthetic = "prompt_tokens" in axes
+    prompts = (["(synthetic)"] if synthetic else
+               collect_prompts(request.prompts_text, request.prompts_file, request.preset, request.prompts_format))
     repeats = _whole("repeats", request.repeats, "repeats")
     name = (request.name or "").strip()
+    num_prompts = None
+    if synthetic:
+        num_prompts = 100 if request.num_prompts in (None, "") else _whole("num_prompts", request.num_prompts,
+                                                                           "number of prompts")
     config = RunConfig(
         prompts=prompts, model=(request.model or "").strip(), mode=request.mode,
-        batch_size=_whole("batch_size", request.batch_size, "batch size"),
-        max_new_tokens=_whole("max_new_tokens", request.max_new_tokens, "max new tokens"),
-        gpus_per_node=counts[0], dtype=request.dtype, fixed_length=bool(request.fixed_length), label=name,
+        batch_size=axes["batch_size"][0], max_new_tokens=axes["max_new_tokens"][0],
+        gpus_per_node=axes["gpus_per_node"][0], dtype=request.dtype, fixed_length=bool(request.fixed_length),
+        label=name, prompt_tokens=axes["prompt_tokens"][0] if synthetic else None,
         # on only when the server was started with --trust-remote-code
         trust_remote_code=remote_code_allowed(),
     )
-    return plan_sweep(config, counts, repeats, name=name)
+    return plan_sweep(config, axes, repeats, name=name, num_prompts=num_prompts, slo=(request.slo or "").strip() or None)
+
+
+def grid_summary(request: SweepRequest) -> str:
+    """One line saying how many runs the form makes, before any of it is validated in full."""
+    try:
+        axes = request_axes(request)
+        repeats = _whole("repeats", request.repeats, "repeats")
+    except ConfigError as exc:
+        return f"⚠ {field_message(exc)}"
+    sizes = [len(values) for values in axes.values()]
+    cells = 1
+    for size in sizes:
+        cells *= size
+    parts = " × ".join(f"{len(v)} {GRID_LABELS[a]}" for a, v in axes.items() if len(v) > 1) or "1 setting"
+    line = f"Grid: {parts} = {cells} cell(s) × {repeats} repeat(s) = **{cells * repeats} run(s)**"
+    if cells * repeats > MAX_RUNS:
+        line += f" — more than the limit of {MAX_RUNS}"
+    return line
 
 
 def form_field(error: ConfigError) -> str:

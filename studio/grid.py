@@ -81,3 +81,11 @@ def varied(axes: dict[str, list]) -> list[str]:
 def describe_cell(cell: dict, axes: list[str] | None = None) -> str:
     """'GPUs 2, batch 8' for the cell's values on `axes` (default: all of its own)."""
     return ", ".join(f"{LABELS[a]} {cell[a]}" for a in (axes if axes is not None else cell) if a in cell)
+
+
+def sweep_value(sweep: dict, axis: str) -> str:
+    """A stored sweep's value of a setting as a label shows it: its list where it is a grid axis."""
+    values = ((sweep.get("settings") or {}).get("axes") or {}).get(axis)
+    if values and len(values) > 1:
+        return ",".join(str(v) for v in values)
+    return str(sweep.get(axis) if sweep.get(axis) is not None else (values or ["–"])[0])

@@ -13,6 +13,7 @@ import pandas as pd
 
 from db.store import Store
 from runner.config import ConfigError
+from studio.grid import sweep_value
 from studio.params import id_list, record_id
 from studio.stats import world_size
 from studio.views import for_display, rounded
@@ -85,7 +86,7 @@ def run_label(r: dict) -> str:
 def sweep_label(s: dict) -> str:
     counts = ",".join(str(c) for c in (s.get("gpu_counts") or []))
     name = f" “{s['name']}”" if s.get("name") else ""
-    return (f"sweep {s['id']}{name} · {s.get('model')} · {s.get('mode')} · batch {s.get('batch_size')} · "
+    return (f"sweep {s['id']}{name} · {s.get('model')} · {sweep_value(s, 'mode')} · batch {sweep_value(s, 'batch_size')} · "
             f"GPUs {counts} · {s.get('status')} · {(s.get('created_at') or '')[:16].replace('T', ' ')}")
 
 

@@ -58,13 +58,13 @@ def test_sweep_from_the_page(server, browser, artifacts):
 
     # A bad setting is refused next to its field and starts nothing.
     page.locator("#prompts textarea").fill(PAGE_PROMPTS)
-    page.locator("#max-new-tokens input").fill("0")
+    page.locator("#max-new-tokens").locator("input, textarea").first.fill("0")
     page.locator("#run-button").click()
     page.locator("#max-new-tokens").get_by_text("must be at least 1, got 0").wait_for(timeout=15_000)
     page.screenshot(path=str(artifacts / "browser-validation.png"), full_page=True)
     assert "Sweep" not in page.locator("#progress").inner_text()
 
-    page.locator("#max-new-tokens input").fill("8")
+    page.locator("#max-new-tokens").locator("input, textarea").first.fill("8")
     for count in ("1", "2"):
         box = page.locator("#gpu-counts").get_by_role("checkbox", name=count, exact=True)
         if not box.is_checked():
@@ -133,4 +133,38 @@ def test_sweep_from_the_page(server, browser, artifacts):
         assert box.input_value() == typed
         assert "tiny · batched · batch 16 · 8 new tokens · 4 prompts" in fresh.locator("#progress").inner_text()
         fresh.close()
+    assert not errors, errors
+
+
+def test_a_grid_sweep_from_the_page_and_its_pareto_front(server, browser, artifacts):
+    """GPU counts 1,2 x batch sizes 1,4 on synthetic 16-token prompts: four runs, then the
+    Analysis tab shows the Pareto front and the heatmap of the sweep."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server)
+    page.wait_for_selector("#run-button", timeout=30_000)
+    page.locator("#batch-size").locator("input, textarea").first.fill("1,4")
+    page.locator("#max-new-tokens").locator("input, textarea").first.fill("4")
+    page.locator("#fixed-length input").check()
+    for count in ("1", "2"):
+        box = page.locator("#gpu-counts").get_by_role("checkbox", name=count, exact=True)
+        if not box.is_checked():
+            box.check()
+    page.locator("#grid-extras").get_by_text("Synthetic prompts and latency limits").click()
+    page.locator("#prompt-tokens").locator("input, textarea").first.fill("16")
+    page.locator("#num-prompts input").fill("8")
+    page.locator("#grid-info").get_by_text("4 run(s)").wait_for(timeout=15_000)
+    page.locator("#run-button").click()
+    page.locator("#progress .studio-run").nth(3).wait_for(timeout=30_000)
+    page.locator("#progress .studio-run[data-status='succeeded']").nth(3).wait_for(timeout=240_000)
+    page.get_by_role("tab", name="Analysis").click()
+    page.get_by_role("button", name="Refresh list").click()
+    page.locator("#analysis-sweep input").click()
+    page.locator("[role=option]", has_text="#1 ").first.click()
+    page.locator("#analysis-pareto .js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=60_000)
+    page.locator("#analysis-heatmap .js-plotly-plot .heatmaplayer").first.wait_for(timeout=60_000)
+    page.locator("#analysis-setting").wait_for(timeout=10_000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts / "grid-analysis.png"), full_page=True)
     assert not errors, errors
