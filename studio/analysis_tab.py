@@ -130,6 +130,17 @@ def write_report(store: Store, sweep_id, compare_id, folder: Path) -> Path:
     return path
 
 
+def grid_charts(store: Store, sweep_id, x_axis: str, color: str, facet: str | None):
+    """The heatmap (x against colour) and the lines (x, a line per colour, a panel per facet) the user chose."""
+    if sweep_id in (None, "") or x_axis == color:
+        return None, None
+    sweep = store.get_sweep(int(sweep_id))
+    runs = (sweep or {}).get("runs") or []
+    facet = None if facet in (None, "", "none", x_axis, color) else facet
+    return (grid_figs.heatmap_figure(runs, x_axis, color),
+            grid_figs.lines_figure(runs, x_axis, color, facet=facet))
+
+
 def timeline_for_run(store: Store, run_id):
     """The Gantt chart of one run's ranks."""
     if run_id in (None, ""):
@@ -213,6 +224,12 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     with gr.Row():
         pareto = gr.Plot(label="Pareto", show_label=False, elem_id="analysis-pareto")
         heatmap = gr.Plot(label="Heatmap", show_label=False, elem_id="analysis-heatmap", visible=False)
+    axis_choices = [(grid_figs.AXIS_TITLES[a], a) for a in grid_figs.GRID_AXES]
+    with gr.Row():
+        x_axis = gr.Dropdown(axis_choices, value="gpus", label="x axis", elem_id="grid-x")
+        color = gr.Dropdown(axis_choices, value="batch_size", label="colour (a line each)", elem_id="grid-color")
+        facet = gr.Dropdown([("none", "none"), *axis_choices], value="none", label="facet (a panel each)",
+                            elem_id="grid-facet")
     lines = gr.Plot(label="Grid lines", show_label=False, elem_id="analysis-lines", visible=False)
     run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None)
     timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline")
@@ -228,5 +245,8 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     sweep.change(show, [sweep, other], outputs, **PRIVATE)
     other.change(show, [sweep, other], outputs, **PRIVATE)
     setting.input(show, [sweep, other, setting], outputs, **PRIVATE)
+    for chooser in (x_axis, color, facet):
+        chooser.input(lambda sweep_id, x, c, f: grid_charts(store, sweep_id, x, c, f), [sweep, x_axis, color, facet],
+                      [heatmap, lines], **PRIVATE)
     run.input(lambda run_id: timeline_for_run(store, run_id), [run], [timeline], **PRIVATE)
     make.click(make_report, [sweep, other], [report], **PRIVATE)
