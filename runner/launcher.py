@@ -128,7 +128,11 @@ def build_launch_command(
         }
     )
     if prepared.device == "cuda":
-        env.setdefault("NCCL_ASYNC_ERROR_HANDLING", "1")
+        # the un-prefixed name is deprecated (torch warns on every rank that reads it);
+        # a user's value of it carries over to the current name
+        env.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", env.pop("NCCL_ASYNC_ERROR_HANDLING", "1"))
+        # nvidia-smi lists GPUs by PCI bus; so must CUDA, or the inventory's GPU i is not cuda:i
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
     return LaunchCommand(argv=argv, env=env, accelerate_config=accelerate_config_yaml(prepared, port))
 
 
@@ -139,6 +143,7 @@ def build_job(prepared: Prepared, result_path: Path, plan: dict | None = None) -
         "device": prepared.device,
         "dtype": prepared.dtype,
         "result_path": str(result_path),
+        "expected_devices": list(prepared.expected_devices),
     }
     if plan:
         job["plan"] = plan
