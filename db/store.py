@@ -17,6 +17,7 @@ from typing import Any, Iterable, Iterator
 
 import sqlite_utils
 
+from db.measures import store_measures
 from db.migrations import migrate
 from runner.paths import default_db_path
 from runner.roofline import run_roofline
@@ -237,6 +238,7 @@ class Store:
                   r.get("raw_tokens"), r["seconds"], r.get("peak_memory_bytes"), _json(r.get("timeline")))
                  for r in result.ranks],
             )
+            store_measures(conn, run_id, result)
 
     def set_phase(self, run_id: int, name: str, seconds: float) -> None:
         with self.transaction() as conn:
