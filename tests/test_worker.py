@@ -22,7 +22,7 @@ def results(tmp_path_factory):
     out = {}
     for mode in ("simple", "batched"):
         for n in (1, 2):
-            config = RunConfig(prompts=PROMPTS, device="cpu", mode=mode, num_gpus=n, batch_size=2, max_new_tokens=12,
+            config = RunConfig(prompts=PROMPTS, mode=mode, num_gpus=n, batch_size=2, max_new_tokens=12,
                                device="cpu", dtype="float32")
             events = []
             out[mode, n] = (launch(prepare(config), tmp_path_factory.mktemp(f"{mode}{n}"), on_event=events.append),
