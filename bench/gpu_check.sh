@@ -30,7 +30,11 @@ done
 
 STAMP="$(date -u +%Y-%m-%d)"
 OUT="${GPU_CHECK_OUT:-bench/results/gpu-check-$STAMP.md}"
-WORK="${GPU_CHECK_WORK:-$(mktemp -d /tmp/gpu-check.XXXXXX)}"
+if [ "$DRY_RUN" = 1 ]; then
+  WORK="${GPU_CHECK_WORK:-/tmp/gpu-check.XXXXXX}"  # a dry run creates nothing
+else
+  WORK="${GPU_CHECK_WORK:-$(mktemp -d /tmp/gpu-check.XXXXXX)}"
+fi
 DB="$WORK/studio.db"
 export STUDIO_HOME="$WORK/home"
 COMMON=(--gpus 1 --device cuda --db "$DB" --json --timeout 600)
