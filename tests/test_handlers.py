@@ -16,6 +16,19 @@ from conftest import ROOT
 from db.store import Store
 from runner.config import ConfigError, RunConfig
 from runner.result import RunResult
+
+
+@pytest.fixture(autouse=True)
+def page_sees_no_gpu(monkeypatch):
+    """The page has no device choice, so its forms plan CPU processes on any host."""
+    from conftest import CPU_ONLY_ENV
+    from runner.hardware import detect
+
+    for key, value in CPU_ONLY_ENV.items():
+        monkeypatch.setenv(key, value)
+    detect.cache_clear()
+    yield
+    detect.cache_clear()
 from studio import handlers
 
 
