@@ -367,6 +367,25 @@ migration(
 )
 
 
+# Peak memory, one thing per column (device-allocated, device-reserved, host RSS;
+# `ranks.peak_memory_bytes` keeps its old mixed meaning for older rows), and the
+# energy of the generation window where the GPU reports it (runner/energy.py).
+migration(
+    "009_memory_and_energy",
+    """
+    ALTER TABLE ranks ADD COLUMN device_allocated_peak_bytes INTEGER;
+    ALTER TABLE ranks ADD COLUMN device_reserved_peak_bytes INTEGER;
+    ALTER TABLE ranks ADD COLUMN host_rss_peak_bytes INTEGER;
+    ALTER TABLE ranks ADD COLUMN energy_joules REAL;
+    ALTER TABLE runs ADD COLUMN energy_joules REAL;
+    ALTER TABLE runs ADD COLUMN joules_per_token REAL;
+    ALTER TABLE runs ADD COLUMN joules_per_position REAL;
+    ALTER TABLE runs ADD COLUMN average_power_watts REAL;
+    ALTER TABLE runs ADD COLUMN energy_note TEXT;
+    """,
+)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

@@ -25,6 +25,9 @@ from db.migrations import migrate
 from runner.latency import RUN_FIELDS as LATENCY_RUN_FIELDS
 from runner.paths import default_db_path
 
+ENERGY_FIELDS = ("energy_joules", "joules_per_token", "joules_per_position", "average_power_watts", "energy_note")
+# peak memory, one thing per column (ranks.peak_memory_bytes keeps its older mixed meaning)
+RANK_MEMORY_FIELDS = ("device_allocated_peak_bytes", "device_reserved_peak_bytes", "host_rss_peak_bytes")
 JSON_COLUMNS = ("config", "environment", "phases", "plan", "pids", "gpu_counts", "settings", "timeline", "owner",
                 "roofline")
 
@@ -218,6 +221,7 @@ class Store:
 
         roofline = measured(result.roofline) or {}
         latency = measured(result.latency) or {}
+        energy = measured(result.energy) or {}
         with self.transaction() as conn:
             conn.execute("DELETE FROM outputs WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM ranks WHERE run_id = ?", (run_id,))
@@ -232,6 +236,7 @@ class Store:
                 "bandwidth_gbps": roofline.get("achieved_gbps"), "bandwidth_utilisation": roofline.get("utilisation"),
                 "roofline": _json(roofline or None),
                 **{name: latency.get(name) for name in LATENCY_RUN_FIELDS},
+                **{name: energy.get(name) for name in ENERGY_FIELDS},
             })
             self.db["outputs"].insert_all(
                 {"run_id": run_id, "prompt_index": o["prompt_index"], "rank": o["rank"], "prompt": o["prompt"],
@@ -242,7 +247,8 @@ class Store:
                 {"run_id": run_id, "rank": r["rank"], "node": r.get("node", 0), "hostname": r.get("hostname"),
                  "num_prompts": r["num_prompts"], "tokens": r["tokens"], "raw_tokens": r.get("raw_tokens"),
                  "seconds": r["seconds"], "peak_memory_bytes": r.get("peak_memory_bytes"),
-                 "timeline": _json(r.get("timeline"))}
+                 **{name: r.get(name) for name in RANK_MEMORY_FIELDS},
+                 "energy_joules": (r.get("energy") or {}).get("joules"), "timeline": _json(r.get("timeline"))}
                 for r in result.ranks)
 
     def set_phase(self, run_id: int, name: str, seconds: float) -> None:

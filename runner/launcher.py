@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from runner import events
+from runner.energy import run_energy
 from runner.environment import PROJECT_ROOT, git_commit, host_fingerprint
 from runner.failures import explain_failure
 from runner.processes import handle, is_alive, kill_tree, owner_env
@@ -119,7 +120,11 @@ def build_launch_command(
         }
     )
     if prepared.device == "cuda":
-        env.setdefault("NCCL_ASYNC_ERROR_HANDLING", "1")
+        # the un-prefixed name is deprecated (torch warns on every rank that reads it);
+        # a user's value of it carries over to the current name
+        env.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", env.pop("NCCL_ASYNC_ERROR_HANDLING", "1"))
+        # nvidia-smi lists GPUs by PCI bus; so must CUDA, or the inventory's GPU i is not cuda:i
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
     return LaunchCommand(argv=argv, env=env, accelerate_config=accelerate_config_yaml(prepared, port))
 
 
@@ -130,6 +135,7 @@ def build_job(prepared: Prepared, result_path: Path, plan: dict | None = None) -
         "device": prepared.device,
         "dtype": prepared.dtype,
         "result_path": str(result_path),
+        "expected_devices": list(prepared.expected_devices),
     }
     if plan:
         job["plan"] = plan
@@ -358,6 +364,7 @@ def launch(
             phases=_phases(popen_time, end_time, data, streams),
             plan=plan,
             roofline=run_roofline(data["ranks"]),
+            energy=run_energy(data["ranks"], data["tokens"], data["raw_tokens"]),
             latency=data.get("latency"),
             exit_code=0,
         )

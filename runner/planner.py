@@ -35,7 +35,12 @@ TINY_SHAPE = {"vocab_size": 259, "hidden_size": 256, "intermediate_size": 688, "
 # own buffers and the logits are not in the estimate.
 BUDGET_FILL = 0.8
 CPU_MEMORY_SHARE = 0.5  # of the memory available now, split over the ranks
-GPU_MEMORY_SHARE = 0.9  # of each GPU's memory
+# Of a GPU's free memory as nvidia-smi reports it before launch: the rank's own
+# CUDA context and the allocator's rounding come out of it after that reading.
+GPU_MEMORY_SHARE = 0.9
+# Eager attention materialises the scores (in the model's dtype) and softmaxes
+# them in float32, so each prompt position pair costs this many bytes per head.
+EAGER_SCORE_EXTRA_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class ModelShape:
     kv_heads: int
     head_dim: int
     vocab: int
+    heads: int = 0
 
     @property
     def weight_bytes(self) -> int:
@@ -64,6 +70,14 @@ class ModelShape:
         """Activations alive at once while a layer runs over the prompt (hidden
         states, q/k/v, the MLP's gate and up projections), a rough upper bound."""
         return (4 * self.hidden + 3 * self.intermediate) * self.bytes_per_param
+
+    def attention_workspace_bytes(self, attention: str, prompt_length: int) -> int:
+        """Extra bytes one sequence needs for attention scores at prefill, in one
+        layer at a time. Eager attention holds a heads x L x L score matrix, O(L^2);
+        the fused kernels (sdpa, flash) work in tiles, so they add nothing of note."""
+        if attention != "eager":
+            return 0
+        return self.heads * prompt_length * prompt_length * (self.bytes_per_param + EAGER_SCORE_EXTRA_BYTES)
 
     def to_dict(self) -> dict:
         return {"params": self.params, "weight_bytes": self.weight_bytes,
@@ -86,7 +100,7 @@ def shape_from_config(config: dict, dtype: str) -> ModelShape:
     embeddings = vocab * hidden * (1 if config.get("tie_word_embeddings", False) else 2)
     params = layers * per_layer + embeddings + hidden
     return ModelShape(params=params, bytes_per_param=DTYPE_BYTES.get(dtype, 4), layers=layers, hidden=hidden,
-                      intermediate=intermediate, kv_heads=kv_heads, head_dim=head_dim, vocab=vocab)
+                      intermediate=intermediate, kv_heads=kv_heads, head_dim=head_dim, vocab=vocab, heads=heads)
 
 
 def model_config(model: dict) -> dict:
@@ -133,24 +147,41 @@ def available_memory_bytes() -> int | None:
 
 
 def memory_budget_bytes(budget_gb: float | None, device: str, world_size: int,
-                        gpu_memory_mib: Sequence[int] = ()) -> tuple[int, str]:
-    """Bytes one rank may use, and a sentence saying where the number came from."""
+                        gpu_memory_mib: Sequence[int] = (), gpu_free_mib: Sequence[int | None] = ()) -> tuple[int, str]:
+    """Bytes one rank may use, and a sentence saying where the number came from.
+    On GPUs: from the memory free now on the GPU with the least free (what other
+    processes hold is not there to take), total memory only where free is unknown."""
     if budget_gb:
         return int(budget_gb * 2**30), f"the run's memory budget of {budget_gb:g} GiB per rank"
+    if device == "cuda" and gpu_free_mib and all(f is not None and f > 0 for f in gpu_free_mib):
+        least = min(gpu_free_mib)
+        return (int(least * 2**20 * GPU_MEMORY_SHARE),
+                f"{GPU_MEMORY_SHARE:.0%} of the {least / 1024:.1f} GiB free (nvidia-smi, before launch) on the GPU "
+                f"with the least free")
     if device == "cuda" and gpu_memory_mib and min(gpu_memory_mib) > 0:
         smallest = min(gpu_memory_mib)
         return (int(smallest * 2**20 * GPU_MEMORY_SHARE),
-                f"{GPU_MEMORY_SHARE:.0%} of the smallest GPU's {smallest / 1024:.0f} GiB")
+                f"{GPU_MEMORY_SHARE:.0%} of the smallest GPU's {smallest / 1024:.0f} GiB total (free memory unknown)")
     available = available_memory_bytes() or 8 * 2**30
     return (int(available * CPU_MEMORY_SHARE / world_size),
             f"{CPU_MEMORY_SHARE:.0%} of the {available / 2**30:.1f} GiB of free RAM, split over {world_size} process(es)")
 
 
-def max_batch_for_memory(shape: ModelShape, budget: int, longest_prompt: int, max_new_tokens: int) -> int:
-    """The largest batch whose KV cache and prefill activations fit beside the weights."""
+def per_sequence_bytes(shape: ModelShape, longest_prompt: int, max_new_tokens: int, attention: str = "auto") -> dict:
+    """What one sequence of the batch costs, by part."""
+    return {
+        "kv_cache": (longest_prompt + max_new_tokens) * shape.kv_bytes_per_token,
+        "prefill_activations": longest_prompt * shape.prefill_bytes_per_token(),
+        "attention_workspace": shape.attention_workspace_bytes(attention, longest_prompt),
+    }
+
+
+def max_batch_for_memory(shape: ModelShape, budget: int, longest_prompt: int, max_new_tokens: int,
+                         attention: str = "auto") -> int:
+    """The largest batch whose KV cache, prefill activations and (eager) attention
+    scores fit beside the weights."""
     free = budget * BUDGET_FILL - shape.weight_bytes
-    per_sequence = (longest_prompt + max_new_tokens) * shape.kv_bytes_per_token + \
-        longest_prompt * shape.prefill_bytes_per_token()
+    per_sequence = sum(per_sequence_bytes(shape, longest_prompt, max_new_tokens, attention).values())
     if free <= 0:
         return 0
     return int(free // per_sequence)
@@ -197,6 +228,7 @@ def make_plan(
     lengths_source: str = "",
     batch_limit: int = 1024,
     every_shape_warmup: bool = False,
+    attention: str = "auto",
 ) -> dict:
     """The plan for these prompt lengths; pure, so tests can feed it known inputs."""
     n = len(lengths)
@@ -204,7 +236,8 @@ def make_plan(
         raise ValueError("no prompts to plan for")
     longest = max(lengths)
     per_rank = math.ceil(n / world_size)
-    by_memory = max_batch_for_memory(shape, budget_bytes, longest, max_new_tokens)
+    by_memory = max_batch_for_memory(shape, budget_bytes, longest, max_new_tokens, attention)
+    parts = per_sequence_bytes(shape, longest, max_new_tokens, attention)
     if by_memory < 1:
         raise ValueError(
             f"the model's weights ({shape.weight_bytes / 2**30:.2f} GiB) and one sequence do not fit the memory "
@@ -228,7 +261,9 @@ def make_plan(
         f"{n} prompts over {world_size} rank(s): at least {per_rank} prompts on the busiest rank.",
         f"Memory: {shape.weight_bytes / 2**30:.2f} GiB of weights, {shape.kv_bytes_per_token / 1024:.1f} KiB of KV "
         f"cache per token; at {longest} + {max_new_tokens} tokens a sequence, {by_memory} sequences fit "
-        f"{BUDGET_FILL:.0%} of {budget_source or f'{budget_bytes / 2**30:.1f} GiB'}.",
+        f"{BUDGET_FILL:.0%} of {budget_source or f'{budget_bytes / 2**30:.1f} GiB'}"
+        + (f", counting {parts['attention_workspace'] / 2**20:.1f} MiB of eager attention scores a sequence."
+           if parts["attention_workspace"] else "."),
         f"Batch size {batch_size} "
         + ("(every prompt of a rank in one batch)" if rounds == 1 else
            "(memory-bound; the user's batch size is not used in auto mode)")
@@ -251,7 +286,10 @@ def make_plan(
         "prompt_counts": [len(m) for m in split],
         "padded_positions": padded_positions(all_batches, lengths),
         "padded_positions_unsorted": naive,
-        "memory": {"budget_bytes": budget_bytes, **shape.to_dict()},
+        "memory": {"budget_bytes": budget_bytes, **shape.to_dict(),
+                   "budget": {"source": budget_source or "given", "bytes": budget_bytes, "fill": BUDGET_FILL,
+                              "weights_bytes": shape.weight_bytes, "attention": attention,
+                              "per_sequence_bytes": parts}},
         "lengths_source": lengths_source,
         "reasons": reasons,
     }
@@ -263,15 +301,17 @@ def plan_for(prepared, inventory=None) -> dict:
     lengths, source = token_lengths(config.prompts, model)
     shape = model_shape(model, prepared.dtype)
     gpu_memory: Sequence[int] = ()
+    gpu_free: Sequence[int | None] = ()
     if prepared.device == "cuda":
         from runner.hardware import detect
 
-        gpu_memory = (inventory or detect()).gpu_memory_mib
+        inventory = inventory or detect()
+        gpu_memory, gpu_free = inventory.gpu_memory_mib, inventory.gpu_free_mib
     budget, budget_source = memory_budget_bytes(config.memory_budget_gb, prepared.device, config.world_size,
-                                                gpu_memory)
+                                                gpu_memory, gpu_free)
     plan = make_plan(lengths, max_new_tokens=config.max_new_tokens, world_size=config.world_size, shape=shape,
                      budget_bytes=budget, budget_source=budget_source, lengths_source=source,
-                     every_shape_warmup=config.compile)
+                     every_shape_warmup=config.compile, attention=config.attention)
     plan["generation"] = {"cache": config.cache, "compile": config.compile, "attention": config.attention}
     return plan
 

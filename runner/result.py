@@ -25,6 +25,7 @@ class RunResult:
     plan: dict | None = None
     roofline: dict | None = None  # bandwidth figures of a succeeded run (runner.roofline.run_roofline)
     latency: dict | None = None  # p50/p90/p99 of TTFT, TPOT and latency (runner.latency.run_summary)
+    energy: dict | None = None  # joules, per token, per position, power, or the reason none (runner.energy.run_energy)
     error: str | None = None
     stderr_tail: str | None = None
     exit_code: int | None = None

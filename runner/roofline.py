@@ -15,42 +15,67 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-# Peak memory bandwidth in GB/s (10^9 bytes/s), from the vendors' data sheets.
-# Matched against the name nvidia-smi reports, most specific pattern first.
-GPU_BANDWIDTH_GBPS: list[tuple[str, float]] = [
-    (r"H200", 4800.0),
-    (r"H100.*(SXM|HBM3)", 3350.0),
-    (r"H100.*NVL", 3900.0),
-    (r"H100.*PCIe", 2000.0),
-    (r"H100", 3350.0),  # bare "NVIDIA H100" is the SXM part in most clouds
-    (r"GH200", 4000.0),
-    (r"A100.*80GB.*PCIe", 1935.0),
-    (r"A100.*80GB", 2039.0),
-    (r"A100", 1555.0),  # the 40 GB part
-    (r"A10G", 600.0),
-    (r"A10\b", 600.0),
-    (r"L40S", 864.0),
-    (r"L40", 864.0),
-    (r"L4\b", 300.0),
-    (r"A6000", 768.0),
-    (r"RTX 6000 Ada", 960.0),
-    (r"RTX 4090", 1008.0),
-    (r"RTX 3090 Ti", 1008.0),
-    (r"RTX 3090", 936.0),
-    (r"V100.*32GB", 900.0),
-    (r"V100", 900.0),
-    (r"T4\b", 320.0),
+# Peak memory bandwidth in GB/s (10^9 bytes/s), from the vendors' data sheets,
+# matched against the name nvidia-smi / torch report. The first match wins, so a
+# more specific pattern stands above any that also matches its names ("GH200"
+# contains "H200"); the third field is a name the row is for, and a test checks
+# that every such name lands on its own row. A figure of None marks a part whose
+# name is known but whose data-sheet figure is not settled here: it is measured.
+GPU_BANDWIDTH: list[tuple[str, float | None, str]] = [
+    (r"GH200.*HBM3e", None, "NVIDIA GH200 144G HBM3e"),
+    (r"GH200", 4000.0, "NVIDIA GH200 480GB"),
+    (r"\bB200\b", 8000.0, "NVIDIA B200"),
+    (r"\bH200\b", 4800.0, "NVIDIA H200"),
+    (r"\bH100.*NVL", 3900.0, "NVIDIA H100 NVL"),
+    (r"\bH100.*PCIe", 2000.0, "NVIDIA H100 PCIe"),
+    (r"\bH100", 3350.0, "NVIDIA H100 80GB HBM3"),  # bare "H100" is the SXM part in most clouds
+    (r"\bH800.*PCIe", 2000.0, "NVIDIA H800 PCIe"),
+    (r"\bH800", 3350.0, "NVIDIA H800"),
+    (r"\bH20\b", 4000.0, "NVIDIA H20"),
+    (r"A100.*80GB.*PCIe", 1935.0, "NVIDIA A100 80GB PCIe"),
+    (r"A100.*80GB", 2039.0, "NVIDIA A100-SXM4-80GB"),
+    (r"A100", 1555.0, "NVIDIA A100-SXM4-40GB"),  # the 40 GB parts
+    (r"\bA40\b", 696.0, "NVIDIA A40"),
+    (r"\bA30\b", 933.0, "NVIDIA A30"),
+    (r"\bA10G\b", 600.0, "NVIDIA A10G"),
+    (r"\bA10\b", 600.0, "NVIDIA A10"),
+    (r"\bL40S\b", 864.0, "NVIDIA L40S"),
+    (r"\bL40\b", 864.0, "NVIDIA L40"),
+    (r"\bL4\b", 300.0, "NVIDIA L4"),
+    (r"RTX 6000 Ada", 960.0, "NVIDIA RTX 6000 Ada Generation"),
+    (r"RTX A6000", 768.0, "NVIDIA RTX A6000"),
+    (r"RTX 4090", 1008.0, "NVIDIA GeForce RTX 4090"),
+    (r"RTX 3090 Ti", 1008.0, "NVIDIA GeForce RTX 3090 Ti"),
+    (r"RTX 3090", 936.0, "NVIDIA GeForce RTX 3090"),
+    (r"V100S", 1134.0, "Tesla V100S-PCIE-32GB"),
+    (r"V100", 900.0, "Tesla V100-SXM2-32GB"),
+    (r"\bT4\b", 320.0, "Tesla T4"),
+    (r"MI300X", 5300.0, "AMD Instinct MI300X"),
+    (r"MI250X?\b", 3276.8, "AMD Instinct MI250X"),
+    (r"MI210", 1638.4, "AMD Instinct MI210"),
 ]
+# kept for callers that read the old (pattern, figure) list
+GPU_BANDWIDTH_GBPS: list[tuple[str, float | None]] = [(p, g) for p, g, _ in GPU_BANDWIDTH]
+
+# How a peak that was measured here, not read from a data sheet, is labelled: a
+# copy reaches well under the data-sheet figure, so utilisation against it reads high.
+MEASURED_LABEL = "measured copy, not a data-sheet peak"
+
+
+def bandwidth_row(device_name: str | None) -> tuple[str, float | None, str] | None:
+    """The table row a device name falls on, or None for a name not in the table."""
+    if not device_name:
+        return None
+    for row in GPU_BANDWIDTH:
+        if re.search(row[0], device_name, flags=re.IGNORECASE):
+            return row
+    return None
 
 
 def known_bandwidth_gbps(device_name: str | None) -> float | None:
-    """Peak bandwidth of a known GPU, None for anything else (CPUs included)."""
-    if not device_name:
-        return None
-    for pattern, gbps in GPU_BANDWIDTH_GBPS:
-        if re.search(pattern, device_name, flags=re.IGNORECASE):
-            return gbps
-    return None
+    """Data-sheet peak bandwidth of a known GPU, None for anything else (CPUs included)."""
+    row = bandwidth_row(device_name)
+    return row[1] if row else None
 
 
 def kv_positions_read(prompt_lengths: Sequence[int], max_new_tokens: int, generated: int | None = None) -> int:
@@ -118,6 +143,8 @@ def describe(roofline: dict | None) -> str:
                  + (f" ({source})" if source else ""))
     else:
         text += "; no peak bandwidth known for this device, so no utilisation"
+        if roofline.get("peak_note"):
+            text += f" ({roofline['peak_note']})"
     return text + "."
 
 
@@ -134,6 +161,8 @@ def run_roofline(ranks: list[dict]) -> dict | None:
     peak = sum(peaks) if all(peaks) else None
     run = utilisation(total, seconds, peak)
     run["peak_source"] = figures[0].get("peak_source", "")
+    notes = sorted({f["peak_note"] for f in figures if f.get("peak_note")})
+    run["peak_note"] = "; ".join(notes) or None
     run["per_rank"] = [
         {"rank": f.get("rank"), "achieved_gbps": f.get("achieved_gbps"), "utilisation": f.get("utilisation")}
         for f in figures

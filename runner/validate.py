@@ -22,6 +22,8 @@ class Prepared:
     model: ModelSpec
     device: str
     dtype: str
+    # what each local rank's cuda:i must be (name, uuid), checked by the worker
+    expected_devices: tuple = ()
 
 
 def resolve_device(config: RunConfig, inventory: Inventory) -> str:
@@ -32,10 +34,22 @@ def resolve_device(config: RunConfig, inventory: Inventory) -> str:
     return config.device
 
 
-def resolve_dtype(config: RunConfig, device: str) -> str:
-    if config.dtype != "auto":
-        return config.dtype
-    return "bfloat16" if device == "cuda" else "float32"
+BF16_MIN_CAPABILITY = (8, 0)  # Ampere: the first NVIDIA GPUs with bfloat16 arithmetic
+
+
+def resolve_dtype(config: RunConfig, device: str, capability: tuple[int, int] | None = None) -> str:
+    """`auto`: float32 on CPU; on a GPU bfloat16 where its compute capability is
+    known to be 8.0 or newer, float16 otherwise (every CUDA GPU runs float16).
+    An explicit bfloat16 on a GPU known to be older is refused here, before launch."""
+    if device != "cuda":
+        return "float32" if config.dtype == "auto" else config.dtype
+    if config.dtype == "auto":
+        return "bfloat16" if capability is not None and capability >= BF16_MIN_CAPABILITY else "float16"
+    if config.dtype == "bfloat16" and capability is not None and capability < BF16_MIN_CAPABILITY:
+        raise ConfigError(
+            "dtype", f"bfloat16 needs a GPU of compute capability 8.0 or newer; the oldest visible GPU here is "
+                     f"{capability[0]}.{capability[1]}; use float16 or auto")
+    return config.dtype
 
 
 def prepare(config: RunConfig, inventory: Inventory | None = None) -> Prepared:
@@ -67,7 +81,10 @@ def prepare(config: RunConfig, inventory: Inventory | None = None) -> Prepared:
                     f"the longest prompt ({longest} tokens) plus {config.max_new_tokens} new tokens exceeds the "
                     f"model's context of {spec.context_length}; shorten the prompt or lower max new tokens",
                 )
-    return Prepared(config=config, model=spec, device=device, dtype=resolve_dtype(config, device))
+    capability = inventory.min_capability() if device == "cuda" else None
+    expected = tuple(inventory.expected_devices()) if device == "cuda" else ()
+    return Prepared(config=config, model=spec, device=device, dtype=resolve_dtype(config, device, capability),
+                    expected_devices=expected)
 
 
 def remote_code_allowed() -> bool:

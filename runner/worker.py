@@ -15,7 +15,6 @@ PROCESS_START = time.time()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import resource  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
@@ -45,6 +44,7 @@ def load_model_and_tokenizer(spec: dict, config: RunConfig, device: str, dtype_n
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
+    from runner.cuda import pretrained_load_kwargs
     from runner.paths import models_dir
     from runner.tiny import byte_tokenizer_folder, ensure_tiny
 
@@ -72,9 +72,12 @@ def load_model_and_tokenizer(spec: dict, config: RunConfig, device: str, dtype_n
             model = AutoModelForCausalLM.from_config(model_config, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(tok_folder)
     else:
+        placement, move = pretrained_load_kwargs(device)
         model = AutoModelForCausalLM.from_pretrained(
-            path, trust_remote_code=config.trust_remote_code, **kwargs
-        ).to(device)
+            path, trust_remote_code=config.trust_remote_code, **kwargs, **placement
+        )
+        if move:
+            model = model.to(device)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
     model.eval()
     tokenizer.padding_side = "left"
@@ -94,35 +97,36 @@ def eos_ids(model, tokenizer) -> list[int]:
 def rank_roofline(model, calls: list[tuple[list[int], int]], seconds: float, device: str, rank: int) -> dict:
     """Bytes this rank had to move (weights + KV cache reads per decode step) over
     its generation time, against its device's peak bandwidth."""
+    from runner.cuda import free_device_bytes, probe_decision
     from runner.planner import shape_from_config
-    from runner.roofline import bytes_moved, known_bandwidth_gbps, measure_copy_bandwidth_gbps, utilisation
+    from runner.roofline import MEASURED_LABEL, bytes_moved, known_bandwidth_gbps, measure_copy_bandwidth_gbps, utilisation
 
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     dtype_name = str(next(model.parameters()).dtype).replace("torch.", "")
     kv_per_token = shape_from_config(model.config.to_dict(), dtype_name).kv_bytes_per_token
     total = bytes_moved(weight_bytes, kv_per_token, calls)
+    note = None
     if device.startswith("cuda"):
         import torch
 
         name = torch.cuda.get_device_name(device)
         peak, source = known_bandwidth_gbps(name), f"{name}, data sheet"
         if peak is None:
-            peak, source = measure_copy_bandwidth_gbps(device), f"{name}, measured device copy"
+            note = probe_decision(device, free_device_bytes(device))
+            source = f"{name}, {MEASURED_LABEL}"
+            if note is None:
+                try:
+                    peak = measure_copy_bandwidth_gbps(device)
+                except torch.OutOfMemoryError:
+                    # the figure is extra; the run it follows is complete and must stand
+                    torch.cuda.empty_cache()
+                    peak, note = None, "bandwidth probe skipped: out of device memory"
     else:
         # no table for CPUs: a single-threaded copy measures what one rank can stream
-        peak, source = measure_copy_bandwidth_gbps("cpu", megabytes=128, repeats=3), "CPU, measured copy"
+        peak, source = measure_copy_bandwidth_gbps("cpu", megabytes=128, repeats=3), f"CPU, {MEASURED_LABEL}"
     figures = utilisation(total, seconds, peak)
-    return {**figures, "peak_source": source, "weight_bytes": weight_bytes, "kv_bytes_per_token": kv_per_token,
-            "decode_steps": sum(steps for _, steps in calls), "rank": rank}
-
-
-def peak_memory_bytes(device: str) -> int:
-    if device == "cuda":
-        import torch
-
-        return int(torch.cuda.max_memory_allocated())
-    # CPU: the process's peak resident set (ru_maxrss is KiB on Linux)
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    return {**figures, "peak_source": source, "peak_note": note, "weight_bytes": weight_bytes,
+            "kv_bytes_per_token": kv_per_token, "decode_steps": sum(steps for _, steps in calls), "rank": rank}
 
 
 def my_batches(job: dict, config: RunConfig, state, lengths: list[int]) -> list[list[int]]:
@@ -154,6 +158,8 @@ def run(job: dict) -> int:
     from accelerate import PartialState
     from accelerate.utils import gather_object, set_seed
 
+    from runner.cuda import check_device, legacy_peak_bytes, memory_peaks, synchronize
+    from runner.energy import EnergyMeter
     from runner.environment import node_fingerprint
 
     imported = time.time()
@@ -171,6 +177,7 @@ def run(job: dict) -> int:
     if device == "cuda":
         torch.cuda.set_device(state.local_process_index)
         torch_device = f"cuda:{state.local_process_index}"
+        check_device(torch_device, job.get("expected_devices") or [], state.local_process_index)
     else:
         torch.set_num_threads(config.cpu_threads)
         torch_device = "cpu"
@@ -201,13 +208,19 @@ def run(job: dict) -> int:
         timeline.span("warmup", t, time.time())
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    expected = job.get("expected_devices") or []
+    meter = EnergyMeter(torch_device, _rank_uuid(torch_device, expected, state.local_process_index))
 
     t = time.time()
+    # kernels still queued from loading (or warm-up) must not run on the timed clock
+    synchronize(torch_device)
     state.wait_for_everyone()
     set_seed(config.seed + rank)
+    synchronize(torch_device)  # an NCCL barrier queues work of its own
     timeline.span("barrier", t, time.time())
     emit("phase", rank=rank, phase="generate", total=my_count)
     # the timer starts last: every request is submitted now, so the first batch waits for nothing
+    meter.start()
     start = time.perf_counter()
 
     outputs, done, prompt_positions = [], 0, 0
@@ -238,11 +251,11 @@ def run(job: dict) -> int:
         emit("outputs", rank=rank, batch=b, outputs=outputs[len(outputs) - len(batch):])
         emit("progress", rank=rank, done=done, total=my_count, tokens=sum(o["tokens"] for o in outputs))
         _test_hook_pause("batch")
-    if device == "cuda":
-        torch.cuda.synchronize()
+    synchronize(torch_device)
     seconds = time.perf_counter() - start
+    meter.stop()
     # before the roofline figures, whose bandwidth probe allocates buffers of its own
-    peak_memory = peak_memory_bytes(device)
+    peaks = memory_peaks(torch_device)
 
     t = time.time()
     roofline = rank_roofline(model, calls, seconds, torch_device, rank)
@@ -259,7 +272,9 @@ def run(job: dict) -> int:
         "raw_tokens": sum(o["raw_tokens"] for o in outputs),
         "prompt_positions": prompt_positions,
         "seconds": seconds,
-        "peak_memory_bytes": peak_memory,
+        "peak_memory_bytes": legacy_peak_bytes(peaks),
+        **peaks,
+        "energy": meter.to_dict(),
         "generate_path": path_name(config),
         "roofline": roofline,
         "outputs": outputs,
@@ -334,6 +349,19 @@ def guard_rank() -> None:
     die_with_parent()
     watch_owner()
     sys.stderr = RankPrefixed(sys.stderr, os.environ.get("RANK", "0"))
+
+
+def _rank_uuid(device: str, expected: list[dict], local_index: int) -> str | None:
+    """The rank's GPU UUID for NVML: the inventory's (nvidia-smi spells it as NVML
+    does, and check_device has matched it to this device), else torch's."""
+    if not device.startswith("cuda"):
+        return None
+    if local_index < len(expected) and expected[local_index].get("uuid"):
+        return expected[local_index]["uuid"]
+    import torch
+
+    uuid = getattr(torch.cuda.get_device_properties(device), "uuid", None)
+    return str(uuid) if uuid else None
 
 
 def _test_hook_pause(where: str) -> None:

@@ -70,6 +70,20 @@ def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> subpro
     )
 
 
+def beyond_the_cap() -> int:
+    """A process count this machine refuses for its default device, read from the
+    inventory: 8 CPU processes are fine on a 64-core host, and 2 too many on a 1-GPU one."""
+    from runner.hardware import detect
+
+    inventory = detect()
+    return inventory.max_processes(inventory.default_device) + 1
+
+
+# The page and the API have no device choice: a server the tests start sees no GPU,
+# so its runs are CPU processes on any host.
+CPU_ONLY_ENV = {"CUDA_VISIBLE_DEVICES": "", "HIP_VISIBLE_DEVICES": ""}
+
+
 @pytest.fixture
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
@@ -82,3 +96,15 @@ def store(db_path):
     from db.store import Store
 
     return Store(db_path)
+
+
+@pytest.fixture
+def page_sees_no_gpu(monkeypatch):
+    """The page has no device choice, so its forms plan CPU processes on any host."""
+    from runner.hardware import detect
+
+    for key, value in CPU_ONLY_ENV.items():
+        monkeypatch.setenv(key, value)
+    detect.cache_clear()
+    yield
+    detect.cache_clear()

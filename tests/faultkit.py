@@ -21,7 +21,7 @@ FAULT_PROMPTS = ["The King is dead.", "Call me Ishmael.", "124 was spiteful.", "
 
 
 def fault_config(**changes) -> RunConfig:
-    base = dict(prompts=FAULT_PROMPTS, max_new_tokens=4, batch_size=1, gpus_per_node=2, warmup=False, timeout_s=120)
+    base = dict(prompts=FAULT_PROMPTS, device="cpu", max_new_tokens=4, batch_size=1, gpus_per_node=2, warmup=False, timeout_s=120)
     base.update(changes)
     return RunConfig(**base)
 

@@ -11,7 +11,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import ROOT
+from conftest import CPU_ONLY_ENV, ROOT
 
 
 def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
@@ -34,7 +34,7 @@ def live_server(db_path: Path, port: int, log: Path, *extra: str):
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "studio", "serve", "--port", str(port), "--db", str(db_path), *extra],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **CPU_ONLY_ENV},
         )
     url = f"http://127.0.0.1:{port}/"
     try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from runner.batching import make_batches, padded_positions
 
 
@@ -28,11 +30,12 @@ def test_sorting_needs_lengths():
         make_batches(range(3), 2, None, sort_by_length=True)
 
 
+@pytest.mark.slow
 def test_a_sorted_run_returns_outputs_in_the_original_order(db_path, prompts):
     """End to end: sorted batching on 2 ranks, outputs come back by prompt index."""
     from conftest import run_cli
 
-    proc = run_cli("run", "--gpus", "2", "--max-new-tokens", "4", "--batch-size", "2", "--sort-by-length",
+    proc = run_cli("run", "--gpus", "2", "--device", "cpu", "--max-new-tokens", "4", "--batch-size", "2", "--sort-by-length",
                    "--prompts", str(_write(db_path.parent / "p.txt", prompts)), "--db", str(db_path), "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     from db.store import Store

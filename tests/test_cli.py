@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import beyond_the_cap, run_cli
 
 from db.store import Store
 
@@ -12,7 +12,7 @@ from db.store import Store
 def test_run_sweep_1_2_stores_two_runs_and_prints_json(db_path, tmp_path):
     prompts = tmp_path / "p.txt"
     prompts.write_text("The King is dead.\nIt was a bright cold day in April.\nCall me Ishmael.\n")
-    proc = run_cli("run", "--gpus", "1,2", "--json", "--prompts", str(prompts), "--max-new-tokens", "8",
+    proc = run_cli("run", "--gpus", "1,2", "--device", "cpu", "--json", "--prompts", str(prompts), "--max-new-tokens", "8",
                    "--db", str(db_path))
     assert proc.returncode == 0, proc.stderr
     runs = json.loads(proc.stdout)
@@ -40,7 +40,7 @@ def test_run_sweep_1_2_stores_two_runs_and_prints_json(db_path, tmp_path):
         (["--batch-size", "0"], "batch_size: must be at least 1"),
         (["--gpus", "0"], "gpus: must be at least 1, got 0"),
         (["--gpus", "1,x"], "'x' is not a whole number"),
-        (["--gpus", "40"], "this machine allows at most"),
+        (["--gpus", str(beyond_the_cap())], "this machine allows at most"),
         (["--model", "/no/such/model"], "model"),
         (["--max-new-tokens", "5000"], "context"),
         (["--prompts", "/no/such/prompts.txt"], "cannot read"),

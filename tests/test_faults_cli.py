@@ -24,8 +24,8 @@ def test_ctrl_c_on_the_cli_mid_run_cancels_and_leaves_no_process(db_path, tmp_pa
     prompts = tmp_path / "p.txt"
     prompts.write_text("\n".join(FAULT_PROMPTS) + "\n")
     cli = subprocess.Popen(
-        [sys.executable, "-m", "studio", "run", "--gpus", "2", "--prompts", str(prompts), "--max-new-tokens", "4",
-         "--batch-size", "1", "--no-warmup", "--db", str(db_path)],
+        [sys.executable, "-m", "studio", "run", "--gpus", "2", "--device", "cpu", "--prompts", str(prompts),
+         "--max-new-tokens", "4", "--batch-size", "1", "--no-warmup", "--db", str(db_path)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "STUDIO_TEST_PAUSE_BATCH": "5"},
     )

@@ -55,6 +55,7 @@ def _start_writer(db_path) -> subprocess.Popen:
     return writer
 
 
+@pytest.mark.slow  # a writer process killed mid-write, many times over
 def test_sigkill_during_writes_leaves_a_sound_database_with_no_half_written_run(db_path):
     store = Store(db_path)
     earlier = store_earlier_run(store)
@@ -96,6 +97,7 @@ def test_sigkill_during_writes_leaves_a_sound_database_with_no_half_written_run(
     assert_database_sound(db_path, [earlier])
 
 
+@pytest.mark.slow
 def test_a_reader_never_sees_database_is_locked_during_a_long_write(db_path):
     store = Store(db_path)
     earlier = store_earlier_run(store)

@@ -44,6 +44,7 @@ def _wait_until_final(supervisor: Supervisor, sweep_id: int, timeout: float = 15
     raise AssertionError(f"sweep {sweep_id} did not finish in {timeout} s: {supervisor.status(sweep_id)}")
 
 
+@pytest.mark.slow  # live servers and real launches
 def test_restart_runs_what_its_own_sweep_left_queued_and_nothing_of_a_cli(db_path):
     store = Store(db_path)
     earlier = store_earlier_run(store)
@@ -71,6 +72,7 @@ def test_restart_runs_what_its_own_sweep_left_queued_and_nothing_of_a_cli(db_pat
     assert_database_sound(db_path, [earlier])
 
 
+@pytest.mark.slow
 def test_the_queued_sweep_of_another_live_server_is_left_alone(db_path):
     store = Store(db_path)
     config = fault_config(gpus_per_node=1).to_dict()

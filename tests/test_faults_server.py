@@ -35,7 +35,7 @@ SERVER = textwrap.dedent(
     from studio.supervisor import Supervisor
 
     supervisor = Supervisor(sys.argv[1])
-    config = RunConfig(prompts={FAULT_PROMPTS!r}, max_new_tokens=4, batch_size=1, warmup=False)
+    config = RunConfig(prompts={FAULT_PROMPTS!r}, device="cpu", max_new_tokens=4, batch_size=1, warmup=False)
     sweep = supervisor.submit(plan_sweep(config, [2], repeats=2))
     while True:
         status = supervisor.status(sweep)

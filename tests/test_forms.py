@@ -9,6 +9,8 @@ from rowkit import request
 from runner.config import ConfigError
 from studio import forms
 
+pytestmark = pytest.mark.usefixtures("page_sees_no_gpu")
+
 
 def test_a_good_form_becomes_a_plan_with_counts_in_order():
     plan = forms.plan_request(request())

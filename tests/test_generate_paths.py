@@ -40,7 +40,7 @@ def run_path(tiny, batches, **settings):
     from runner.generation import Generator
 
     load, tokenizer = tiny
-    config = RunConfig(prompts=PROMPTS, max_new_tokens=NEW_TOKENS, **settings)
+    config = RunConfig(prompts=PROMPTS, device="cpu", max_new_tokens=NEW_TOKENS, **settings)
     longest = max(len(p.encode()) for p in PROMPTS)
     generate = Generator(load(), tokenizer, config, "cpu", PROMPTS, static_cache_len=longest + NEW_TOKENS)
     tokens = {}

@@ -13,6 +13,8 @@ from rowkit import store_run, sweep_with_runs
 from runner.config import ConfigError, RunConfig
 from studio import history
 
+pytestmark = pytest.mark.usefixtures("page_sees_no_gpu")
+
 
 def test_history_filters_by_settings_and_dates(store):
     sweep_id, ids = sweep_with_runs(store)

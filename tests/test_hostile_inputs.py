@@ -23,9 +23,12 @@ from runner.result import RunResult
 from studio import history, params, views
 from studio.reference import ensure_reference_sweeps
 
+pytestmark = pytest.mark.usefixtures("page_sees_no_gpu")
+
 
 @pytest.mark.parametrize("value", [61.9, 1.5, True, False, math.nan, math.inf, -math.inf, 2**64, -1, 0, "7a",
                                    "1.5", [3], {"id": 3}])
+
 def test_an_id_is_a_whole_number_or_refused_with_its_name(value):
     with pytest.raises(ConfigError, match="^run_id: "):
         params.record_id("run_id", value)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import run_cli
+from conftest import beyond_the_cap, run_cli
 
 from db.store import Store
 from runner.config import LIMITS, ConfigError, RunConfig, redact_paths
@@ -26,7 +26,8 @@ HOSTILE = [
     ("batch size 0", dict(batch_size=0), dict(batch_size=0), ["--batch-size", "0"], "batch_size", "at least 1"),
     ("huge batch size", dict(batch_size=10**6), dict(batch_size=10**6), ["--batch-size", str(10**6)],
      "batch_size", f"at most {LIMITS['batch_size']}"),
-    ("more GPUs than present", dict(gpus=[40]), dict(gpu_counts="40"), ["--gpus", "40"], "gpus",
+    ("more GPUs than present", dict(gpus=[beyond_the_cap()]), dict(gpu_counts=str(beyond_the_cap())),
+     ["--gpus", str(beyond_the_cap())], "gpus",
      "allows at most"),
     ("too many repeats", dict(repeats=1000), dict(repeats=1000), ["--repeats", "1000"], "repeats", "1 to"),
     ("model id that is a flag", dict(model="--trust_remote_code"), dict(model="--trust_remote_code"),

@@ -86,7 +86,7 @@ def test_a_node_whose_main_node_never_comes_says_so_and_stores_nothing(tmp_path,
     prompts_file = tmp_path / "prompts.txt"
     prompts_file.write_text("\n".join(SHORT_PROMPTS[:2]) + "\n")
     db = tmp_path / "node1.db"
-    result = run_cli("run", "--prompts", str(prompts_file), "--max-new-tokens", "4", "--nodes", "2",
+    result = run_cli("run", "--prompts", str(prompts_file), "--device", "cpu", "--max-new-tokens", "4", "--nodes", "2",
                      "--gpus-per-node", "1", "--node-rank", "1", "--main-port", str(free_port), "--timeout", "15",
                      "--db", str(db), timeout=120)
     assert result.returncode == 1

@@ -12,6 +12,7 @@ from runner.planner import (
     even_batches,
     make_plan,
     max_batch_for_memory,
+    memory_budget_bytes,
     model_shape,
     shape_from_config,
     token_lengths,
@@ -22,7 +23,7 @@ GiB = 2**30
 POST = preset("seed")
 POST_LENGTHS = [len(p.encode()) for p in POST]
 TINY = ModelShape(params=3_230_720, bytes_per_param=4, layers=4, hidden=256, intermediate=688, kv_heads=4,
-                  head_dim=64, vocab=259)
+                  head_dim=64, vocab=259, heads=4)
 
 
 def plan(world_size, budget=8 * GiB, lengths=POST_LENGTHS, new=100, **kw):
@@ -124,6 +125,31 @@ def test_describe_plan_explains_the_choice():
     assert "No plan" in describe_plan(None)
 
 
+def test_the_gpu_budget_comes_from_free_memory_not_total():
+    budget, source = memory_budget_bytes(None, "cuda", 2, gpu_memory_mib=(81920, 81920), gpu_free_mib=(81000, 30000))
+    assert budget == int(30000 * 2**20 * 0.9) and "free" in source and "least free" in source
+    # free unknown (an inventory without it): total, and the sentence says so
+    budget, source = memory_budget_bytes(None, "cuda", 1, gpu_memory_mib=(40960,), gpu_free_mib=(None,))
+    assert budget == int(40960 * 2**20 * 0.9) and "free memory unknown" in source
+    assert memory_budget_bytes(2.0, "cuda", 1, (40960,), (100,))[0] == 2 * GiB
+
+
+def test_eager_attention_counts_its_quadratic_scores():
+    lengths = [2000] * 8
+    sdpa = max_batch_for_memory(TINY, GiB, 2000, 100, attention="sdpa")
+    eager = max_batch_for_memory(TINY, GiB, 2000, 100, attention="eager")
+    assert eager < sdpa
+    # 4 heads x 2000^2 positions x (4 bytes of fp32 scores + 4 for the softmax copy)
+    assert TINY.attention_workspace_bytes("eager", 2000) == 4 * 2000 * 2000 * 8
+    assert TINY.attention_workspace_bytes("sdpa", 2000) == 0
+    p = plan(1, budget=GiB, lengths=lengths, attention="eager")
+    budget = p["memory"]["budget"]
+    assert budget["attention"] == "eager" and budget["per_sequence_bytes"]["attention_workspace"] == 4 * 2000**2 * 8
+    assert budget["bytes"] == GiB and budget["fill"] == 0.8 and budget["weights_bytes"] == TINY.weight_bytes
+    assert "eager attention scores" in " ".join(p["reasons"])
+
+
+@pytest.mark.slow
 def test_an_auto_run_stores_its_plan_phases_and_bandwidth(db_path, prompts, tmp_path):
     """End to end on 2 CPU processes: the planner's batches are the ones run."""
     from conftest import run_cli
@@ -133,8 +159,8 @@ def test_an_auto_run_stores_its_plan_phases_and_bandwidth(db_path, prompts, tmp_
 
     source = tmp_path / "p.txt"
     source.write_text("\n".join(prompts))
-    proc = run_cli("run", "--mode", "auto", "--gpus", "2", "--max-new-tokens", "4", "--prompts", str(source),
-                   "--db", str(db_path), "--json")
+    proc = run_cli("run", "--mode", "auto", "--gpus", "2", "--device", "cpu", "--max-new-tokens", "4",
+                   "--prompts", str(source), "--db", str(db_path), "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     store = Store(db_path)
     run = store.get_run(store.list_runs()[0]["id"])
@@ -151,3 +177,8 @@ def test_an_auto_run_stores_its_plan_phases_and_bandwidth(db_path, prompts, tmp_
     assert run["roofline"]["bytes"] > 0 and len(run["roofline"]["per_rank"]) == 2
     assert {"launch", "imports", "load", "warmup", "generate", "gather", "total", "store"} <= set(run["phases"])
     assert breakdown(run["phases"])["generation"] == run["phases"]["generate"]
+    # a CPU run: no energy counter, said so; host memory in its own column, no device figures
+    assert run["energy_joules"] is None and run["joules_per_token"] is None
+    assert "CPU run" in run["energy_note"]
+    assert all(r["host_rss_peak_bytes"] > 0 and r["device_allocated_peak_bytes"] is None for r in run["ranks"])
+    assert "measured copy, not a data-sheet peak" in run["roofline"]["peak_source"]

@@ -19,7 +19,7 @@ def swept(tmp_path_factory):
     prompts = folder / "prompts.txt"
     prompts.write_text("\n".join(SHORT_PROMPTS) + "\n")
     db = folder / "studio.db"
-    done = run_cli("run", "--gpus", "1,2", "--repeats", "2", "--max-new-tokens", "8", "--batch-size", "2",
+    done = run_cli("run", "--gpus", "1,2", "--device", "cpu", "--repeats", "2", "--max-new-tokens", "8", "--batch-size", "2",
                    "--prompts", str(prompts), "--name", "report test", "--db", str(db), "--json", timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = json.loads(done.stdout)

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from runner.roofline import bytes_moved, describe, known_bandwidth_gbps, kv_positions_read, run_roofline, utilisation
+import pytest
+
+from runner.roofline import (
+    GPU_BANDWIDTH,
+    MEASURED_LABEL,
+    bandwidth_row,
+    bytes_moved,
+    describe,
+    known_bandwidth_gbps,
+    kv_positions_read,
+    run_roofline,
+    utilisation,
+)
 
 
 def test_known_gpus():
@@ -18,6 +30,39 @@ def test_known_gpus():
     assert known_bandwidth_gbps("NVIDIA GeForce RTX 4090") == 1008
     assert known_bandwidth_gbps("Tesla V100-SXM2-16GB") == 900
     assert known_bandwidth_gbps("Some CPU") is None
+
+
+def test_gh200_is_not_read_as_an_h200_nor_h20_as_h200():
+    assert known_bandwidth_gbps("NVIDIA GH200 480GB") == 4000
+    assert known_bandwidth_gbps("NVIDIA H200 NVL") == 4800
+    assert known_bandwidth_gbps("NVIDIA H20") == 4000
+    assert known_bandwidth_gbps("NVIDIA B200") == 8000
+    assert known_bandwidth_gbps("NVIDIA H800") == 3350
+    assert known_bandwidth_gbps("NVIDIA A40") == 696
+    assert known_bandwidth_gbps("AMD Instinct MI300X") == 5300
+    # an L40S is not an L40 row nor an L4 one, an A100 not an A10
+    assert bandwidth_row("NVIDIA L40S")[2] == "NVIDIA L40S"
+    assert bandwidth_row("NVIDIA A100-PCIE-40GB")[2] == "NVIDIA A100-SXM4-40GB"
+
+
+@pytest.mark.parametrize("row", GPU_BANDWIDTH, ids=[r[2] for r in GPU_BANDWIDTH])
+def test_every_row_is_reached_by_its_own_name(row):
+    """A row shadowed by a broader pattern above it would never be used."""
+    assert bandwidth_row(row[2]) == row
+
+
+def test_a_part_without_a_settled_figure_is_measured_not_guessed():
+    assert bandwidth_row("NVIDIA GH200 144G HBM3e") is not None
+    assert known_bandwidth_gbps("NVIDIA GH200 144G HBM3e") is None
+
+
+def test_a_skipped_probe_says_why_in_the_run_figures():
+    ranks = [{"seconds": 2.0, "roofline": {"bytes": 4e9, "peak_gbps": None, "rank": 0,
+                                           "peak_source": f"X, {MEASURED_LABEL}",
+                                           "peak_note": "bandwidth probe skipped: 0.10 GiB free"}}]
+    fig = run_roofline(ranks)
+    assert fig["utilisation"] is None and "0.10 GiB free" in fig["peak_note"]
+    assert "0.10 GiB free" in describe(fig)
 
 
 def test_kv_reads_grow_with_each_step():

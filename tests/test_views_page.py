@@ -14,6 +14,8 @@ from rowkit import store_run, sweep_with_runs
 from runner.config import ConfigError, RunConfig
 from studio import history, views
 
+pytestmark = pytest.mark.usefixtures("page_sees_no_gpu")
+
 
 def live_status(sweep_id, run_ids, **run_changes):
     runs = [{"run_id": rid, "num_gpus": i + 1, "repeat": 0, "status": "queued", "phase": "", "done": 0, "total": 2,

@@ -94,7 +94,7 @@ def test_environment_fingerprint(results):
 
 
 def test_fixed_length_generates_exactly_max_new_tokens(tmp_path):
-    config = RunConfig(prompts=PROMPTS[:2], max_new_tokens=7, fixed_length=True, warmup=False)
+    config = RunConfig(prompts=PROMPTS[:2], device="cpu", max_new_tokens=7, fixed_length=True, warmup=False)
     result = launch(prepare(config), tmp_path)
     assert [o["tokens"] for o in result.outputs] == [7, 7]
 
@@ -106,8 +106,8 @@ def test_world_size_mismatch_fails_the_run(tmp_path):
 
     from runner.launcher import build_job, build_launch_command, free_port
 
-    asked = prepare(RunConfig(prompts=PROMPTS[:2], gpus_per_node=2, max_new_tokens=4))
-    started = prepare(RunConfig(prompts=PROMPTS[:2], gpus_per_node=1, max_new_tokens=4))
+    asked = prepare(RunConfig(prompts=PROMPTS[:2], device="cpu", gpus_per_node=2, max_new_tokens=4))
+    started = prepare(RunConfig(prompts=PROMPTS[:2], device="cpu", gpus_per_node=1, max_new_tokens=4))
     job, cfg = tmp_path / "job.json", tmp_path / "accelerate.yaml"
     job.write_text(json.dumps(build_job(asked, tmp_path / "result.json")))
     command = build_launch_command(started, job_path=job, config_path=cfg, port=free_port())
