@@ -19,12 +19,12 @@ from db.store import Store
 from studio import analysis_figures as figs
 from studio import grid_figures as grid_figs
 from studio.analysis import compare
+from studio.energy_figures import has_energy, joules_per_token_figure
 from studio.grid import LABELS as GRID_LABELS
 from studio.grid import sweep_value
+from studio.page_kit import PRIVATE
 from studio.reference import ensure_reference_sweeps
 from studio.report import ReportError, ab_rows, fit_rows, load_analysis, points_rows, report_html, representative_runs
-
-PRIVATE = {"api_visibility": "private"}
 
 
 def sweep_label(sweep: dict) -> str:
@@ -72,7 +72,7 @@ def analyse(store: Store, sweep_id, compare_id=None, setting_index=None) -> dict
     empty = {"explanation": "Pick a sweep to see why it scales the way it does.", "points": _frame(([], [])),
              "fits": _frame(([], [])), "ab": _frame(([], [])), "throughput": None, "speedup": None,
              "efficiency": None, "run_choices": [], "run": None, "timeline": None, "setting_choices": [],
-             "setting": None, "pareto": None, "heatmap": None, "lines": None}
+             "setting": None, "pareto": None, "heatmap": None, "lines": None, "energy": None}
     if sweep_id in (None, ""):
         return empty
     try:
@@ -117,6 +117,7 @@ def _grid_views(analysis: dict) -> dict:
         "pareto": grid_figs.pareto_figure(analysis["grid"]),
         "heatmap": grid_figs.heatmap_figure(runs, "gpus", second),
         "lines": grid_figs.lines_figure(runs, "gpus", second, facet=varied[1] if len(varied) > 1 else None),
+        "energy": joules_per_token_figure(runs) if has_energy(runs) else None,
     }
 
 
@@ -191,7 +192,8 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
                 gr.update(choices=out["run_choices"], value=out["run"]), out["timeline"],
                 gr.update(interactive=out["throughput"] is not None), gr.update(value=None, visible=False),
                 gr.update(choices=out["setting_choices"], value=out["setting"], visible=grid),
-                out["pareto"], gr.update(value=out["heatmap"], visible=grid), gr.update(value=out["lines"], visible=grid))
+                out["pareto"], gr.update(value=out["heatmap"], visible=grid), gr.update(value=out["lines"], visible=grid),
+                gr.update(value=out["energy"], visible=out["energy"] is not None))
 
     def make_report(sweep_id, compare_id):
         if sweep_id in (None, ""):
@@ -231,6 +233,7 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
         facet = gr.Dropdown([("none", "none"), *axis_choices], value="none", label="facet (a panel each)",
                             elem_id="grid-facet")
     lines = gr.Plot(label="Grid lines", show_label=False, elem_id="analysis-lines", visible=False)
+    energy = gr.Plot(label="Energy per token", show_label=False, elem_id="analysis-energy", visible=False)
     run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None)
     timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline")
     with gr.Row():
@@ -238,7 +241,7 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
         report = gr.File(label="HTML report (opens offline)", visible=False, elem_id="analysis-report")
 
     outputs = [explanation, points, fits, ab, throughput, speedup, efficiency, run, timeline, make, report,
-               setting, pareto, heatmap, lines]
+               setting, pareto, heatmap, lines, energy]
     tab.select(refresh, [sweep, other], [sweep, other], **PRIVATE)
     refresh_button.click(refresh, [sweep, other], [sweep, other], **PRIVATE)
     reference_button.click(add_reference, [sweep, other], [sweep, other], **PRIVATE)

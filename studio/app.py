@@ -22,6 +22,8 @@ from runner.planner import describe_plan
 from studio import figures, forms, history, views
 from studio.analysis_tab import build_analysis_tab
 from studio.api import register_api
+from studio.compare_tab import build_compare_tab
+from studio.page_kit import error_text, private
 
 POLL_SECONDS = 1.0
 CHART_TITLE = "Throughput against GPU count (dotted: ideal linear scaling)"
@@ -57,15 +59,6 @@ def theme() -> gr.themes.Base:
     return gr.themes.Soft(primary_hue="blue", neutral_hue="slate",
                           font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
                           font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
-
-
-def _private(**kwargs) -> dict:
-    """Options for the page's own events: not part of the public API, no spinner flashing."""
-    return {"api_visibility": "private", **kwargs}
-
-
-def _error_text(exc: ConfigError) -> str:
-    return f"⚠ {forms.field_message(exc)}"
 
 
 # --- Run tab ------------------------------------------------------------------
@@ -207,16 +200,16 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
         sweep_id = status["sweep_id"] if status else None
         return (*render(sweep_id, None), sweep_id)
 
-    ui.preset.click(lambda: (forms.preset_text(), None), None, [ui.prompts, ui.prompt_file], **_private())
+    ui.preset.click(lambda: (forms.preset_text(), None), None, [ui.prompts, ui.prompt_file], **private())
     for source in (ui.prompts, ui.prompt_file):
         source.change(forms.prompt_summary, [ui.prompts, ui.prompt_file], ui.prompt_info,
-                      trigger_mode="always_last", **_private(show_progress="hidden"))
+                      trigger_mode="always_last", **private(show_progress="hidden"))
     for field in (ui.batch_size, ui.max_new_tokens, ui.gpu_counts, ui.repeats, ui.prompt_tokens):
         field.change(lambda *values: forms.grid_summary(request_of(*values)), form, ui.grid_info,
-                     trigger_mode="always_last", **_private(show_progress="hidden"))
-    ui.run.click(start, form, [*view, ui.watched], validator=validate, **_private(show_progress="minimal"))
-    ui.timer.tick(poll, [ui.watched, ui.drawn], view, **_private(show_progress="hidden"))
-    ui.stop.click(stop, ui.watched, view, **_private(show_progress="hidden"))
+                     trigger_mode="always_last", **private(show_progress="hidden"))
+    ui.run.click(start, form, [*view, ui.watched], validator=validate, **private(show_progress="minimal"))
+    ui.timer.tick(poll, [ui.watched, ui.drawn], view, **private(show_progress="hidden"))
+    ui.stop.click(stop, ui.watched, view, **private(show_progress="hidden"))
     ui.on_load = (on_load, None, [*view, ui.watched])
     return ui
 
@@ -285,7 +278,7 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
                                          since=since, until=until)
             message = "" if runs else "No runs match. Start one in the Run tab, or clear the filters."
         except ConfigError as exc:
-            runs, message = [], _error_text(exc)
+            runs, message = [], error_text(exc)
         options = history.filter_choices(store)
         all_runs = store.list_runs(limit=2000)
         run_ids = {r["id"] for r in all_runs}
@@ -301,18 +294,18 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
 
     refresh_out = [ui.table, ui.message, ui.shown, *filters[:4], ui.sweeps, ui.runs]
     ui.refresh_event = (refresh, [*filters, ui.sweeps, ui.runs], refresh_out)
-    ui.refresh.click(refresh, [*filters, ui.sweeps, ui.runs], refresh_out, **_private())
+    ui.refresh.click(refresh, [*filters, ui.sweeps, ui.runs], refresh_out, **private())
     for f in filters[:4]:
-        f.input(refresh, [*filters, ui.sweeps, ui.runs], refresh_out, **_private(show_progress="hidden"))
+        f.input(refresh, [*filters, ui.sweeps, ui.runs], refresh_out, **private(show_progress="hidden"))
     for f in filters[4:]:
-        f.submit(refresh, [*filters, ui.sweeps, ui.runs], refresh_out, **_private(show_progress="hidden"))
+        f.submit(refresh, [*filters, ui.sweeps, ui.runs], refresh_out, **private(show_progress="hidden"))
 
     def open_run(run_id):
         try:
             run = history.get_run(store, run_id)
         except ConfigError as exc:
             hidden = gr.update(visible=False)
-            return (run_id, _error_text(exc), gr.Code(visible=False), "", "", "", "", hidden, hidden, hidden,
+            return (run_id, error_text(exc), gr.Code(visible=False), "", "", "", "", hidden, hidden, hidden,
                     "", None, hidden, None, hidden)
         tail = run.get("stderr_tail") or ""
         plan = run.get("plan")
@@ -333,13 +326,13 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
     def open_selected(evt: gr.SelectData):
         return open_run(evt.row_value[0])
 
-    ui.table.select(open_selected, None, detail_out, **_private())
-    ui.open.click(open_run, ui.open_id, detail_out, **_private())
-    ui.open_id.submit(open_run, ui.open_id, detail_out, **_private())
+    ui.table.select(open_selected, None, detail_out, **private())
+    ui.open.click(open_run, ui.open_id, detail_out, **private())
+    ui.open_id.submit(open_run, ui.open_id, detail_out, **private())
 
     ui.select_shown.click(lambda shown, runs: sorted(set(runs or []) | set(shown)), [ui.shown, ui.runs], ui.runs,
-                          **_private())
-    ui.clear.click(lambda: ([], []), None, [ui.sweeps, ui.runs], **_private())
+                          **private())
+    ui.clear.click(lambda: ([], []), None, [ui.sweeps, ui.runs], **private())
 
     def export(fmt):
         def run_export(sweep_ids, run_ids):
@@ -349,108 +342,41 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
                     raise ConfigError("selection", "nothing selected; choose runs or sweeps first")
                 text = history.export_text(store, runs, fmt)
             except ConfigError as exc:
-                return gr.File(visible=False), _error_text(exc)
+                return gr.File(visible=False), error_text(exc)
             folder = Path(tempfile.mkdtemp(prefix="export-", dir=export_dir))
             path = folder / f"studio-runs-{'-'.join(str(r['id']) for r in runs[:6])}.{fmt}"
             path.write_text(text, encoding="utf-8")
             return gr.File(value=str(path), visible=True), f"Exported {len(runs)} run(s) as {fmt.upper()}."
         return run_export
 
-    ui.csv.click(export("csv"), [ui.sweeps, ui.runs], [ui.export_file, ui.message], **_private())
-    ui.json.click(export("json"), [ui.sweeps, ui.runs], [ui.export_file, ui.message], **_private())
+    ui.csv.click(export("csv"), [ui.sweeps, ui.runs], [ui.export_file, ui.message], **private())
+    ui.json.click(export("json"), [ui.sweeps, ui.runs], [ui.export_file, ui.message], **private())
 
     def ask_delete(sweep_ids, run_ids):
         try:
             runs = history.selected_runs(store, sweep_ids, run_ids)
         except ConfigError as exc:
-            return gr.Row(visible=False), "", _error_text(exc)
+            return gr.Row(visible=False), "", error_text(exc)
         if not runs and not sweep_ids:
             return gr.Row(visible=False), "", "⚠ Nothing selected: choose runs or sweeps first."
         what = f"**Delete {len(runs)} run(s)" + (f" in {len(sweep_ids)} sweep(s)" if sweep_ids else "")
         return gr.Row(visible=True), what + " with their outputs?** This cannot be undone.", ""
 
-    ui.delete.click(ask_delete, [ui.sweeps, ui.runs], [ui.confirm_row, ui.confirm_text, ui.message], **_private())
-    ui.confirm_no.click(lambda: gr.Row(visible=False), None, ui.confirm_row, **_private())
+    ui.delete.click(ask_delete, [ui.sweeps, ui.runs], [ui.confirm_row, ui.confirm_text, ui.message], **private())
+    ui.confirm_no.click(lambda: gr.Row(visible=False), None, ui.confirm_row, **private())
 
     def do_delete(sweep_ids, run_ids, *filter_values):
         try:
             supervisor.adopt_orphans()  # a dead owner's runs end here, so they can go
             message = history.delete_selected(supervisor.store, sweep_ids, run_ids)
         except ConfigError as exc:
-            message = _error_text(exc)
+            message = error_text(exc)
         table, _, shown, *rest = refresh(*filter_values, [], [])
         return (gr.Row(visible=False), table, message, shown, *rest)
 
     ui.confirm_yes.click(do_delete, [ui.sweeps, ui.runs, *filters],
                          [ui.confirm_row, ui.table, ui.message, ui.shown, *filters[:4], ui.sweeps, ui.runs],
-                         **_private())
-    return ui
-
-
-# --- Compare tab --------------------------------------------------------------------
-
-def build_compare_tab(store: Store, export_dir: Path) -> SimpleNamespace:
-    ui = SimpleNamespace()
-    gr.Markdown("Choose sweeps (and single runs, if you like) to plot against GPU count. Markers are medians "
-                "of the repeats; bars span the fastest to the slowest repeat. Hover a point for its settings.",
-                elem_classes="studio-note")
-    with gr.Row():
-        ui.sweeps = gr.Dropdown([], value=[], multiselect=True, label="Sweeps", scale=4, elem_id="compare-sweeps")
-        ui.runs = gr.Dropdown([], value=[], multiselect=True, label="Extra runs", scale=3)
-        ui.draw = gr.Button("Draw", variant="primary", scale=0, min_width=100)
-    ui.message = gr.Markdown("")
-    ui.throughput = gr.Plot(figures.empty_figure("Choose sweeps above", "Throughput"), show_label=False,
-                            elem_id="compare-throughput")
-    with gr.Row():
-        ui.wall = gr.Plot(figures.empty_figure("Choose sweeps above", "Wall time"), show_label=False)
-        ui.speedup = gr.Plot(figures.empty_figure("Choose sweeps above", "Speedup"), show_label=False)
-    ui.table = gr.Dataframe(views.compare_table([]), label="The numbers behind the charts", interactive=False)
-    with gr.Row():
-        ui.download = gr.Button("Download the charts as one HTML file", size="sm", scale=0, min_width=300)
-        ui.file = gr.File(label="Charts (self-contained HTML)", visible=False, interactive=False)
-
-    def choices(chosen_sweeps, chosen_runs):
-        sweeps = history.sweep_choices(store)
-        runs = store.list_runs(limit=2000)
-        sweep_ids = {v for _, v in sweeps}
-        keep = [s for s in chosen_sweeps or [] if s in sweep_ids]
-        if not keep and not chosen_runs and sweeps:
-            keep = [sweeps[0][1]]  # a first visit shows the newest sweep rather than nothing
-        return (gr.Dropdown(choices=sweeps, value=keep),
-                gr.Dropdown(choices=history.run_choices(runs), value=list(chosen_runs or [])))
-
-    def figures_for(sweep_ids, run_ids):
-        runs = history.selected_runs(store, sweep_ids, run_ids)
-        return runs, [figures.throughput_figure(runs), figures.wall_time_figure(runs), figures.speedup_figure(runs)]
-
-    def draw(sweep_ids, run_ids):
-        try:
-            runs, figs = figures_for(sweep_ids, run_ids)
-        except ConfigError as exc:
-            return (*[figures.empty_figure("Nothing to draw")] * 3, views.compare_table([]), _error_text(exc))
-        ok = sum(1 for r in runs if r["status"] == "succeeded")
-        message = "" if ok else "No succeeded runs in the selection yet: choose sweeps above."
-        return (*figs, views.compare_table(runs), message)
-
-    def download(sweep_ids, run_ids):
-        try:
-            runs, figs = figures_for(sweep_ids, run_ids)
-        except ConfigError as exc:
-            return gr.File(visible=False), _error_text(exc)
-        if not runs:
-            return gr.File(visible=False), "⚠ Nothing to download: choose sweeps first."
-        folder = Path(tempfile.mkdtemp(prefix="charts-", dir=export_dir))
-        path = folder / "scaling-studio-charts.html"
-        path.write_text(figures.figures_html(figs), encoding="utf-8")
-        return gr.File(value=str(path), visible=True), ""
-
-    draw_out = [ui.throughput, ui.wall, ui.speedup, ui.table, ui.message]
-    ui.choices_event = (choices, [ui.sweeps, ui.runs], [ui.sweeps, ui.runs])
-    ui.draw_event = (draw, [ui.sweeps, ui.runs], draw_out)
-    ui.draw.click(draw, [ui.sweeps, ui.runs], draw_out, **_private())
-    for selector in (ui.sweeps, ui.runs):
-        selector.input(draw, [ui.sweeps, ui.runs], draw_out, **_private(show_progress="hidden"))
-    ui.download.click(download, [ui.sweeps, ui.runs], [ui.file, ui.message], **_private())
+                         **private())
     return ui
 
 
@@ -474,10 +400,10 @@ def build_app(supervisor, db_path: str | Path | None = None) -> gr.Blocks:
             with gr.Tab("Analysis", id="analysis"):
                 build_analysis_tab(store, export_dir)
 
-        app.load(*run.on_load, **_private(show_progress="hidden"))
-        history_tab.select(*history.refresh_event, **_private(show_progress="hidden"))
-        compare_tab.select(*compare.choices_event, **_private(show_progress="hidden")).then(
-            *compare.draw_event, **_private(show_progress="hidden"))
+        app.load(*run.on_load, **private(show_progress="hidden"))
+        history_tab.select(*history.refresh_event, **private(show_progress="hidden"))
+        compare_tab.select(*compare.choices_event, **private(show_progress="hidden")).then(
+            *compare.draw_event, **private(show_progress="hidden"))
 
         def to_compare(sweep_ids, run_ids):
             sweeps, runs = compare.choices_event[0](sweep_ids, run_ids)
@@ -485,7 +411,7 @@ def build_app(supervisor, db_path: str | Path | None = None) -> gr.Blocks:
 
         # Switching tabs from code does not fire the Compare tab's select event: draw here.
         history.compare.click(to_compare, [history.sweeps, history.runs], [tabs, compare.sweeps, compare.runs],
-                              **_private()).then(*compare.draw_event, **_private(show_progress="hidden"))
+                              **private()).then(*compare.draw_event, **private(show_progress="hidden"))
         register_api(supervisor, store)
     app.studio_export_dir = export_dir
     return app

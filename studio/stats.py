@@ -26,7 +26,7 @@ import numpy as np
 
 CONFIDENCE = 0.95
 # What a point's figures are computed over; a run without the metric is left out.
-METRICS = ("tokens_per_second", "seconds")
+METRICS = ("tokens_per_second", "seconds", "joules_per_token")
 
 
 # --------------------------------------------------------------------------

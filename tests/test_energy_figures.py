@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from studio.energy_figures import energy_points, joules_per_token_figure
+from studio.energy_figures import energy_reasons, has_energy, joules_per_token_figure
 
 
-def run(gpus, jpt, status="succeeded", note=None, batch=16):
-    return {"status": status, "model": "tiny", "mode": "batched", "batch_size": batch, "num_gpus": gpus,
-            "num_nodes": 1, "joules_per_token": jpt, "energy_note": note}
+def run(id, gpus, jpt, status="succeeded", note=None, batch=16):
+    return {"id": id, "sweep_id": 1, "status": status, "model": "tiny", "mode": "batched", "batch_size": batch,
+            "num_gpus": gpus, "num_nodes": 1, "joules_per_token": jpt, "energy_note": note,
+            "tokens_per_second": 100.0 if status == "succeeded" else None, "seconds": 1.0}
 
 
 def test_medians_per_gpu_count_and_only_measured_runs():
-    runs = [run(1, 2.0), run(1, 4.0), run(1, 3.0), run(2, 1.5), run(4, None, note="every rank: CPU run"),
-            run(2, 99.0, status="failed")]
-    series, reasons = energy_points(runs)
-    assert series == {"tiny · batched · batch 16": [(1, 3.0, 3), (2, 1.5, 1)]}
-    assert reasons == ["every rank: CPU run"]
+    runs = [run(1, 1, 2.0), run(2, 1, 4.0), run(3, 1, 3.0), run(4, 2, 1.5), run(5, 4, None, note="every rank: CPU run"),
+            run(6, 2, 99.0, status="failed")]
+    assert has_energy(runs) and energy_reasons(runs) == ["every rank: CPU run"]
     fig = joules_per_token_figure(runs)
     assert list(fig.data[0].x) == [1, 2] and list(fig.data[0].y) == [3.0, 1.5]
+    assert list(fig.data[0].customdata) == [3, 1]
 
 
 def test_no_energy_is_an_empty_chart_that_says_why():
-    fig = joules_per_token_figure([run(1, None, note="every rank: no energy counter: CPU run")])
-    assert not fig.data
+    runs = [run(1, 1, None, note="every rank: no energy counter: CPU run")]
+    fig = joules_per_token_figure(runs)
+    assert not fig.data and not has_energy(runs)
     assert "no energy counter: CPU run" in fig.layout.annotations[0].text

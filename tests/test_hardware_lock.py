@@ -74,6 +74,7 @@ def wait_final(supervisor: Supervisor, sweep_id: int, timeout: float = 180) -> d
     raise AssertionError(f"sweep {sweep_id} did not finish: {supervisor.status(sweep_id)}")
 
 
+@pytest.mark.slow
 def test_two_servers_on_two_databases_take_turns(tmp_path):
     a, b = Supervisor(tmp_path / "a.db"), Supervisor(tmp_path / "b.db")
     try:
@@ -96,6 +97,7 @@ def test_two_servers_on_two_databases_take_turns(tmp_path):
     assert run_b["phases"]["queue"] >= run_a["phases"]["generate"]
 
 
+@pytest.mark.slow
 def test_a_live_server_takes_over_a_dead_owners_sweep(db_path):
     store = Store(db_path)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

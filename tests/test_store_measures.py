@@ -1,4 +1,5 @@
-"""Migration 006's columns: peak memory one thing per column, and energy with its reason."""
+"""Migration 009's columns: peak memory one thing per column, and energy with its reason,
+as the launcher hands them over (runner.energy.run_energy) and the store writes them."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import pytest
 
 from db.store import Store
 from runner.config import RunConfig
+from runner.energy import run_energy
 from runner.result import RunResult
 
 
 def result(cfg, ranks, status="succeeded"):
     return RunResult(status=status, config=cfg, device="cuda", dtype="bfloat16", world_size=len(ranks), tokens=100,
-                     raw_tokens=125, seconds=2.0, tokens_per_second=50.0, ranks=ranks, environment={"nodes": []})
+                     raw_tokens=125, seconds=2.0, tokens_per_second=50.0, ranks=ranks, environment={"nodes": []},
+                     energy=run_energy(ranks, 100, 125))
 
 
 def rank(i, joules, note=None):
