@@ -29,17 +29,9 @@ def planning_tokenizer(spec: ModelSpec):
     from tokenizers import Tokenizer
 
     if spec.kind in ("tiny", "arch"):
-        from tokenizers import decoders, models, pre_tokenizers
+        from runner.tiny import byte_level_tokenizer
 
-        from runner.tiny import SPECIALS
-
-        vocab = {token: i for i, token in enumerate(SPECIALS)}
-        for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
-            vocab[ch] = len(vocab)
-        tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-        tok.decoder = decoders.ByteLevel()
-        return tok
+        return byte_level_tokenizer()
     path = Path(spec.path) / "tokenizer.json"
     if not path.is_file():
         raise ConfigError("prompt_tokens", f"{spec.name} has no tokenizer.json, so prompts of an exact token count "

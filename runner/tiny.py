@@ -14,9 +14,9 @@ SEED = 1234
 SPECIALS = ("<pad>", "<s>", "</s>")  # ids 0, 1, 2
 
 
-def build_byte_tokenizer():
+def byte_level_tokenizer():
+    """The byte-level `tokenizers.Tokenizer` of `tiny` and `arch:` models (torch-free)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
 
     vocab = {token: i for i, token in enumerate(SPECIALS)}
     for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
@@ -26,7 +26,14 @@ def build_byte_tokenizer():
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    return tok
+
+
+def build_byte_tokenizer():
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(tokenizer_object=byte_level_tokenizer(), bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>")
 
 
 def tiny_config(vocab_size: int):

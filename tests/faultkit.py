@@ -137,3 +137,16 @@ class EventLog:
     def rank_pids(self) -> dict[int, int]:
         with self._cond:
             return {int(e["rank"]): int(e["pid"]) for e in self.events if e.get("event") == "started"}
+
+
+def wait_until_final(supervisor, sweep_id: int, timeout: float = 150) -> dict:
+    """The supervisor's status of a sweep once it has ended (succeeded, failed, ...)."""
+    from studio.supervisor import FINAL
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = supervisor.status(sweep_id)
+        if status and status["state"] in FINAL:
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"sweep {sweep_id} did not finish in {timeout} s: {supervisor.status(sweep_id)}")

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
-from faultkit import assert_database_sound, fault_config, store_earlier_run
+from faultkit import assert_database_sound, fault_config, store_earlier_run, wait_until_final
 
 from db.store import Store
 from runner.processes import owner_env
-from studio.supervisor import FINAL, Supervisor
+from studio.supervisor import Supervisor
 from studio.sweep import plan_sweep, resume_plan, sweep_status
 
 pytestmark = pytest.mark.timeout(180)
@@ -34,14 +33,6 @@ def _left_by_a_dead_server(store: Store, *, origin: str, config: dict, runs: int
     return sweep, ids
 
 
-def _wait_until_final(supervisor: Supervisor, sweep_id: int, timeout: float = 150) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = supervisor.status(sweep_id)
-        if status and status["state"] in FINAL:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"sweep {sweep_id} did not finish in {timeout} s: {supervisor.status(sweep_id)}")
 
 
 @pytest.mark.slow  # live servers and real launches
@@ -56,7 +47,7 @@ def test_restart_runs_what_its_own_sweep_left_queued_and_nothing_of_a_cli(db_pat
     try:
         assert supervisor.resumed_at_start == [ours]
         assert sorted(supervisor.interrupted_at_start) == [under_way, cli_under_way, cli_queued]
-        status = _wait_until_final(supervisor, ours)
+        status = wait_until_final(supervisor, ours)
         assert any("resumed after the studio server restarted" in line for line in status["log"])
     finally:
         supervisor.shutdown()
@@ -95,7 +86,7 @@ def test_the_queued_sweep_of_another_live_server_is_left_alone(db_path):
     supervisor = Supervisor(db_path)
     try:
         assert supervisor.resumed_at_start == [sweep]
-        _wait_until_final(supervisor, sweep)
+        wait_until_final(supervisor, sweep)
     finally:
         supervisor.shutdown()
     assert store.get_run(queued)["status"] == "succeeded"

@@ -11,13 +11,13 @@ import time
 
 import pytest
 from conftest import ROOT
-from faultkit import fault_config
+from faultkit import fault_config, wait_until_final
 
 from db.store import Store
 from runner.hardware_lock import HardwareLock, describe_holder
 from runner.processes import OWNER_ENV, OWNER_START_ENV
 from studio import history
-from studio.supervisor import FINAL, Supervisor
+from studio.supervisor import Supervisor
 from studio.sweep import plan_sweep
 
 pytestmark = pytest.mark.timeout(240)
@@ -64,14 +64,6 @@ def test_a_killed_holder_frees_the_machine(tmp_path):
     lock.release()
 
 
-def wait_final(supervisor: Supervisor, sweep_id: int, timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = supervisor.status(sweep_id)
-        if status and status["state"] in FINAL:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"sweep {sweep_id} did not finish: {supervisor.status(sweep_id)}")
 
 
 @pytest.mark.slow
@@ -84,8 +76,8 @@ def test_two_servers_on_two_databases_take_turns(tmp_path):
             assert time.monotonic() < deadline
             time.sleep(0.1)
         second = b.submit(plan_sweep(fault_config(gpus_per_node=1), [1]))
-        wait_final(a, first)
-        status = wait_final(b, second)
+        wait_until_final(a, first)
+        status = wait_until_final(b, second)
     finally:
         a.shutdown()
         b.shutdown()
