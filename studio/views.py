@@ -13,7 +13,8 @@ from db.store import Store
 from runner import phases, roofline
 from runner.config import for_users
 from studio.figures import overhead_seconds, series_labels
-from studio.stats import run_speedups, scaling_series, world_size
+from studio.grid import describe_cell
+from studio.stats import SETTING_AXES, run_speedups, scaling_series, world_size
 
 FINAL_STATES = ("succeeded", "failed", "cancelled", "interrupted")
 PHASE_WORDS = {"waiting": "waiting for the hardware (another studio's job)",
@@ -61,6 +62,7 @@ def sweep_snapshot(status: dict | None, sweep: dict | None) -> dict | None:
             "tokens_per_second": row.get("tokens_per_second", now.get("tokens_per_second")),
             "seconds": row.get("seconds"),
             "tokens": row.get("tokens"),
+            "setting": {axis: row.get(axis) for axis in SETTING_AXES},
             "error": row.get("error") or for_users(now.get("error")),
             "stderr_tail": row.get("stderr_tail"),
         })
@@ -114,6 +116,7 @@ def progress_html(snapshot: dict | None) -> str:
     if snapshot.get("queue_position"):
         head += f" · waiting: position {snapshot['queue_position']} in the queue, behind another sweep"
     lines = [f"<div class='studio-head'>{head}</div>"]
+    cells = grid_cells_of({r["run_id"]: r.get("setting") or {} for r in runs})
     settings = snapshot.get("settings") or {}
     if settings.get("model"):  # what the shown sweep ran; the form above may hold other settings now
         lines.append(f"<div class='studio-settings'>{e(str(settings['model']))} · {e(str(settings.get('mode')))}"
@@ -123,6 +126,8 @@ def progress_html(snapshot: dict | None) -> str:
         status_word = run["status"] or "?"
         color = STATUS_COLORS.get(status_word, "#6b7280")
         what = f"{run['world_size']} process{'es' if (run['world_size'] or 1) > 1 else ''}"
+        if cells.get(run["run_id"]):
+            what += f" · {e(cells[run['run_id']])}"
         detail = e(status_word)
         if status_word == "running":
             detail = e(PHASE_WORDS.get(run["phase"], run["phase"] or "running"))
@@ -145,20 +150,29 @@ def progress_html(snapshot: dict | None) -> str:
     return "<div class='studio-progress'>" + "".join(lines) + "</div>"
 
 
-RESULT_COLUMNS = ["run", "GPUs", "repeat", "status", "tokens/s", "speedup", "gen. s", "imbalance"]
+RESULT_COLUMNS = ["run", "GPUs", "setting", "repeat", "status", "tokens/s", "speedup", "gen. s", "TTFT p50 ms",
+                  "TPOT p50 ms", "imbalance"]
+
+
+def grid_cells_of(settings_by_run: dict[int, dict]) -> dict[int, str]:
+    """Per run, the settings that tell the sweep's cells apart ("batch 8"); empty for a plain GPU sweep."""
+    varied = [a for a in SETTING_AXES
+              if len({str(s.get(a)) for s in settings_by_run.values() if s.get(a) is not None}) > 1]
+    return {run_id: describe_cell(s, varied) for run_id, s in settings_by_run.items()}
 
 
 def results_table(rows: list[dict], finished_only: bool = True) -> pd.DataFrame:
-    """The sweep's runs as a table; speedup is over the sweep's smallest count."""
+    """The sweep's runs as a table; speedup is over the smallest count of the run's own setting."""
     speedups = run_speedups(rows)
+    cells = grid_cells_of({r["id"]: {a: r.get(a) for a in SETTING_AXES} for r in rows})
     data = []
     for r in sorted(rows, key=lambda r: (world_size(r), r.get("repeat_index") or 0, r["id"])):
         if finished_only and r["status"] not in FINAL_STATES:
             continue
         data.append([
-            r["id"], world_size(r), (r.get("repeat_index") or 0) + 1, r["status"],
+            r["id"], world_size(r), cells.get(r["id"]) or "–", (r.get("repeat_index") or 0) + 1, r["status"],
             rounded(r.get("tokens_per_second"), 1), rounded(speedups.get(r["id"]), 2), rounded(r.get("seconds"), 3),
-            rounded(r.get("imbalance"), 2),
+            rounded(r.get("ttft_ms_p50"), 1), rounded(r.get("tpot_ms_p50"), 2), rounded(r.get("imbalance"), 2),
         ])
     return pd.DataFrame(data, columns=RESULT_COLUMNS)
 

@@ -12,6 +12,7 @@ from conftest import ROOT
 from rowkit import store_run, sweep_with_runs
 
 from runner.config import ConfigError, RunConfig
+from runner.result import RunResult
 from studio import history, views
 
 pytestmark = pytest.mark.usefixtures("page_sees_no_gpu")
@@ -113,3 +114,18 @@ def test_the_page_process_never_imports_torch(db_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "IMPORTED []" in done.stdout
+
+
+def test_a_grid_sweep_names_each_run_s_cell(store):
+    sweep_id = store.create_sweep({"model": "tiny"}, [1, 2], 1)
+    for gpus, batch, tps in ((1, 1, 100.0), (1, 8, 500.0), (2, 1, 180.0), (2, 8, 900.0)):
+        config = RunConfig(prompts=["a", "b"], gpus_per_node=gpus, batch_size=batch, max_new_tokens=4).to_dict()
+        run_id = store.create_run(config, sweep_id=sweep_id)
+        store.finish_run(run_id, RunResult(status="succeeded", config=config, world_size=gpus, tokens=8,
+                                           raw_tokens=8, seconds=8 / tps, tokens_per_second=tps))
+    rows = store.get_sweep(sweep_id)["runs"]
+    table = views.results_table(rows)
+    assert list(zip(table["GPUs"], table["setting"], table["speedup"])) == [
+        (1, "batch 1", 1.0), (1, "batch 8", 1.0), (2, "batch 1", 1.8), (2, "batch 8", 1.8)]
+    html = views.progress_html(views.sweep_snapshot(None, store.get_sweep(sweep_id)))
+    assert "1 process · batch 8" in html and "2 processes · batch 1" in html
