@@ -131,8 +131,10 @@ class Store:
         rows = self._rows("SELECT * FROM sweeps WHERE source = ? AND external = 1 ORDER BY id LIMIT 1", (source,))
         return rows[0] if rows else None
 
-    def add_external_sweep(self, settings: dict, points: list[dict], *, name: str, source: str) -> tuple[int, bool]:
-        """Store published figures as a read-only sweep, once per `source`.
+    def add_external_sweep(self, settings: dict, points: list[dict], *, name: str, source: str,
+                           published: str | None = None) -> tuple[int, bool]:
+        """Store published figures as a read-only sweep, once per `source`, dated
+        `published` (ISO date of the publication) rather than today.
 
         Each point is {num_gpus, seconds, tokens_per_second} plus optional run
         columns. Returns (sweep id, created now?)."""
@@ -141,7 +143,7 @@ class Store:
             if row:
                 return row[0], False
             counts = sorted({int(p["num_gpus"]) for p in points})
-            stamp = now()
+            stamp = published or now()
             sweep_id = conn.execute(
                 "INSERT INTO sweeps (created_at, finished_at, name, status, model, mode, batch_size, max_new_tokens, "
                 "num_prompts, gpu_counts, repeats, settings, external, source) "

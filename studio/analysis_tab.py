@@ -60,6 +60,10 @@ def _analyses(store: Store, sweep_id, compare_id=None, setting: dict | None = No
     return analysis, other
 
 
+NO_SWEEP = ("No sweep yet. Run one from the **Run** tab (its prompt box already holds the reference post's 100 "
+            "prompts), or press *Add the reference post's sweeps* above to explore the published figures.")
+
+
 def setting_label(setting: dict, available: list[dict]) -> str:
     """A grid setting named by what tells it apart from the sweep's other settings."""
     differ = [a for a in setting if len({str(s.get(a)) for s in available}) > 1]
@@ -74,6 +78,8 @@ def analyse(store: Store, sweep_id, compare_id=None, setting_index=None) -> dict
              "efficiency": None, "run_choices": [], "run": None, "timeline": None, "setting_choices": [],
              "setting": None, "pareto": None, "heatmap": None, "lines": None, "energy": None}
     if sweep_id in (None, ""):
+        if not store.list_sweeps(limit=1):
+            return {**empty, "explanation": NO_SWEEP}
         return empty
     try:
         available = load_analysis(store, int(sweep_id))["settings_available"] if setting_index not in (None, "") \
@@ -177,7 +183,8 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     def refresh(current_a, current_b):
         choices = list_sweep_choices(store)
         ids = {value for _, value in choices}
-        return (gr.update(choices=choices, value=current_a if current_a in ids else None),
+        newest = choices[0][1] if choices else None  # the tab opens on the newest sweep
+        return (gr.update(choices=choices, value=current_a if current_a in ids else newest),
                 gr.update(choices=[("none", "")] + choices, value=current_b if current_b in ids else ""))
 
     def add_reference(current_a, current_b):
@@ -187,8 +194,14 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     def show(sweep_id, compare_id, setting_index=None):
         out = analyse(store, sweep_id, compare_id, setting_index)
         grid = len(out["setting_choices"]) > 1
-        return (out["explanation"], out["points"], out["fits"], gr.update(value=out["ab"], visible=bool(compare_id)),
-                out["throughput"], out["speedup"], out["efficiency"],
+        shown = out["throughput"] is not None  # no sweep: one line, not empty tables and charts
+
+        def part(value):
+            return gr.update(value=value, visible=shown)
+
+        return (out["explanation"], part(out["points"]), part(out["fits"]),
+                gr.update(value=out["ab"], visible=bool(compare_id)),
+                part(out["throughput"]), part(out["speedup"]), part(out["efficiency"]),
                 gr.update(choices=out["run_choices"], value=out["run"]), out["timeline"],
                 gr.update(interactive=out["throughput"] is not None), gr.update(value=None, visible=False),
                 gr.update(choices=out["setting_choices"], value=out["setting"], visible=grid),
@@ -207,7 +220,8 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
                 "work-quantisation ceiling and each rank's timeline. Pick a sweep; pick a second one for A/B.")
     with gr.Row():
         initial = list_sweep_choices(store)
-        sweep = gr.Dropdown(label="Sweep (A)", choices=initial, value=None, scale=3, elem_id="analysis-sweep")
+        sweep = gr.Dropdown(label="Sweep (A)", choices=initial, value=initial[0][1] if initial else None, scale=3,
+                            elem_id="analysis-sweep")
         other = gr.Dropdown(label="Compare with (B, optional)", choices=[("none", "")] + initial, value="",
                             scale=3, elem_id="analysis-compare")
         refresh_button = gr.Button("Refresh list", scale=1)
@@ -215,14 +229,15 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     setting = gr.Dropdown(label="Setting shown against GPU count (this sweep is a grid)", choices=[], value=None,
                           visible=False, elem_id="analysis-setting")
     explanation = gr.Markdown(elem_id="analysis-explanation")
-    points = gr.Dataframe(label="Per GPU count", interactive=False, wrap=True)
-    fits = gr.Dataframe(label="Fits: X(n) = λn / (1 + σ(n−1) + κn(n−1))", interactive=False, wrap=True)
+    points = gr.Dataframe(label="Per GPU count", interactive=False, wrap=True, visible=bool(initial))
+    fits = gr.Dataframe(label="Fits: X(n) = λn / (1 + σ(n−1) + κn(n−1))", interactive=False, wrap=True,
+                        visible=bool(initial))
     ab = gr.Dataframe(label="A/B, count by count (Welch t-test on the repeats)", interactive=False,
                       visible=False)
     with gr.Row():
-        throughput = gr.Plot(label="Throughput", show_label=False, elem_id="analysis-throughput")
-        speedup = gr.Plot(label="Speedup", show_label=False, elem_id="analysis-speedup")
-    efficiency = gr.Plot(label="Efficiency", show_label=False, elem_id="analysis-efficiency")
+        throughput = gr.Plot(label="Throughput", show_label=False, elem_id="analysis-throughput", visible=bool(initial))
+        speedup = gr.Plot(label="Speedup", show_label=False, elem_id="analysis-speedup", visible=bool(initial))
+    efficiency = gr.Plot(label="Efficiency", show_label=False, elem_id="analysis-efficiency", visible=bool(initial))
     with gr.Row():
         pareto = gr.Plot(label="Pareto", show_label=False, elem_id="analysis-pareto")
         heatmap = gr.Plot(label="Heatmap", show_label=False, elem_id="analysis-heatmap", visible=False)
@@ -242,7 +257,8 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
 
     outputs = [explanation, points, fits, ab, throughput, speedup, efficiency, run, timeline, make, report,
                setting, pareto, heatmap, lines, energy]
-    tab.select(refresh, [sweep, other], [sweep, other], **PRIVATE)
+    # opening the tab shows the newest sweep at once; a value set at build time fires no change event
+    tab.select(refresh, [sweep, other], [sweep, other], **PRIVATE).then(show, [sweep, other], outputs, **PRIVATE)
     refresh_button.click(refresh, [sweep, other], [sweep, other], **PRIVATE)
     reference_button.click(add_reference, [sweep, other], [sweep, other], **PRIVATE)
     sweep.change(show, [sweep, other], outputs, **PRIVATE)

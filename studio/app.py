@@ -72,14 +72,16 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
             gr.Markdown("### 1 · Prompts")
-            ui.prompts = gr.Textbox(label="Prompts, one a line", lines=8, max_lines=14, elem_id="prompts",
+            # the reference post's prompts are in the box from the start: the first press of Run runs the demo
+            ui.prompts = gr.Textbox(forms.preset_text(), label="Prompts, one a line", lines=8, max_lines=14,
+                                    elem_id="prompts",
                                     placeholder="The King is dead. Long live the Queen.\nCall me Ishmael.")
             ui.preset = gr.Button("Use the reference post's prompts (10 first lines of novels × 10)", size="sm",
                                   elem_id="preset")
             ui.prompt_file = gr.File(label="…or upload a .txt (one a line), .jsonl or .csv file ('prompt' field)",
                                      file_types=[".txt", ".jsonl", ".csv"], type="filepath", height=110,
                                      elem_id="prompt-file")
-            ui.prompt_info = gr.Markdown(forms.prompt_summary("", None), elem_classes="studio-note")
+            ui.prompt_info = gr.Markdown(forms.prompt_summary(forms.preset_text(), None), elem_classes="studio-note")
         with gr.Column(scale=4):
             gr.Markdown("### 2 · Settings")
             ui.model = gr.Dropdown(forms.model_choices(), value="tiny", allow_custom_value=True, label="Model",

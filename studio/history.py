@@ -15,6 +15,7 @@ from db.store import Store
 from runner.config import ConfigError
 from studio.grid import sweep_value
 from studio.params import id_list, record_id
+from studio.reference import published_date
 from studio.stats import world_size
 from studio.views import for_display, rounded
 
@@ -58,9 +59,17 @@ def list_history(store: Store, limit: int = 1000, **filters) -> list[dict]:
     return [for_display(r) for r in store.list_runs(limit=limit, **history_filters(**filters))]
 
 
+def _when_and_status(r: dict) -> tuple[str, str]:
+    """A published figure shows its publication date and says it was not run here."""
+    published = published_date(r)
+    if published:
+        return f"published {published}", "published figure"
+    return (r.get("created_at") or "")[:19].replace("T", " "), r["status"]
+
+
 def history_table(runs: list[dict]) -> pd.DataFrame:
     data = [[
-        r["id"], r.get("sweep_id"), (r.get("created_at") or "")[:19].replace("T", " "), r["status"], r["model"],
+        r["id"], r.get("sweep_id"), *_when_and_status(r), r["model"],
         r["mode"], r["batch_size"], r["max_new_tokens"], r["num_prompts"], world_size(r),
         (r.get("repeat_index") or 0) + 1, rounded(r.get("tokens_per_second"), 1), rounded(r.get("seconds"), 3),
         (r.get("error") or "")[:120],
@@ -86,8 +95,11 @@ def run_label(r: dict) -> str:
 def sweep_label(s: dict) -> str:
     counts = ",".join(str(c) for c in (s.get("gpu_counts") or []))
     name = f" “{s['name']}”" if s.get("name") else ""
+    published = published_date(s)
+    when = (f"published figures of {published}, not run here" if published
+            else f"{s.get('status')} · {(s.get('created_at') or '')[:16].replace('T', ' ')}")
     return (f"sweep {s['id']}{name} · {s.get('model')} · {sweep_value(s, 'mode')} · batch {sweep_value(s, 'batch_size')} · "
-            f"GPUs {counts} · {s.get('status')} · {(s.get('created_at') or '')[:16].replace('T', ' ')}")
+            f"GPUs {counts} · {when}")
 
 
 def run_choices(runs: list[dict]) -> list[tuple[str, int]]:

@@ -1,7 +1,7 @@
 """The reference post's published figures, as read-only external sweeps.
 
-Source: "LLM Inference on multiple GPUs with 🤗 Accelerate" (Geronimo, Nov 2023),
-kept at /work/shared/reference/seed-post.txt. Llama-2-7b in bfloat16, 100 prompts
+Source: "LLM Inference on multiple GPUs with 🤗 Accelerate" (Geronimo, 27 Nov 2023).
+Llama-2-7b in bfloat16, 100 prompts
 (10 first lines x 10), 100 new tokens, 1-5 NVIDIA GeForce RTX 3090 at a 290 W
 power cap; `split_between_processes`, the batched variant with batch size 16.
 The post printed `num_tokens // timediff`, counting the padding generated after
@@ -14,6 +14,7 @@ from __future__ import annotations
 from db.store import Store
 
 POST = "LLM Inference on multiple GPUs with 🤗 Accelerate (Geronimo, 2023)"
+PUBLISHED = "2023-11-27"  # the post's date: its figures are dated by it, not by when they were loaded
 HARDWARE = "1-5x NVIDIA GeForce RTX 3090 (power cap 290 W)"
 SOURCE_PREFIX = "reference:accelerate-post"
 
@@ -29,6 +30,7 @@ COMMON = {
     "hardware": HARDWARE,
     "post": POST,
     "token_count": "includes padding after EOS (num_tokens // seconds)",
+    "published": PUBLISHED,
 }
 
 # (GPUs, tokens/s, seconds) exactly as printed in the post
@@ -61,8 +63,17 @@ def ensure_reference_sweeps(store: Store) -> dict[str, int]:
                    "environment": {"gpu_names": ["NVIDIA GeForce RTX 3090"] * n, "note": HARDWARE}}
                   for n, tps, secs in spec["figures"]]
         ids[key], _ = store.add_external_sweep(reference_settings(key), points, name=spec["name"],
-                                               source=source_of(key))
+                                               source=source_of(key), published=PUBLISHED)
     return ids
+
+
+def published_date(row: dict) -> str | None:
+    """The publication date of a published figure (a run or sweep row), None for one measured here.
+    Rows loaded before the date was stored carry only `external` in their config or settings."""
+    details = row.get("config") or row.get("settings") or {}
+    if not (row.get("external") or details.get("external")):
+        return None
+    return details.get("published") or PUBLISHED
 
 
 def is_reference(sweep: dict) -> bool:

@@ -44,7 +44,11 @@ def test_listing_sweeps_writes_nothing(db_path):
 
 
 def test_no_sweep_picked_asks_for_one(db_path):
-    out = analyse(Store(db_path), None)
+    store = Store(db_path)
+    out = analyse(store, None)
+    assert out["explanation"].startswith("No sweep yet") and out["throughput"] is None
+    ensure_reference_sweeps(store)
+    out = analyse(store, None)
     assert out["explanation"].startswith("Pick a sweep") and out["throughput"] is None
 
 
