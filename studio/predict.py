@@ -221,7 +221,8 @@ def predict_one(obs: list[dict], gpus: int, batch: int, prompts: int, steps: int
         for form in ("sigma", "usl"):
             if len(set(ns)) >= 2:
                 candidates.append(growth_at(fit_growth(ns, [o["per_round"] for o in base], form), gpus) * scale)
-        notes.append(f"{gpus} GPUs lies beyond the largest count measured ({int(edge)}): the contention is extrapolated")
+        notes.append(f"GPU counts beyond the largest measured ({int(edge)}) extrapolate the contention; their "
+                     "interval spans no further growth to the fitted growth")
     lo_s, hi_s = rounds * min(candidates) * (1 - w), rounds * max(candidates) * (1 + w)
     if leans_on_roofline:
         lo_s, hi_s = lo_s / ROOFLINE_WIDEN, hi_s * ROOFLINE_WIDEN
