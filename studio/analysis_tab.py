@@ -23,6 +23,7 @@ from studio.energy_figures import has_energy, joules_per_token_figure
 from studio.grid import LABELS as GRID_LABELS
 from studio.grid import sweep_value
 from studio.page_kit import PRIVATE
+from studio.predict_figures import build_what_if
 from studio.reference import ensure_reference_sweeps
 from studio.report import ReportError, ab_rows, fit_rows, load_analysis, points_rows, report_html, representative_runs
 
@@ -249,6 +250,7 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
                             elem_id="grid-facet")
     lines = gr.Plot(label="Grid lines", show_label=False, elem_id="analysis-lines", visible=False)
     energy = gr.Plot(label="Energy per token", show_label=False, elem_id="analysis-energy", visible=False)
+    build_what_if(gr, store, sweep, PRIVATE)
     run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None)
     timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline")
     with gr.Row():

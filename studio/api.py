@@ -152,6 +152,18 @@ def register_api(supervisor, store: Store) -> None:
             raise ConfigError("compare_with", str(exc)) from None
         return report_json(analysis, other)
 
+    def predict(sweep_id: int | None = None, gpus: str = "", batch_size: int | None = None,
+                num_prompts: int | None = None, max_new_tokens: int | None = None) -> dict:
+        """What if: tokens/s and seconds for GPU counts ('1,2,4,8') and a batch size, prompt count or new
+        tokens the sweep may not have run, each with a low-high interval and `measured` where it was run,
+        plus `held_out` (each measured setting predicted from the others). As `studio predict ID --json`."""
+        from studio.cli_predict import parse_request, predict_stored
+
+        sweep_id = record_id("sweep_id", sweep_id)
+        request = parse_request(gpus if isinstance(gpus, list) else text("gpus", gpus), batch_size, num_prompts,
+                                max_new_tokens)
+        return predict_stored(store, sweep_id, request)
+
     for fn in (start_sweep, sweep_status, stop_sweep, list_runs, list_sweeps, get_run, delete_runs, export_runs,
-               compare, analyse_sweep):
+               compare, analyse_sweep, predict):
         gr.api(refusing(fn), api_name=fn.__name__)

@@ -226,6 +226,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from studio.cli_predict import run_predict
+
+    return run_predict(args, _sweep_ref)
+
+
 def cmd_reference(args: argparse.Namespace) -> int:
     from db.store import Store
     from studio.reference import REFERENCE_SWEEPS, ensure_reference_sweeps, source_of
@@ -288,6 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--compare", default=None, metavar="SWEEP", help="a second sweep for an A/B comparison")
     add_db_option(report)
     report.set_defaults(func=cmd_report)
+
+    predict = sub.add_parser("predict", help="predict tokens/s for GPU counts or settings a sweep did not run")
+    predict.add_argument("sweep", help="sweep id (see `studio runs`)")
+    predict.add_argument("--gpus", default=None, help="GPU counts to predict, e.g. 1,2,3,4,8 (default: the sweep's)")
+    predict.add_argument("--batch-size", default=None, help="prompts per generate call (default: the sweep's)")
+    predict.add_argument("--num-prompts", default=None, help="how many prompts (default: the sweep's)")
+    predict.add_argument("--max-new-tokens", default=None, help="new tokens per prompt (default: the sweep's)")
+    predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    add_db_option(predict)
+    predict.set_defaults(func=cmd_predict)
 
     reference = sub.add_parser("reference", help="the reference post's published figures as read-only sweeps")
     reference.add_argument("action", choices=["load", "list"], nargs="?", default="list")

@@ -1,0 +1,307 @@
+"""What if: throughput and generation time of settings a sweep did not run,
+predicted from the sweep's own runs. Pure, no I/O.
+
+The model is the analysis' explanation made quantitative:
+
+    seconds(n, B, N, T) = rounds(N, n, B) × u(n) × bytes_round(B, T) / bytes_round(B0, T0)
+    tokens/s            = fill × N × T / seconds
+
+- rounds: generate calls on the busiest rank, from the worker's own split
+  (`scaling_models.rank_rounds`); this is exact, it is how the work is cut.
+- u(n): seconds per round at the measured setting (B0, T0). Each run gives one
+  value: the busiest rank's generate spans (its per-batch timings) summed over
+  its count, or the run's seconds over its rounds when no timeline is stored.
+  Across GPU counts u grows the way the USL's denominator does,
+  u(n) = u1 · (1 + σ(n−1) + κ·n(n−1)), fitted by least squares with σ, κ ≥ 0
+  over every run: κ only with 4+ distinct counts (with fewer the curve would
+  pass through every point and test nothing), σ with 2+, flat with one. This
+  is the contention of the USL fit measured on the time per round, so
+  quantisation (fewer, fuller rounds) is not mistaken for contention.
+- bytes_round: the roofline's bytes one round moves, T·W + kv·B·(T·L + T(T−1)/2)
+  (weights read once per decode step, the KV cache of every row), from the
+  weight and KV sizes the workers stored. A batch size or length the sweep did
+  not run is predicted by assuming the measured bandwidth (bytes per second)
+  stays what it was; that assumption is the weakest part of the model, so such
+  predictions get a wider interval and a note. When a grid sweep ran several
+  batch sizes or lengths, the nearest measured setting is the one scaled.
+- fill: tokens generated over N·T (1 with --fixed-length; an EOS makes it less).
+
+Interval: the point estimate times (1 ± w), w = max(2 × the relative RMS residual
+of the u fit, the largest half-spread of a point's repeats, NOISE_FLOOR); beyond
+the largest measured count the envelope of the other contention forms (flat
+from the last count, σ only, σ and κ) is taken as well, and a setting leaning on
+the roofline is widened by ROOFLINE_WIDEN either way.
+
+Held out: each measured setting is predicted from the others (leave-one-out)
+and its error reported, with the median absolute % error over all of them, so
+the user sees how far the model was off on what was measured.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import median as _median
+
+import numpy as np
+
+from studio.scaling_models import rank_rounds
+from studio.stats import scaling_series, world_size
+
+NOISE_FLOOR = 0.03  # an exact fit has no residual, yet two runs never agree better than a few %
+ROOFLINE_WIDEN = 1.5  # a batch size or length not measured: seconds may be this factor either way
+
+
+class PredictError(ValueError):
+    """A request the sweep cannot answer; `setting` names the input at fault."""
+
+    def __init__(self, setting: str, message: str):
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+# --------------------------------------------------------------------------
+# What each run measured
+
+
+def _batch(run: dict) -> int:
+    return 1 if run.get("mode") == "simple" else int(run.get("batch_size") or 1)
+
+
+def _observation(run: dict, ranks: list[dict]) -> dict:
+    n, b, prompts, steps = world_size(run), _batch(run), int(run["num_prompts"]), int(run["max_new_tokens"])
+    rounds = max(rank_rounds(prompts, n, b))
+    per_round = run["seconds"] / rounds
+    spans = []
+    if ranks:
+        busiest = max(ranks, key=lambda r: r.get("seconds") or 0.0)
+        spans = [s["end"] - s["start"] for s in (busiest.get("timeline") or []) if s.get("phase") == "generate"]
+    if spans:
+        per_round = sum(spans) / len(spans)
+    roof = next((r["roofline"] for r in ranks if isinstance(r.get("roofline"), dict)
+                 and r["roofline"].get("weight_bytes")), None)
+    shape = _roof_shape(roof, ranks, b) if roof else _weights_only(run, n, b, prompts, steps)
+    return {"run": run, "gpus": n, "batch_size": b, "num_prompts": prompts, "max_new_tokens": steps,
+            "rounds": rounds, "per_round": per_round, "from_timeline": bool(spans),
+            "fill": (run.get("tokens") or 0) / (prompts * steps), "roofline": shape}
+
+
+def _roof_shape(roof: dict | None, ranks: list[dict], batch: int) -> dict | None:
+    """Weight bytes, KV bytes per token and the mean longest prompt L, recovered from
+    a rank's stored bytes: bytes = steps·W + kv·Σ rows·(t·L + t(t−1)/2)."""
+    if not roof or not roof.get("kv_bytes_per_token") or not roof.get("decode_steps"):
+        return None
+    rank = next((r for r in ranks if r.get("roofline") is roof), {})
+    rows = rank.get("num_prompts") or batch
+    calls = max(1, math.ceil(rows / batch))
+    t = roof["decode_steps"] / calls
+    kv_positions = (roof["bytes"] - roof["decode_steps"] * roof["weight_bytes"]) / roof["kv_bytes_per_token"]
+    longest = max(0.0, (kv_positions / rows - t * (t - 1) / 2) / t) if t else 0.0
+    return {"weight_bytes": roof["weight_bytes"], "kv_bytes_per_token": roof["kv_bytes_per_token"],
+            "prompt_length": longest}
+
+
+def _weights_only(run: dict, n: int, batch: int, prompts: int, steps: int) -> dict | None:
+    """From the run's stored total alone the weight and KV shares cannot be told
+    apart: every byte is taken as weights read once per decode step, so a round's
+    bytes grow with its steps and not with its rows (the memory-bound regime)."""
+    roof = run.get("roofline")
+    if not isinstance(roof, dict) or not roof.get("bytes"):
+        return None
+    decode_steps = sum(rank_rounds(prompts, n, batch)) * steps
+    return {"weight_bytes": roof["bytes"] / decode_steps, "kv_bytes_per_token": 0.0, "prompt_length": 0.0,
+            "weights_only": True}
+
+
+def bytes_per_round(shape: dict, batch: int, steps: int) -> float:
+    return steps * shape["weight_bytes"] + shape["kv_bytes_per_token"] * batch * (
+        steps * shape["prompt_length"] + steps * (steps - 1) / 2)
+
+
+# --------------------------------------------------------------------------
+# Contention: u(n) = a + b(n−1) + c·n(n−1), every coefficient ≥ 0
+
+
+def _columns(ns: np.ndarray, form: str) -> np.ndarray:
+    cols = [np.ones_like(ns)]
+    if form in ("sigma", "usl"):
+        cols.append(ns - 1.0)
+    if form == "usl":
+        cols.append(ns * (ns - 1.0))
+    return np.stack(cols, axis=1)
+
+
+def fit_growth(ns, us, form: str | None = None) -> dict:
+    """Least squares of the per-round time against n, coefficients kept ≥ 0 (the
+    best of every subset of free coefficients, the constant always free)."""
+    ns, us = np.asarray(ns, dtype=float), np.asarray(us, dtype=float)
+    distinct = len(set(ns.tolist()))
+    form = form or ("usl" if distinct >= 4 else "sigma" if distinct >= 2 else "flat")
+    A = _columns(ns, form)
+    best = None
+    for mask in range(1 << (A.shape[1] - 1)):
+        keep = [0] + [j + 1 for j in range(A.shape[1] - 1) if mask >> j & 1]
+        coef, *_ = np.linalg.lstsq(A[:, keep], us, rcond=None)
+        if np.any(coef < 0):
+            continue
+        full = np.zeros(A.shape[1])
+        full[keep] = coef
+        sse = float(np.sum((A @ full - us) ** 2))
+        if best is None or sse < best[0]:
+            best = (sse, full)
+    coef = np.pad(best[1], (0, 3 - len(best[1])))
+    rel = (A @ best[1]) / us - 1.0
+    a = float(coef[0])
+    return {"form": form, "u1": a, "sigma": float(coef[1]) / a if a else 0.0, "kappa": float(coef[2]) / a if a else 0.0,
+            "coef": [float(c) for c in coef], "rel_rms": float(math.sqrt(np.mean(rel**2))), "max_n": float(ns.max())}
+
+
+def growth_at(fit: dict, n: float) -> float:
+    a, b, c = fit["coef"]
+    return a + b * (n - 1.0) + c * n * (n - 1.0)
+
+
+# --------------------------------------------------------------------------
+# Predicting
+
+
+def _groups(obs: list[dict]) -> dict[tuple, list[dict]]:
+    """Observations by the setting the per-round time depends on (B, T)."""
+    out: dict[tuple, list[dict]] = {}
+    for o in obs:
+        out.setdefault((o["batch_size"], o["max_new_tokens"]), []).append(o)
+    return out
+
+
+def _nearest(groups: dict, batch: int, steps: int) -> tuple:
+    return min(groups, key=lambda k: (abs(math.log(k[0] / batch)) + abs(math.log(k[1] / steps)), -len(groups[k])))
+
+
+def _spread(obs: list[dict]) -> float:
+    """The largest half-spread of repeats relative to their median, over points."""
+    worst = 0.0
+    by_n: dict[int, list[float]] = {}
+    for o in obs:
+        by_n.setdefault(o["gpus"], []).append(o["per_round"])
+    for values in by_n.values():
+        if len(values) >= 2:
+            worst = max(worst, (max(values) - min(values)) / 2 / _median(values))
+    return worst
+
+
+def predict_one(obs: list[dict], gpus: int, batch: int, prompts: int, steps: int) -> dict:
+    groups = _groups(obs)
+    key = _nearest(groups, batch, steps)
+    base = groups[key]
+    ns = [o["gpus"] for o in base]
+    fit = fit_growth(ns, [o["per_round"] for o in base])
+    notes = []
+    scale = 1.0
+    leans_on_roofline = key != (batch, steps)
+    if leans_on_roofline:
+        shape = next((o["roofline"] for o in base if o["roofline"]), None)
+        if shape is None:
+            raise PredictError("batch_size" if key[0] != batch else "max_new_tokens",
+                               f"the sweep ran batch {key[0]} and {key[1]} new tokens and stored no roofline figures "
+                               "to scale from; ask for a setting the sweep ran")
+        scale = bytes_per_round(shape, batch, steps) / bytes_per_round(shape, *key)
+        if shape.get("weights_only"):
+            notes.append("the stored roofline has the run's bytes, not the weight and KV shares: a round's bytes "
+                         "are taken as weights per decode step, so batch size leaves the time per round unchanged")
+        notes.append(f"batch {batch} / {steps} new tokens were not measured: the time per round is scaled from batch "
+                     f"{key[0]} / {key[1]} tokens by the roofline (bytes per round at the measured bandwidth), "
+                     f"interval widened {ROOFLINE_WIDEN}x")
+    rounds = max(rank_rounds(prompts, gpus, batch))
+    per_round = growth_at(fit, gpus) * scale
+    seconds = rounds * per_round
+    w = max(2 * fit["rel_rms"], _spread(base), NOISE_FLOOR)
+    candidates = [per_round]
+    if gpus > fit["max_n"]:
+        edge = fit["max_n"]
+        candidates.append(growth_at(fit, edge) * scale)  # no more contention than at the last count
+        for form in ("sigma", "usl"):
+            if len(set(ns)) >= 2:
+                candidates.append(growth_at(fit_growth(ns, [o["per_round"] for o in base], form), gpus) * scale)
+        notes.append(f"GPU counts beyond the largest measured ({int(edge)}) extrapolate the contention; their "
+                     "interval spans no further growth to the fitted growth")
+    lo_s, hi_s = rounds * min(candidates) * (1 - w), rounds * max(candidates) * (1 + w)
+    if leans_on_roofline:
+        lo_s, hi_s = lo_s / ROOFLINE_WIDEN, hi_s * ROOFLINE_WIDEN
+    tokens = _median([o["fill"] for o in base]) * prompts * steps
+    return {"gpus": gpus, "batch_size": batch, "num_prompts": prompts, "max_new_tokens": steps,
+            "rounds": rounds, "seconds_per_round": per_round, "seconds": seconds,
+            "seconds_low": lo_s, "seconds_high": hi_s,
+            "tokens_per_second": tokens / seconds, "low": tokens / hi_s, "high": tokens / max(lo_s, 1e-12),
+            "contention": {"form": fit["form"], "sigma": fit["sigma"], "kappa": fit["kappa"], "u1": fit["u1"]},
+            "measured": None, "notes": notes}
+
+
+def _measured(runs: list[dict], gpus: int, batch: int, prompts: int, steps: int) -> dict | None:
+    same = [r for r in runs if world_size(r) == gpus and _batch(r) == batch and r["num_prompts"] == prompts
+            and r["max_new_tokens"] == steps]
+    series = scaling_series(same, series_of=lambda run: ("sweep", 0))
+    if not series:
+        return None
+    point = series[0].points[0]
+    return {"tokens_per_second": point.median("tokens_per_second"), "seconds": point.median("seconds"),
+            "repeats": len(point.runs)}
+
+
+def held_out(obs: list[dict]) -> dict:
+    """Each measured setting (n, B, N, T) predicted from the runs of the others."""
+    keys = sorted({(o["gpus"], o["batch_size"], o["num_prompts"], o["max_new_tokens"]) for o in obs})
+    rows = []
+    for key in keys:
+        rest = [o for o in obs if (o["gpus"], o["batch_size"], o["num_prompts"], o["max_new_tokens"]) != key]
+        if not rest:
+            continue
+        try:
+            p = predict_one(rest, *key)
+        except PredictError:
+            continue
+        m = _measured([o["run"] for o in obs], *key)["tokens_per_second"]
+        rows.append({"gpus": key[0], "batch_size": key[1], "num_prompts": key[2], "max_new_tokens": key[3],
+                     "predicted": p["tokens_per_second"], "low": p["low"], "high": p["high"], "measured": m,
+                     "error_pct": 100.0 * (p["tokens_per_second"] - m) / m, "inside": p["low"] <= m <= p["high"]})
+    errors = [abs(r["error_pct"]) for r in rows]
+    return {"per_setting": rows, "median_abs_pct_error": _median(errors) if errors else None,
+            "max_abs_pct_error": max(errors) if errors else None,
+            "inside_interval": sum(r["inside"] for r in rows), "settings": len(rows),
+            "note": "" if rows else "needs at least two measured settings to hold one out"}
+
+
+def predict(sweep: dict, ranks_by_run: dict | None, gpus: list[int], batch_size: int | None = None,
+            num_prompts: int | None = None, max_new_tokens: int | None = None) -> dict:
+    """Predictions for every requested GPU count, the held-out error and the notes.
+    Settings left out default to the sweep's most-run setting."""
+    ranks_by_run = {int(k): v for k, v in (ranks_by_run or {}).items()}
+    runs = [r for r in sweep.get("runs") or [] if r.get("status") == "succeeded" and r.get("tokens_per_second")
+            and r.get("seconds") and r.get("num_prompts") and r.get("max_new_tokens")]
+    if not runs:
+        raise PredictError("sweep", f"sweep {sweep.get('id')} has no succeeded run to predict from; run it first")
+    if any(r.get("mode") == "auto" for r in runs):
+        raise PredictError("sweep", "an auto-mode sweep plans its own batches; predict from a batched or simple sweep")
+    if not gpus or any(int(n) < 1 for n in gpus):
+        raise PredictError("gpus", "give one or more GPU counts from 1, e.g. 1,2,4")
+    obs = [_observation(r, ranks_by_run.get(int(r["id"])) or []) for r in runs]
+    common = max(_groups(obs).items(), key=lambda kv: len(kv[1]))[1][0]
+    batch = int(batch_size or common["batch_size"])
+    prompts = int(num_prompts or common["num_prompts"])
+    steps = int(max_new_tokens or common["max_new_tokens"])
+    for name, value in (("batch_size", batch), ("num_prompts", prompts), ("max_new_tokens", steps)):
+        if value < 1:
+            raise PredictError(name, f"must be a whole number from 1, got {value}")
+    rows = []
+    for n in sorted({int(g) for g in gpus}):
+        row = predict_one(obs, n, batch, prompts, steps)
+        row["measured"] = _measured(runs, n, batch, prompts, steps)
+        rows.append(row)
+    notes = sorted({note for r in rows for note in r.pop("notes")})
+    if not any(o["from_timeline"] for o in obs):
+        notes.append("no per-batch timeline stored: the time per round is each run's seconds over its rounds")
+    if len({o["gpus"] for o in obs}) < 2:
+        notes.append("the sweep measured one GPU count: no contention could be measured, it is taken as none")
+    return {"sweep_id": sweep.get("id"), "request": {"gpus": [r["gpus"] for r in rows], "batch_size": batch,
+                                                     "num_prompts": prompts, "max_new_tokens": steps},
+            "predictions": rows, "held_out": held_out(obs), "notes": notes,
+            "model": "seconds = rounds on the busiest rank x seconds per round u(n) = u1(1 + s(n-1) + k n(n-1)), "
+                     "scaled by roofline bytes per round for unmeasured batch sizes or lengths"}
