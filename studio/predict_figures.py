@@ -67,8 +67,7 @@ def what_if(store, sweep_id, gpus, batch_size, num_prompts, max_new_tokens) -> t
 
     if sweep_id in (None, ""):
         raise ConfigError("sweep", "choose a sweep (A) above first")
-    blank = lambda v: None if v in (None, "", 0) else v  # noqa: E731 — an empty number box means "the sweep's"
-    request = parse_request(gpus, blank(batch_size), blank(num_prompts), blank(max_new_tokens))
+    request = parse_request(gpus, batch_size, num_prompts, max_new_tokens)  # an empty box: the sweep's value
     result = predict_stored(store, int(sweep_id), request)
     return prediction_figure(result), what_if_text(result)
 
@@ -78,9 +77,10 @@ def build_what_if(gr, store, sweep_dropdown, private: dict) -> None:
     with gr.Accordion("What if: predict GPU counts and settings not run", open=False, elem_id="what-if"):
         with gr.Row():
             gpus = gr.Textbox(label="GPU counts", value="1,2,3,4,8", elem_id="what-if-gpus")
-            batch = gr.Number(label="Batch size (empty: the sweep's)", value=None, precision=0)
-            prompts = gr.Number(label="Prompts (empty: the sweep's)", value=None, precision=0)
-            tokens = gr.Number(label="New tokens (empty: the sweep's)", value=None, precision=0)
+            # text boxes: a number box shows 0 when empty, and 0 is a value to refuse, not "the sweep's"
+            batch = gr.Textbox(label="Batch size", value="", placeholder="the sweep's", max_lines=1)
+            prompts = gr.Textbox(label="Prompts", value="", placeholder="the sweep's", max_lines=1)
+            tokens = gr.Textbox(label="New tokens", value="", placeholder="the sweep's", max_lines=1)
             button = gr.Button("Predict", scale=0, min_width=120, elem_id="what-if-button")
         figure = gr.Plot(label="What if", show_label=False, elem_id="what-if-plot")
         text = gr.Markdown(elem_id="what-if-text")
