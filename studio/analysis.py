@@ -57,16 +57,18 @@ def _planned_rounds(run: dict) -> list[int] | None:
 
 
 def analyse_sweep(sweep: dict, ranks_by_run: dict | None = None, knee_threshold: float = KNEE_THRESHOLD,
-                  setting: dict | None = None) -> dict:
+                  setting: dict | int | None = None) -> dict:
     """Every figure the report and the web tab show, from one sweep's rows.
 
     `sweep` is `Store.get_sweep(id)`; `ranks_by_run` maps run id to its rank
     rows (with timelines), for the timeline check and the per-round times. A grid
-    sweep is analysed one setting (series) at a time: `setting` picks it, by
-    default the one with most runs; `settings_available` lists them all."""
+    sweep is analysed one setting (series) at a time: `setting` picks it (or its
+    index in `settings_available`), by default the one with most runs."""
     ranks_by_run = {int(k): v for k, v in (ranks_by_run or {}).items()}
     all_runs = sweep.get("runs") or []
     available = settings_of_sweep(all_runs)
+    if isinstance(setting, int) and not isinstance(setting, bool):
+        setting = available[setting] if 0 <= setting < len(available) else None
     chosen = setting or (available[0] if available else None)
     # a run that never ran may lack some settings (its dtype is resolved at launch): it
     # belongs to the setting it does not contradict

@@ -55,7 +55,7 @@ def _run_label(run: dict) -> str:
     return f"run {run['id']} · {n} GPU · repeat {(run.get('repeat_index') or 0) + 1} · {tps}"
 
 
-def _analyses(store: Store, sweep_id, compare_id=None, setting: dict | None = None) -> tuple[dict, dict | None]:
+def _analyses(store: Store, sweep_id, compare_id=None, setting: int | None = None) -> tuple[dict, dict | None]:
     analysis = load_analysis(store, int(sweep_id), setting=setting)
     other = load_analysis(store, int(compare_id)) if compare_id not in (None, "") else None
     return analysis, other
@@ -83,9 +83,7 @@ def analyse(store: Store, sweep_id, compare_id=None, setting_index=None) -> dict
             return {**empty, "explanation": NO_SWEEP}
         return empty
     try:
-        available = load_analysis(store, int(sweep_id))["settings_available"] if setting_index not in (None, "") \
-            else None
-        setting = available[int(setting_index)] if available and int(setting_index) < len(available) else None
+        setting = None if setting_index in (None, "") else int(setting_index)  # an index in settings_available
         analysis, other = _analyses(store, sweep_id, compare_id, setting)
     except (ReportError, ValueError) as exc:
         return {**empty, "explanation": f"**Cannot analyse:** {exc}"}

@@ -22,7 +22,7 @@ class ReportError(ValueError):
     """The sweep cannot be reported; the message says what to do instead."""
 
 
-def load_analysis(store: Store, sweep_id: int, slo: dict | None = None, setting: dict | None = None) -> dict:
+def load_analysis(store: Store, sweep_id: int, slo: dict | None = None, setting: dict | int | None = None) -> dict:
     """Analyse one stored sweep, timelines included, with its grid: the Pareto front,
     batch scaling and, under an SLO (given, or stored with the sweep), goodput."""
     sweep = store.get_sweep(int(sweep_id))
