@@ -213,6 +213,9 @@ def deck_html(analysis: dict) -> str:
         for j, fig in enumerate(step["figures"]):
             div_id = f"fig-{step['id']}-{j}"
             figs[div_id] = json.loads(pio.to_json(fig, validate=False))
+            # the chart fills its step (full window) instead of the report's fixed height
+            figs[div_id]["layout"].pop("height", None)
+            figs[div_id]["layout"]["autosize"] = True
             divs.append(f"<div class='fig' id='{div_id}'></div>")
         sections.append(f"<section class='step' id='step-{i}' data-id='{step['id']}' data-title='{_esc(step['title'])}'>"
                         f"<h1>{_esc(step['title'])}</h1>{step['html']}<div class='figs'>{''.join(divs)}</div>"
