@@ -189,3 +189,93 @@ def test_deck_renders_every_chart_offline_in_chromium(store, tmp_path, artifacts
         assert page.locator("#counter").inner_text() == f"{len(steps)} / {len(steps)}"
         browser.close()
     assert not errors and not requests, (errors, requests)
+
+
+def test_present_tab_handlers(store):
+    from studio.present_tab import PLACEHOLDER, deck_frame, explainer_plot, explainer_start
+
+    assert deck_frame(store, None) == (PLACEHOLDER, "", {})
+    frame, status, measured = deck_frame(store, "999")
+    assert frame == PLACEHOLDER and "Cannot present sweep 999: there is no sweep 999" in status
+    sweep_id = ensure_reference_sweeps(store)["batched"]
+    frame, status, measured = deck_frame(store, str(sweep_id))
+    assert frame.startswith("<iframe id='present-deck'") and "srcdoc=\"&lt;!doctype html&gt;" in frame
+    assert explainer_start(measured) == (100, 16, 6)  # the sweep's settings, one count past its largest
+    names = {t.name for t in explainer_plot(measured, 100, 16, 6).data}
+    assert "measured median (this sweep)" in names
+    # measured at batch 16, so not drawn against batch 8's ceiling
+    assert "measured median (this sweep)" not in {t.name for t in explainer_plot(measured, 100, 8, 6).data}
+
+
+def test_present_tab_builds_with_private_events_only(store):
+    import gradio as gr
+
+    from studio.present_tab import build_present_tab
+
+    with gr.Blocks() as own:
+        with gr.Tabs():
+            tab = build_present_tab(store)
+    assert isinstance(tab, gr.Tab) and tab.label == "Present" and tab.id == "present"
+    with gr.Blocks() as wrapped:
+        with gr.Tabs():
+            with gr.Tab("Present", id="present") as outer:
+                assert build_present_tab(store) is outer
+    for demo in (own, wrapped):
+        assert len([b for b in demo.blocks.values() if isinstance(b, gr.Tab)]) == 1
+        assert demo.fns and all(d.api_visibility == "private" for d in demo.fns.values())
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_present_tab_in_chromium(store, artifacts):
+    import gradio as gr
+    from conftest import find_free_port
+    from playwright.sync_api import sync_playwright
+
+    from studio.present_tab import build_present_tab
+
+    sweep_id = ensure_reference_sweeps(store)["batched"]
+    with gr.Blocks() as demo:
+        with gr.Tab("Runs"):
+            gr.Markdown("another tab")
+        build_present_tab(store)
+    port = find_free_port()
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_role("tab", name="Present").click()
+            page.wait_for_selector("#present-explainer .main-svg", timeout=60000)
+            page.locator("#present-sweep input").click()
+            page.locator("[role=option]", has_text=f"#{sweep_id} ").first.click()
+            page.wait_for_selector("#present-deck", timeout=60000)
+            deck = page.frame_locator("#present-deck")
+            deck.locator("#counter").wait_for(timeout=30000)
+            assert deck.locator("#counter").inner_text() == "1 / 9"
+            deck.locator("#step-0 h1").click()  # a click off the charts advances, and gives the deck the keys
+            deck.locator("#step-1 .fig .scatterlayer .trace").first.wait_for(timeout=30000)
+            page.keyboard.press("ArrowRight")
+            deck.locator("#step-2 .fig .scatterlayer .trace").first.wait_for(timeout=30000)
+            assert deck.locator("#counter").inner_text() == "3 / 9"
+            # the explainer follows the sweep: 100 prompts, batch 16, up to 6 GPUs, measured points on top
+            page.wait_for_function("document.querySelector('#present-explainer').innerText"
+                                   ".includes('measured median (this sweep)')", timeout=30000)
+            page.screenshot(path=str(artifacts / "present-tab.png"), full_page=True)
+            # batch 8 -> 13 rounds on 1 GPU; the ceiling's title names the new settings
+            slider = page.locator("#explain-batch input[type=number]")
+            slider.fill("8")
+            slider.press("Enter")
+            page.wait_for_function("document.querySelector('#present-explainer').innerText"
+                                   ".includes('100 prompts, batch 8')", timeout=30000)
+            assert page.locator("#present-explainer .barlayer .point").count() == sum(
+                sum(q["rounds_per_rank"]) for q in quantisation(100, 8, range(1, 7), base=1))
+            page.screenshot(path=str(artifacts / "present-explainer.png"), full_page=True)
+            browser.close()
+        assert not errors, errors
+    finally:
+        demo.close()
