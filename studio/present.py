@@ -19,6 +19,7 @@ from pathlib import Path
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from studio import analysis_figures as figs
 from studio import grid_figures
 from studio import present_figures as pfigs
 from studio.report import ReportError, load_analysis
@@ -100,8 +101,6 @@ def _rounds_step(analysis: dict) -> dict | None:
 
 
 def _cause_step(analysis: dict) -> dict:
-    from studio import analysis_figures as figs
-
     detail = [line for line in analysis["explanation"].splitlines()
               if line.startswith(("Predicted speedup", "Going from", "To remove"))]
     body = f"<p class='cause'>{_esc(cause_sentence(analysis))}</p>" + "".join(
