@@ -279,3 +279,19 @@ def test_present_tab_in_chromium(store, artifacts):
         assert not errors, errors
     finally:
         demo.close()
+
+
+def test_the_page_has_the_present_tab(db_path):
+    import gradio as gr
+
+    from studio.app import build_app
+    from studio.supervisor import Supervisor
+
+    supervisor = Supervisor(db_path)
+    try:
+        app = build_app(supervisor, db_path)
+    finally:
+        supervisor.shutdown()
+    tabs = [b for b in app.blocks.values() if isinstance(b, gr.Tab)]
+    assert [t.label for t in tabs].count("Present") == 1
+    assert any(b.elem_id == "present-explainer" for b in app.blocks.values() if hasattr(b, "elem_id"))
