@@ -24,6 +24,7 @@ from studio.analysis_tab import build_analysis_tab
 from studio.api import register_api
 from studio.compare_tab import build_compare_tab
 from studio.page_kit import error_text, private
+from studio.present_tab import build_present_tab
 
 POLL_SECONDS = 1.0
 CHART_TITLE = "Throughput against GPU count (dotted: ideal linear scaling)"
@@ -401,6 +402,8 @@ def build_app(supervisor, db_path: str | Path | None = None) -> gr.Blocks:
                 compare = build_compare_tab(store, export_dir)
             with gr.Tab("Analysis", id="analysis"):
                 build_analysis_tab(store, export_dir)
+            with gr.Tab("Present", id="present", elem_id="present-tab"):
+                build_present_tab(store)
 
         app.load(*run.on_load, **private(show_progress="hidden"))
         history_tab.select(*history.refresh_event, **private(show_progress="hidden"))

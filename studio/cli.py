@@ -232,6 +232,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return run_predict(args, _sweep_ref)
 
 
+def cmd_present(args: argparse.Namespace) -> int:
+    from db.store import Store
+    from studio.present import write_deck
+    from studio.report import ReportError
+
+    store = Store(args.db)
+    try:
+        path, analysis = write_deck(store, _sweep_ref(store, args.sweep), args.output)
+    except (ReportError, ValueError) as exc:
+        return fail(str(exc))
+    print(analysis["explanation"])
+    print(f"\nwrote {path} (opens offline; arrow keys, space or a click advance)")
+    return 0
+
+
 def cmd_reference(args: argparse.Namespace) -> int:
     from db.store import Store
     from studio.reference import REFERENCE_SWEEPS, ensure_reference_sweeps, source_of
@@ -304,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
     add_db_option(predict)
     predict.set_defaults(func=cmd_predict)
+
+    present = sub.add_parser("present", help="write a sweep as a self-contained presentation (HTML deck)")
+    present.add_argument("sweep", help="sweep id (see `studio runs`), or ref:batched / ref:simple")
+    present.add_argument("--output", "-o", default=None, help="file to write (default sweep-ID-deck.html)")
+    add_db_option(present)
+    present.set_defaults(func=cmd_present)
 
     reference = sub.add_parser("reference", help="the reference post's published figures as read-only sweeps")
     reference.add_argument("action", choices=["load", "list"], nargs="?", default="list")
