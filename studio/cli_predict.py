@@ -10,6 +10,7 @@ import re
 
 from runner.config import ConfigError
 from studio.cli_args import fail
+from studio.predict import describe_held_out
 
 MAX_GPUS = 1024  # far past any node count; stops "--gpus 99999999" from looping for minutes
 
@@ -69,13 +70,7 @@ def format_prediction(result: dict) -> str:
         measured = f"{p['measured']['tokens_per_second']:.1f}" if p["measured"] else "-"
         lines.append(f"{p['gpus']:>5} {p['rounds']:>6} {p['tokens_per_second']:>9.1f} {p['low']:>9.1f} "
                      f"{p['high']:>9.1f} {p['seconds']:>8.2f} {measured:>9}")
-    held = result["held_out"]
-    if held["median_abs_pct_error"] is not None:
-        lines.append(f"held out: each measured setting predicted from the others, median error "
-                     f"{held['median_abs_pct_error']:.0f}% (worst {held['max_abs_pct_error']:.0f}%), "
-                     f"{held['inside_interval']} of {held['settings']} inside their interval")
-    else:
-        lines.append(f"held out: {held['note']}")
+    lines.append(describe_held_out(result["held_out"]))
     lines += [f"note: {n}" for n in result["notes"]]
     return "\n".join(lines)
 

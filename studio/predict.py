@@ -305,3 +305,12 @@ def predict(sweep: dict, ranks_by_run: dict | None, gpus: list[int], batch_size:
             "predictions": rows, "held_out": held_out(obs), "notes": notes,
             "model": "seconds = rounds on the busiest rank x seconds per round u(n) = u1(1 + s(n-1) + k n(n-1)), "
                      "scaled by roofline bytes per round for unmeasured batch sizes or lengths"}
+
+
+def describe_held_out(held: dict) -> str:
+    """The leave-one-out error in one sentence: how far to trust the predictions."""
+    if held["median_abs_pct_error"] is None:
+        return f"held out: {held['note']}"
+    return (f"held out (each measured setting predicted from the others): median error "
+            f"{held['median_abs_pct_error']:.0f}%, worst {held['max_abs_pct_error']:.0f}%, "
+            f"{held['inside_interval']} of {held['settings']} inside their interval")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from runner.config import ConfigError
+from studio.predict import describe_held_out
 
 MEASURED_COLOR = "#1f77b4"
 PREDICTED_COLOR = "#d62728"
@@ -49,14 +50,8 @@ def prediction_figure(result: dict) -> go.Figure:
 
 
 def what_if_text(result: dict) -> str:
-    held = result["held_out"]
-    lines = []
-    if held["median_abs_pct_error"] is not None:
-        lines.append(f"Held out (each measured setting predicted from the others): median error "
-                     f"{held['median_abs_pct_error']:.0f}%, worst {held['max_abs_pct_error']:.0f}%, "
-                     f"{held['inside_interval']} of {held['settings']} inside their interval.")
-    else:
-        lines.append(f"Held out: {held['note']}.")
+    sentence = describe_held_out(result["held_out"])
+    lines = [sentence[0].upper() + sentence[1:] + "."]
     lines += [f"- {n}" for n in result["notes"]]
     return "\n".join(lines)
 
