@@ -115,10 +115,26 @@ def describe_batch_scaling(rows: list[dict]) -> list[str]:
     return lines
 
 
+def describe_goodput(rows: list[dict], slo: dict) -> list[str]:
+    """Per GPU count, the best setting that meets the SLO, or that none does."""
+    lines = []
+    for gpus in sorted({r["gpus"] for r in rows}):
+        best = [r for r in rows if r["gpus"] == gpus and r["best"]]
+        if best:
+            row = max(best, key=lambda r: r["goodput"] or 0)
+            setting = ", ".join(f"{a.replace('_', ' ')} {row[a]}" for a in SETTING_AXES if row.get(a) is not None)
+            lines.append(f"Under the SLO ({slo['name']}), the best setting on {gpus} GPU(s) is {setting}: goodput "
+                         f"{row['goodput']:.1f} tokens/s of {row['tokens_per_second']:.1f}.")
+        else:
+            lines.append(f"Under the SLO ({slo['name']}), no setting on {gpus} GPU(s) meets it at p99.")
+    return lines
+
+
 def grid_summary(runs: list[dict], outputs_by_run: dict[int, list[dict]], slo: dict | None) -> dict:
     """Everything the report and the Analysis tab show of a sweep's grid."""
     points = pareto_points(runs)
     scaling = batch_scaling(runs)
+    goodput = goodput_rows(runs, outputs_by_run, slo) if slo else None
     return {"pareto": pareto_front(points), "pareto_points": points, "batch_scaling": scaling,
-            "batch_scaling_text": describe_batch_scaling(scaling), "slo": slo,
-            "goodput": goodput_rows(runs, outputs_by_run, slo) if slo else None}
+            "batch_scaling_text": describe_batch_scaling(scaling), "slo": slo, "goodput": goodput,
+            "goodput_text": describe_goodput(goodput, slo) if goodput else []}

@@ -34,8 +34,9 @@ def load_analysis(store: Store, sweep_id: int, slo: dict | None = None, setting:
     slo = slo or (sweep.get("settings") or {}).get("slo")
     outputs = store.outputs_for_runs(r["id"] for r in sweep["runs"]) if slo else {}
     result["grid"] = grid_summary(sweep["runs"], outputs, slo)
-    if result["grid"]["batch_scaling_text"]:
-        result["explanation"] += "\n" + "\n".join(result["grid"]["batch_scaling_text"])
+    extra = result["grid"]["batch_scaling_text"] + result["grid"]["goodput_text"]
+    if extra:
+        result["explanation"] += "\n" + "\n".join(extra)
     result["_runs"] = {r["id"]: r for r in sweep["runs"]}
     result["_ranks"] = ranks
     return result

@@ -71,3 +71,6 @@ def test_report_json_has_a_pareto_front(grid):
     assert report["pareto"] and {p["run_id"] for p in report["pareto"]} <= {r["id"] for r in runs}
     assert len(report["grid"]["pareto_points"]) == 4
     assert len(report["settings_available"]) == 2  # batch 1 and batch 8, each analysed over GPU count
+    # the SLO stored with the sweep: every run meets its generous limits, so each count has a best setting
+    assert sum(row["best"] for row in report["grid"]["goodput"]) >= 2
+    assert any("the best setting on 2 GPU(s)" in line for line in report["grid"]["goodput_text"])

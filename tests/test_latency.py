@@ -84,3 +84,16 @@ def test_batch_scaling_finds_where_a_larger_batch_stops_paying():
     assert [s["batch_size"] for s in row["steps"]] == [1, 2, 4, 8]
     assert row["saturates_at"] == 8  # 4 -> 8 bought 1.1x for 2x the batch
     assert row["steps"][-1]["bandwidth_utilisation"] == 0.5
+
+
+def test_the_best_setting_per_gpu_count_is_said_in_words():
+    from studio.grid_analysis import describe_goodput
+
+    slo = {"ttft_ms": 100.0, "tpot_ms": 20.0, "name": "ttft=100 ms, tpot=20 ms"}
+    rows = [{"gpus": 1, "batch_size": 1, "goodput": 50.0, "tokens_per_second": 50.0, "best": True},
+            {"gpus": 1, "batch_size": 8, "goodput": 0.0, "tokens_per_second": 300.0, "best": False},
+            {"gpus": 2, "batch_size": 8, "goodput": 0.0, "tokens_per_second": 500.0, "best": False}]
+    lines = describe_goodput(rows, slo)
+    assert lines[0] == ("Under the SLO (ttft=100 ms, tpot=20 ms), the best setting on 1 GPU(s) is batch size 1: "
+                        "goodput 50.0 tokens/s of 50.0.")
+    assert lines[1] == "Under the SLO (ttft=100 ms, tpot=20 ms), no setting on 2 GPU(s) meets it at p99."
