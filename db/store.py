@@ -166,27 +166,22 @@ class Store:
                 )
             return sweep_id, True
 
-    def ranks_for_runs(self, run_ids: Iterable[int]) -> dict[int, list[dict]]:
-        """Rank rows (with their timelines) of several runs, keyed by run id."""
+    def _rows_by_run(self, table: str, order: str, run_ids: Iterable[int]) -> dict[int, list[dict]]:
         ids = [int(i) for i in run_ids]
         out: dict[int, list[dict]] = {i: [] for i in ids}
-        if not ids:
-            return out
-        marks = ",".join("?" * len(ids))
-        for row in self._rows(f"SELECT * FROM ranks WHERE run_id IN ({marks}) ORDER BY run_id, rank", ids):
-            out[row["run_id"]].append(row)
+        if ids:
+            marks = ",".join("?" * len(ids))
+            for row in self._rows(f"SELECT * FROM {table} WHERE run_id IN ({marks}) ORDER BY run_id, {order}", ids):
+                out[row["run_id"]].append(row)
         return out
+
+    def ranks_for_runs(self, run_ids: Iterable[int]) -> dict[int, list[dict]]:
+        """Rank rows (with their timelines) of several runs, keyed by run id."""
+        return self._rows_by_run("ranks", "rank", run_ids)
 
     def outputs_for_runs(self, run_ids: Iterable[int]) -> dict[int, list[dict]]:
         """Output rows (with their per-request latency) of several runs, keyed by run id."""
-        ids = [int(i) for i in run_ids]
-        out: dict[int, list[dict]] = {i: [] for i in ids}
-        if not ids:
-            return out
-        marks = ",".join("?" * len(ids))
-        for row in self._rows(f"SELECT * FROM outputs WHERE run_id IN ({marks}) ORDER BY run_id, prompt_index", ids):
-            out[row["run_id"]].append(row)
-        return out
+        return self._rows_by_run("outputs", "prompt_index", run_ids)
 
     # runs -----------------------------------------------------------------
     def create_run(self, config: dict, *, sweep_id: int | None = None, repeat_index: int = 0,

@@ -26,6 +26,7 @@ from studio.page_kit import PRIVATE
 from studio.predict_figures import build_what_if
 from studio.reference import ensure_reference_sweeps
 from studio.report import ReportError, ab_rows, fit_rows, load_analysis, points_rows, report_html, representative_runs
+from studio.stats import varied_settings
 
 
 def sweep_label(sweep: dict) -> str:
@@ -67,7 +68,7 @@ NO_SWEEP = ("No sweep yet. Run one from the **Run** tab (its prompt box already 
 
 def setting_label(setting: dict, available: list[dict]) -> str:
     """A grid setting named by what tells it apart from the sweep's other settings."""
-    differ = [a for a in setting if len({str(s.get(a)) for s in available}) > 1]
+    differ = varied_settings(available)
     return ", ".join(f"{GRID_LABELS[a]} {setting[a]}" for a in differ) or "all runs"
 
 
@@ -114,7 +115,7 @@ def _grid_views(analysis: dict) -> dict:
     """The grid's charts: every run of the sweep, whatever setting the scaling shows."""
     available = analysis["settings_available"]
     runs = list(analysis["_runs"].values())
-    varied = [a for a in (available[0] if available else {}) if len({str(s.get(a)) for s in available}) > 1]
+    varied = varied_settings(available)
     second = varied[0] if varied else "batch_size"
     return {
         "setting_choices": [(setting_label(s, available), str(i)) for i, s in enumerate(available)],

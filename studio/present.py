@@ -23,6 +23,7 @@ from studio import analysis_figures as figs
 from studio import grid_figures
 from studio import present_figures as pfigs
 from studio.report import ReportError, load_analysis
+from studio.stats import varied_settings
 
 
 def _esc(value) -> str:
@@ -124,8 +125,7 @@ def _whatif_step(analysis: dict) -> dict | None:
 
 
 def _varied(analysis: dict) -> list[str]:
-    available = analysis.get("settings_available") or []
-    return [a for a in (available[0] if available else {}) if len({str(s.get(a)) for s in available}) > 1]
+    return varied_settings(analysis.get("settings_available") or [])
 
 
 def _grid_step(analysis: dict) -> dict | None:

@@ -182,6 +182,14 @@ def setting_of(run: dict) -> tuple:
     return tuple(run.get(axis) for axis in SETTING_AXES)
 
 
+def varied_settings(settings) -> list[str]:
+    """The SETTING_AXES that take more than one value over `settings` (dicts with those keys):
+    what tells a grid sweep's series apart. A missing value (a run not launched yet) is no value."""
+    settings = list(settings)
+    return [axis for axis in SETTING_AXES
+            if len({str(s.get(axis)) for s in settings if s.get(axis) is not None}) > 1]
+
+
 def series_key(run: dict) -> tuple:
     source = ("sweep", run["sweep_id"]) if run.get("sweep_id") is not None else ("run", run["id"])
     return (*source, setting_of(run))

@@ -103,12 +103,12 @@ class Supervisor:
         database) or whose processes' owner still runs are left alone.
         Returns (runs marked interrupted, sweeps resumed)."""
         with self._lock:
-            stale = self.store.active_runs()
-            if not stale and not self.store.unfinished_sweeps():
+            stale, unfinished = self.store.active_runs(), self.store.unfinished_sweeps()
+            if not stale and not unfinished:
                 return [], []
             live = {run["sweep_id"] for run in stale
                     if any(has_live_owner(p) for p in run.get("pids") or [])} - {None}
-            live |= {s["id"] for s in self.store.unfinished_sweeps() if s["owner"] and owner_from_env(s["owner"])}
+            live |= {s["id"] for s in unfinished if s["owner"] and owner_from_env(s["owner"])}
             live |= set(self._jobs)  # this server's own, finished or not
             self.killed = kill_orphans(pid for run in stale for pid in (run.get("pids") or []))
             resumable = self.store.resumable_sweeps(exclude=live) if self.resume else []

@@ -14,7 +14,7 @@ from runner import phases, roofline
 from runner.config import for_users
 from studio.figures import overhead_seconds, series_labels
 from studio.grid import describe_cell
-from studio.stats import SETTING_AXES, run_speedups, scaling_series, world_size
+from studio.stats import SETTING_AXES, run_speedups, scaling_series, varied_settings, world_size
 
 FINAL_STATES = ("succeeded", "failed", "cancelled", "interrupted")
 PHASE_WORDS = {"waiting": "waiting for the hardware (another studio's job)",
@@ -156,8 +156,7 @@ RESULT_COLUMNS = ["run", "GPUs", "setting", "repeat", "status", "tokens/s", "spe
 
 def grid_cells_of(settings_by_run: dict[int, dict]) -> dict[int, str]:
     """Per run, the settings that tell the sweep's cells apart ("batch 8"); empty for a plain GPU sweep."""
-    varied = [a for a in SETTING_AXES
-              if len({str(s.get(a)) for s in settings_by_run.values() if s.get(a) is not None}) > 1]
+    varied = varied_settings(settings_by_run.values())
     return {run_id: describe_cell(s, varied) for run_id, s in settings_by_run.items()}
 
 
