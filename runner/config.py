@@ -127,6 +127,8 @@ class RunConfig:
     batch_size: int = 16
     max_new_tokens: int = 100
     gpus_per_node: int = 1  # processes (GPUs) on each node; the world is gpus_per_node * num_nodes
+    # ranks that share one copy of the model (tensor parallel); the world holds world_size / tp_size copies
+    tp_size: int = 1
     dtype: str = "auto"
     device: str = "auto"
     do_sample: bool = False
@@ -183,6 +185,12 @@ class RunConfig:
         _choice("rdzv_backend", self.rdzv_backend, ("static", "c10d"))
         for name in ("batch_size", "max_new_tokens", "gpus_per_node", "num_nodes", "cpu_threads"):
             object.__setattr__(self, name, _int(name, getattr(self, name), 1, LIMITS[name]))
+        object.__setattr__(self, "tp_size", _int("tp_size", self.tp_size, 1, LIMITS["gpus_per_node"]))
+        if self.gpus_per_node % self.tp_size:
+            fits = [t for t in range(1, self.gpus_per_node + 1) if self.gpus_per_node % t == 0]
+            raise ConfigError("tp_size", f"{self.tp_size} does not divide the {self.gpus_per_node} GPUs of a node "
+                              f"(a tensor-parallel group stays inside one node); use one of {fits}, "
+                              f"or a GPU count that {self.tp_size} divides")
         if self.prompt_tokens is not None:
             object.__setattr__(self, "prompt_tokens", _int("prompt_tokens", self.prompt_tokens, 1,
                                                            LIMITS["prompt_chars"]))
@@ -221,6 +229,11 @@ class RunConfig:
     @property
     def world_size(self) -> int:
         return self.gpus_per_node * self.num_nodes
+
+    @property
+    def dp_size(self) -> int:
+        """Copies of the model (data-parallel groups) the world holds; the prompts are split between them."""
+        return self.world_size // self.tp_size
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
