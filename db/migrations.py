@@ -386,6 +386,25 @@ migration(
 )
 
 
+# Layouts (issue 13): how a run's GPUs were laid out (tensor-parallel groups of
+# tp_size ranks, dp_size copies of the model), the share of a sample decode spent
+# in tensor-parallel collectives, and the correctness gate: the greedy token ids of
+# every output, and each run's agreement with the first run of its sweep that had
+# the same generation settings.
+migration(
+    "010_layouts_and_agreement",
+    """
+    ALTER TABLE runs ADD COLUMN tp_size INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE runs ADD COLUMN dp_size INTEGER;
+    ALTER TABLE runs ADD COLUMN comm_fraction REAL;
+    ALTER TABLE runs ADD COLUMN agreement REAL;
+    ALTER TABLE runs ADD COLUMN agreement_reference INTEGER;
+    ALTER TABLE runs ADD COLUMN agreement_detail TEXT;
+    ALTER TABLE outputs ADD COLUMN token_ids TEXT;
+    """,
+)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

@@ -185,7 +185,8 @@ class Store:
 
     # runs -----------------------------------------------------------------
     def create_run(self, config: dict, *, sweep_id: int | None = None, repeat_index: int = 0,
-                   status: str = "queued") -> int:
+                   status: str = "queued", dp_size: int | None = None) -> int:
+        """`dp_size`: the copies of the model the run holds (RunConfig.dp_size), given by the caller."""
         with self.transaction():
             return self.db["runs"].insert({
                 "sweep_id": sweep_id, "repeat_index": repeat_index, "created_at": now(), "status": status,
@@ -195,6 +196,7 @@ class Store:
                 "num_gpus": config["gpus_per_node"] if "gpus_per_node" in config else config["num_gpus"],
                 "num_nodes": config.get("num_nodes", 1), "num_prompts": len(config["prompts"]), "config": config,
                 "prompt_tokens": config.get("prompt_tokens"),
+                "tp_size": config.get("tp_size", 1), "dp_size": dp_size,
                 "label": config.get("label", ""),
             }).last_pk
 
@@ -231,13 +233,14 @@ class Store:
                 "phases": _json(result.phases or None), "plan": _json(result.plan), "error": result.error,
                 "stderr_tail": result.stderr_tail, "exit_code": result.exit_code, "partial": int(result.partial),
                 "bandwidth_gbps": roofline.get("achieved_gbps"), "bandwidth_utilisation": roofline.get("utilisation"),
-                "roofline": _json(roofline or None),
+                "roofline": _json(roofline or None), "comm_fraction": measured(result.comm_fraction),
                 **{name: latency.get(name) for name in LATENCY_RUN_FIELDS},
                 **{name: energy.get(name) for name in ENERGY_FIELDS},
             })
             self.db["outputs"].insert_all(
                 {"run_id": run_id, "prompt_index": o["prompt_index"], "rank": o["rank"], "prompt": o["prompt"],
                  "output": o["output"], "tokens": o["tokens"], "raw_tokens": o.get("raw_tokens"),
+                 "token_ids": _json(o.get("token_ids")),
                  **{name: o.get(name) for name in ("queue_ms", "ttft_ms", "tpot_ms", "latency_ms")}}
                 for o in result.outputs)
             self.db["ranks"].insert_all(
@@ -247,6 +250,13 @@ class Store:
                  **{name: r.get(name) for name in RANK_MEMORY_FIELDS},
                  "energy_joules": (r.get("energy") or {}).get("joules"), "timeline": _json(r.get("timeline"))}
                 for r in result.ranks)
+
+    def set_agreement(self, run_id: int, agreement: float | None, reference: int | None,
+                      detail: dict | None) -> None:
+        """The correctness gate's verdict on a run (computed by studio.agreement)."""
+        with self.transaction():
+            self.db["runs"].update(run_id, {"agreement": agreement, "agreement_reference": reference,
+                                            "agreement_detail": _json(detail)})
 
     def set_phase(self, run_id: int, name: str, seconds: float) -> None:
         with self.transaction() as conn:

@@ -37,6 +37,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     source.add_argument("--prompts", metavar="FILE", help=".txt (one a line), .jsonl ('prompt' field) or .csv")
     source.add_argument("--preset", default=None, help="built-in prompt set: seed (the post's 10 lines x10)")
     p.add_argument("--gpus", default="1", help="GPU counts to sweep, e.g. 1,2,4 (CPU processes without a GPU)")
+    p.add_argument("--tp", default="1", help="tensor-parallel size: ranks that share one copy of the model, or a "
+                   "list such as 1,2,4 (the GPUs hold GPUs/tp copies; 1 is one full copy per GPU)")
     p.add_argument("--repeats", type=int, default=1, help="runs per cell of the grid")
     p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16, or a comma list")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
@@ -74,6 +76,7 @@ def grid_from_args(args: argparse.Namespace) -> dict[str, list]:
     axes = {
         "gpus_per_node": [args.gpus_per_node or 1] if args.nodes > 1 or args.gpus_per_node else args.gpus,
         "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens, "dtype": args.dtype, "mode": args.mode,
+        "tp_size": args.tp,
     }
     if args.prompt_tokens is not None:
         if args.prompts or args.preset:
@@ -92,6 +95,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, dict[str, lis
     config = RunConfig(
         prompts=prompts, model=args.model, mode=first["mode"], batch_size=first["batch_size"],
         max_new_tokens=first["max_new_tokens"], gpus_per_node=first["gpus_per_node"], dtype=first["dtype"],
+        # a list of sizes is the grid's; the base keeps 1, which fits every GPU count
+        tp_size=first["tp_size"] if len(axes["tp_size"]) == 1 else 1,
         device=args.device, prompt_tokens=first.get("prompt_tokens"),
         do_sample=args.sample, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed,
         fixed_length=args.fixed_length, warmup=not args.no_warmup, sort_by_length=args.sort_by_length,

@@ -15,6 +15,7 @@ from runner.config import DTYPES, MODES, ConfigError
 # config field -> (the setting's name in messages and the API, the CLI flag)
 AXES = {
     "gpus_per_node": ("gpus", "--gpus"),
+    "tp_size": ("tp", "--tp"),
     "batch_size": ("batch_size", "--batch-size"),
     "max_new_tokens": ("max_new_tokens", "--max-new-tokens"),
     "prompt_tokens": ("prompt_tokens", "--prompt-tokens"),
@@ -23,7 +24,7 @@ AXES = {
 }
 CHOICES = {"dtype": DTYPES, "mode": MODES}
 MAX_RUNS = 200  # cells x repeats: a bigger grid is a typo more often than a plan
-LABELS = {"gpus_per_node": "GPUs", "batch_size": "batch", "max_new_tokens": "new tokens",
+LABELS = {"gpus_per_node": "GPUs", "tp_size": "tp", "batch_size": "batch", "max_new_tokens": "new tokens",
           "prompt_tokens": "prompt tokens", "dtype": "dtype", "mode": "mode"}
 
 
@@ -65,6 +66,25 @@ def grid_cells(axes: dict[str, list]) -> list[dict]:
     """Every combination, the axes in AXES order, the last one changing fastest."""
     names = [a for a in AXES if a in axes]
     return [dict(zip(names, combo)) for combo in itertools.product(*(axes[a] for a in names))]
+
+
+def layout_cells(cells: list[dict], axes: dict[str, list]) -> list[dict]:
+    """The cells whose tensor-parallel size divides their GPU count: a layout grid
+    (`--gpus 2,4 --tp 1,2,4`) runs each GPU count with the sizes that fit it. Every
+    listed value must be used somewhere, or the grid is refused with that value named."""
+    if "tp_size" not in axes:
+        return cells
+    gpus, tps = axes.get("gpus_per_node") or [1], axes["tp_size"]
+    for tp in tps:
+        if not any(g % tp == 0 for g in gpus):
+            counts = ", ".join(map(str, gpus))
+            raise ConfigError("tp", f"{tp} divides none of the GPU counts ({counts}): a tensor-parallel group "
+                              "takes a whole share of the GPUs; use a tp that divides the GPU count, or more GPUs")
+    for g in gpus:
+        if not any(g % tp == 0 for tp in tps):
+            raise ConfigError("tp", f"no tp of {', '.join(map(str, tps))} divides the GPU count {g}; "
+                              f"add tp 1 or drop {g} GPUs")
+    return [cell for cell in cells if cell.get("gpus_per_node", gpus[0]) % cell["tp_size"] == 0]
 
 
 def check_size(cells: int, repeats: int) -> None:

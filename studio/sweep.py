@@ -20,7 +20,7 @@ from runner.paths import runs_dir
 from runner.processes import owner_env
 from runner.result import RunResult
 from runner.validate import Prepared, prepare
-from studio.grid import check_size, describe_cell, grid_cells, parse_axis, varied
+from studio.grid import check_size, describe_cell, grid_cells, layout_cells, parse_axis, varied
 from studio.slo import parse_slo
 
 EventCallback = Callable[[dict], None]
@@ -89,7 +89,7 @@ def plan_sweep(base: RunConfig, axes: dict | list, repeats: int = 1, name: str =
         # every node computes the auto plan itself; from its own free memory the plans could differ
         raise ConfigError("memory_budget_gb", "an auto run over several nodes needs a memory budget "
                           "(--memory-budget-gb), so that every node plans the same batches")
-    cells = grid_cells(axes)
+    cells = layout_cells(grid_cells(axes), axes)
     check_size(len(cells), repeats)
     prompts_by_length: dict[int, list[str]] = {}
     prepared = []
@@ -212,7 +212,8 @@ def create_rows(plan: SweepPlan, store: Store, origin: str | None = None) -> tup
     sweep_id = store.create_sweep(settings, plan.gpu_counts, plan.repeats, name=plan.name, origin=origin,
                                   owner=owner_env())
     run_ids = [
-        store.create_run(plan.prepared[c].config.to_dict(), sweep_id=sweep_id, repeat_index=r)
+        store.create_run(plan.prepared[c].config.to_dict(), sweep_id=sweep_id, repeat_index=r,
+                         dp_size=plan.prepared[c].config.dp_size)
         for c, r in plan.order
     ]
     return sweep_id, run_ids
