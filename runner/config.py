@@ -188,7 +188,7 @@ class RunConfig:
         object.__setattr__(self, "tp_size", _int("tp_size", self.tp_size, 1, LIMITS["gpus_per_node"]))
         if self.gpus_per_node % self.tp_size:
             fits = [t for t in range(1, self.gpus_per_node + 1) if self.gpus_per_node % t == 0]
-            raise ConfigError("tp_size", f"{self.tp_size} does not divide the {self.gpus_per_node} GPUs of a node "
+            raise ConfigError("tp", f"{self.tp_size} does not divide the {self.gpus_per_node} GPUs of a node "
                               f"(a tensor-parallel group stays inside one node); use one of {fits}, "
                               f"or a GPU count that {self.tp_size} divides")
         if self.prompt_tokens is not None:

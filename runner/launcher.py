@@ -30,6 +30,7 @@ from runner.failures import explain_failure
 from runner.processes import handle, is_alive, kill_tree, owner_env
 from runner.result import RunResult
 from runner.roofline import run_roofline
+from runner.tensor_parallel import run_comm_fraction
 from runner.validate import Prepared
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
@@ -366,6 +367,7 @@ def launch(
             roofline=run_roofline(data["ranks"]),
             energy=run_energy(data["ranks"], data["tokens"], data["raw_tokens"]),
             latency=data.get("latency"),
+            comm_fraction=run_comm_fraction(data["ranks"]),
             exit_code=0,
         )
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from runner.config import ConfigError, RunConfig
 from runner.hardware import Inventory, detect
+from runner.layout import heads_problem, layout_memory_bytes, smallest_fitting_tp, tp_plan_of
 from runner.models import ModelSpec, resolve_model
 
 BYTE_TOKENIZER_KINDS = ("tiny", "arch")
@@ -83,8 +84,65 @@ def prepare(config: RunConfig, inventory: Inventory | None = None) -> Prepared:
                 )
     capability = inventory.min_capability() if device == "cuda" else None
     expected = tuple(inventory.expected_devices()) if device == "cuda" else ()
-    return Prepared(config=config, model=spec, device=device, dtype=resolve_dtype(config, device, capability),
-                    expected_devices=expected)
+    dtype = resolve_dtype(config, device, capability)
+    check_layout(config, spec, device, dtype, inventory)
+    return Prepared(config=config, model=spec, device=device, dtype=dtype, expected_devices=expected)
+
+
+def check_layout(config: RunConfig, spec: ModelSpec, device: str, dtype: str, inventory: Inventory) -> None:
+    """Refuse, before launch, a layout that cannot run: a tensor-parallel size that
+    does not split the model's heads, a model without a tensor-parallel plan, a
+    path that cannot be sharded, or a model whose share does not fit each GPU."""
+    from runner.planner import memory_budget_bytes, model_config, shape_from_config, token_lengths
+
+    tp = config.tp_size
+    if tp == 1 and device != "cuda" and config.memory_budget_gb is None:
+        return  # one full copy per process, on CPU without a stated budget: nothing to hold it to
+    raw = model_config(spec.to_dict())
+    try:
+        shape = shape_from_config(raw, dtype)
+    except (TypeError, KeyError, ValueError, ZeroDivisionError):
+        if tp > 1:
+            raise ConfigError("tp", f"cannot read {config.model}'s attention heads from its config.json, so it cannot "
+                              "be split safely; use tp 1") from None
+        return  # an unusual config: no estimate to refuse it by
+    if tp > 1:
+        problem = heads_problem(tp, shape.heads, shape.kv_heads)
+        if problem:
+            raise ConfigError("tp", f"{problem} ({config.model})")
+        if spec.kind == "arch":
+            raise ConfigError("tp", f"{config.model} is built with random weights by from_config, which transformers "
+                              "cannot shard; use tp 1, or a model folder (tiny, a local folder or a cached hub id)")
+        if config.continuous_batching or config.compile:
+            what = "continuous batching" if config.continuous_batching else "torch.compile"
+            raise ConfigError("tp", f"{what} is not run with tensor parallelism here; use tp 1 or switch it off")
+        if tp_plan_of(str(raw.get("model_type", ""))) is None:
+            raise ConfigError("tp", f"transformers has no tensor-parallel plan for {config.model} "
+                              f"(model type {raw.get('model_type')!r}); use tp 1, one copy of the model per GPU")
+    if device != "cuda" and config.memory_budget_gb is None:
+        return  # on CPU without a stated budget there is no per-device memory to hold the layout to
+    budget, source = memory_budget_bytes(config.memory_budget_gb, device, config.world_size,
+                                         inventory.gpu_memory_mib, inventory.gpu_free_mib)
+    batch = 1 if config.mode in ("simple", "auto") else min(config.batch_size, len(config.prompts))
+    longest = max(token_lengths(config.prompts, spec.to_dict())[0]) + config.max_new_tokens
+    need = layout_memory_bytes(shape.weight_bytes, shape.kv_bytes_per_token, longest, batch, tp)
+    if need <= budget:
+        return
+    gib = 2**30
+    split = f", split {tp} ways" if tp > 1 else ""
+    what = (f"{config.model} in {dtype} needs {need / gib:.1f} GiB on each GPU at tp {tp} ({shape.weight_bytes / gib:.1f} "
+            f"GiB of weights and the KV cache of a batch of {batch} at {longest} tokens{split}), more than "
+            f"{source} ({budget / gib:.1f} GiB)")
+    fits = smallest_fitting_tp(shape.weight_bytes, shape.kv_bytes_per_token, longest, batch, budget,
+                               shape.heads, shape.kv_heads)
+    if fits is None:
+        raise ConfigError("tp", f"{what}; no tensor-parallel size up to 64 fits: lower the batch size or new tokens, "
+                          "or use a smaller dtype")
+    if spec.kind == "arch":
+        raise ConfigError("tp", f"{what}; it would fit at tp {fits}, but arch: models are built unsharded: use a model "
+                          f"folder of this architecture with --gpus {fits} --tp {fits}, a smaller dtype or batch")
+    raise ConfigError("tp", f"{what}; the smallest tp that fits is {fits}: run --gpus {fits} --tp {fits} "
+                      f"(or a multiple of {fits} GPUs)")
 
 
 def remote_code_allowed() -> bool:

@@ -23,12 +23,13 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runner.accounting import count_generated  # noqa: E402
-from runner.batching import make_batches, warmup_shapes  # noqa: E402
+from runner.batching import make_batches, split_contiguous, warmup_shapes  # noqa: E402
 from runner.config import RunConfig  # noqa: E402
 from runner.events import emit  # noqa: E402
 from runner.generation import BatchOutput, Generator, path_name  # noqa: E402
 from runner.latency import request_latencies  # noqa: E402
 from runner.latency import run_summary as run_latency  # noqa: E402
+from runner.layout import Layout  # noqa: E402
 
 
 class Timeline:
@@ -39,7 +40,7 @@ class Timeline:
         self.spans.append({"phase": phase, "start": start, "end": end, **extra})
 
 
-def load_model_and_tokenizer(spec: dict, config: RunConfig, device: str, dtype_name: str, state):
+def load_model_and_tokenizer(spec: dict, config: RunConfig, device: str, dtype_name: str, state, layout: Layout):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as transformers_logging
@@ -59,6 +60,8 @@ def load_model_and_tokenizer(spec: dict, config: RunConfig, device: str, dtype_n
         with state.local_main_process_first():
             ensure_tiny(path)
     if kind == "arch":
+        if layout.tp > 1:  # refused before launch too: from_config takes no tensor-parallel plan
+            raise ValueError("arch: models are built by from_config, which transformers does not shard; use tp 1")
         raw = json.loads(Path(path).read_text())
         model_type = raw.pop("model_type")
         raw.pop("architectures", None)
@@ -71,6 +74,11 @@ def load_model_and_tokenizer(spec: dict, config: RunConfig, device: str, dtype_n
         with torch.device(device):
             model = AutoModelForCausalLM.from_config(model_config, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(tok_folder)
+    elif layout.tp > 1:
+        from runner.tensor_parallel import load_sharded
+
+        model = load_sharded(path, layout, device, trust_remote_code=config.trust_remote_code, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
     else:
         placement, move = pretrained_load_kwargs(device)
         model = AutoModelForCausalLM.from_pretrained(
@@ -94,16 +102,19 @@ def eos_ids(model, tokenizer) -> list[int]:
     return ids
 
 
-def rank_roofline(model, calls: list[tuple[list[int], int]], seconds: float, device: str, rank: int) -> dict:
+def rank_roofline(model, calls: list[tuple[list[int], int]], seconds: float, device: str, rank: int,
+                  tp: int = 1) -> dict:
     """Bytes this rank had to move (weights + KV cache reads per decode step) over
-    its generation time, against its device's peak bandwidth."""
+    its generation time, against its device's peak bandwidth. A rank of a tensor
+    group holds its share of the weights and of the key-value heads."""
     from runner.cuda import free_device_bytes, probe_decision
     from runner.planner import shape_from_config
     from runner.roofline import MEASURED_LABEL, bytes_moved, known_bandwidth_gbps, measure_copy_bandwidth_gbps, utilisation
 
-    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    dtype_name = str(next(model.parameters()).dtype).replace("torch.", "")
-    kv_per_token = shape_from_config(model.config.to_dict(), dtype_name).kv_bytes_per_token
+    local = [p.to_local() if hasattr(p, "to_local") else p for p in model.parameters()]  # DTensor shards
+    weight_bytes = sum(p.numel() * p.element_size() for p in local)
+    dtype_name = str(local[0].dtype).replace("torch.", "")
+    kv_per_token = shape_from_config(model.config.to_dict(), dtype_name).kv_bytes_per_token // tp
     total = bytes_moved(weight_bytes, kv_per_token, calls)
     note = None
     if device.startswith("cuda"):
@@ -129,13 +140,15 @@ def rank_roofline(model, calls: list[tuple[list[int], int]], seconds: float, dev
             "kv_bytes_per_token": kv_per_token, "decode_steps": sum(steps for _, steps in calls), "rank": rank}
 
 
-def my_batches(job: dict, config: RunConfig, state, lengths: list[int]) -> list[list[int]]:
+def my_batches(job: dict, config: RunConfig, layout: Layout, rank: int, lengths: list[int]) -> list[list[int]]:
+    """This rank's batches: its data-parallel group's share of the prompts (every
+    rank of a tensor group runs the same batches together)."""
+    group = layout.dp_rank(rank)
     plan = job.get("plan")
     if plan and plan.get("assignment"):
-        batches = [list(b) for b in plan["assignment"][state.process_index]]
+        batches = [list(b) for b in plan["assignment"][group]]
     else:
-        with state.split_between_processes(list(range(len(config.prompts)))) as mine:
-            mine = list(mine)
+        mine = list(split_contiguous(len(config.prompts), layout.dp)[group])
         size = 1 if config.mode == "simple" else config.batch_size
         batches = make_batches(mine, size, lengths, sort_by_length=config.sort_by_length and size > 1)
     if config.continuous_batching and batches:
@@ -167,6 +180,9 @@ def run(job: dict) -> int:
     device, dtype_name = job["device"], job["dtype"]
     state = PartialState(cpu=(device == "cpu"))
     rank = state.process_index
+    layout = Layout(state.num_processes, config.tp_size)
+    # the leader of each tensor group reports its group's outputs; the others hold the same tokens
+    leader = layout.tp_rank(rank) == 0
     timeline = Timeline()
     timeline.span("imports", PROCESS_START, imported)
     emit("started", rank=rank, pid=os.getpid(), hostname=socket.gethostname(), time=PROCESS_START)
@@ -185,13 +201,13 @@ def run(job: dict) -> int:
     t = time.time()
     emit("phase", rank=rank, phase="load")
     _test_hook_pause("load")
-    model, tokenizer = load_model_and_tokenizer(job["model"], config, torch_device, dtype_name, state)
+    model, tokenizer = load_model_and_tokenizer(job["model"], config, torch_device, dtype_name, state, layout)
     timeline.span("load", t, time.time())
     eos = eos_ids(model, tokenizer)
 
     # Both modes tokenise the same way: one call per batch, simple mode being batches of one.
     lengths = [len(ids) for ids in tokenizer(list(config.prompts))["input_ids"]]
-    batches = my_batches(job, config, state, lengths)
+    batches = my_batches(job, config, layout, rank, lengths)
     my_count = sum(len(b) for b in batches)
 
     # One static-cache length for the whole run, so compiled decode shapes repeat.
@@ -203,7 +219,7 @@ def run(job: dict) -> int:
     if config.warmup and batches:
         t = time.time()
         emit("phase", rank=rank, phase="warmup")
-        for batch in warmup_batches(job, rank, batches, compiled=config.compile):
+        for batch in warmup_batches(job, layout.dp_rank(rank), batches, compiled=config.compile):
             generate(batch, min(config.max_new_tokens, job.get("warmup_tokens", 8)))
         timeline.span("warmup", t, time.time())
     if device == "cuda":
@@ -215,7 +231,8 @@ def run(job: dict) -> int:
     # kernels still queued from loading (or warm-up) must not run on the timed clock
     synchronize(torch_device)
     state.wait_for_everyone()
-    set_seed(config.seed + rank)
+    # one seed per copy of the model: the ranks of a tensor group must sample the same tokens
+    set_seed(config.seed + layout.dp_rank(rank))
     synchronize(torch_device)  # an NCCL barrier queues work of its own
     timeline.span("barrier", t, time.time())
     emit("phase", rank=rank, phase="generate", total=my_count)
@@ -242,14 +259,16 @@ def run(job: dict) -> int:
                     "output": text,
                     "tokens": count.tokens,
                     "raw_tokens": count.raw_tokens,
+                    "token_ids": [int(t) for t in seq[: count.tokens]],
                     **latency,
                 }
             )
         timeline.span("generate", t, time.time(), batch=b, size=len(batch))
         done += len(batch)
-        # this batch's outputs now, so a run that fails later still keeps them (marked partial)
-        emit("outputs", rank=rank, batch=b, outputs=outputs[len(outputs) - len(batch):])
-        emit("progress", rank=rank, done=done, total=my_count, tokens=sum(o["tokens"] for o in outputs))
+        if leader:
+            # this batch's outputs now, so a run that fails later still keeps them (marked partial)
+            emit("outputs", rank=rank, batch=b, outputs=outputs[len(outputs) - len(batch):])
+            emit("progress", rank=rank, done=done, total=my_count, tokens=sum(o["tokens"] for o in outputs))
         _test_hook_pause("batch")
     synchronize(torch_device)
     seconds = time.perf_counter() - start
@@ -258,12 +277,21 @@ def run(job: dict) -> int:
     peaks = memory_peaks(torch_device)
 
     t = time.time()
-    roofline = rank_roofline(model, calls, seconds, torch_device, rank)
+    roofline = rank_roofline(model, calls, seconds, torch_device, rank, layout.tp)
     timeline.span("roofline", t, time.time())
+    comm = None
+    if layout.tp > 1 and batches:
+        from runner.tensor_parallel import measure_comm
+
+        t = time.time()
+        comm = measure_comm(generate, batches[0], min(config.max_new_tokens, COMM_SAMPLE_TOKENS), torch_device)
+        timeline.span("comm-sample", t, time.time())
 
     t = time.time()
     record = {
         "rank": rank,
+        "tp_rank": layout.tp_rank(rank),
+        "dp_rank": layout.dp_rank(rank),
         "node": config.node_rank,
         "hostname": socket.gethostname(),
         "pid": os.getpid(),
@@ -277,7 +305,8 @@ def run(job: dict) -> int:
         "energy": meter.to_dict(),
         "generate_path": path_name(config),
         "roofline": roofline,
-        "outputs": outputs,
+        "comm": comm,
+        "outputs": outputs if leader else [],
         "environment": node_fingerprint() if state.local_process_index == 0 else None,
         "timeline": timeline.spans,
     }
@@ -297,12 +326,14 @@ def write_result(job: dict, config: RunConfig, records: list[dict], device: str,
     records = sorted(records, key=lambda r: r["rank"])
     outputs = sorted((o for r in records for o in r.pop("outputs")), key=lambda o: o["prompt_index"])
     seconds = max(r["seconds"] for r in records)
-    tokens = sum(r["tokens"] for r in records)
+    # a tensor group's ranks generate the same tokens together: count each group once, by its leader
+    leaders = [r for r in records if r.get("tp_rank", 0) == 0]
+    tokens = sum(r["tokens"] for r in leaders)
     environment = {"nodes": [r.pop("environment") for r in records if r.get("environment")]}
     result = {
         "status": "succeeded",
         "tokens": tokens,
-        "raw_tokens": sum(r["raw_tokens"] for r in records),
+        "raw_tokens": sum(r["raw_tokens"] for r in leaders),
         "seconds": seconds,
         "tokens_per_second": tokens / seconds if seconds > 0 else None,
         "world_size": len(records),
@@ -317,6 +348,9 @@ def write_result(job: dict, config: RunConfig, records: list[dict], device: str,
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
     tmp.replace(path)
+
+
+COMM_SAMPLE_TOKENS = 8  # new tokens of the profiled sample batch: enough decode steps, little time
 
 
 class RankPrefixed:
