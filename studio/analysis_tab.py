@@ -20,8 +20,7 @@ from studio import analysis_figures as figs
 from studio import grid_figures as grid_figs
 from studio.analysis import compare
 from studio.energy_figures import has_energy, joules_per_token_figure
-from studio.grid import LABELS as GRID_LABELS
-from studio.grid import sweep_value
+from studio.grid import describe_cell, sweep_value
 from studio.page_kit import PRIVATE
 from studio.predict_figures import build_what_if
 from studio.reference import ensure_reference_sweeps
@@ -69,7 +68,7 @@ NO_SWEEP = ("No sweep yet. Run one from the **Run** tab (its prompt box already 
 def setting_label(setting: dict, available: list[dict]) -> str:
     """A grid setting named by what tells it apart from the sweep's other settings."""
     differ = varied_settings(available)
-    return ", ".join(f"{GRID_LABELS[a]} {setting[a]}" for a in differ) or "all runs"
+    return describe_cell(setting, differ) or "all runs"
 
 
 def analyse(store: Store, sweep_id, compare_id=None, setting_index=None) -> dict:

@@ -115,3 +115,79 @@ def explain(analysis: dict) -> str:
     if sug and sug.get("text"):
         lines.append(sug["text"])
     return "\n".join(lines)
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 else _sig(value)
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.0f}%" if share >= 0.1 else f"{100 * share:.1f}%"
+
+
+def _tradeoff_sentence(t: dict, named: bool) -> str:
+    where = f"On {t['gpus']} GPUs" + (" (" + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in t["setting"].items()
+                                                       if v is not None) + ")" if named else "")
+    best, other = t["best_throughput"], t["compared_with"]
+    if t["same"]:
+        tpot = f" and the lowest TPOT p50 ({_ms(t['tpot_ms_p50']['from'])} ms)" if t["tpot_ms_p50"] else ""
+        return (f"{where}, {best} gave both the most tokens/s ({t['throughput']['best']:.1f}){tpot} of the "
+                f"{len(t['layouts'])} layouts measured ({', '.join(t['layouts'])}).")
+    text = (f"{where}, {best} gave {t['throughput_ratio']:.1f}x the tokens/s of {other} "
+            f"({t['throughput']['best']:.1f} against {t['throughput']['other']:.1f})")
+    changes, verb = [], None
+    for key, name in (("tpot_ms_p50", "TPOT p50"), ("ttft_ms_p50", "TTFT p50")):
+        change = t[key]
+        if change:
+            this = "cut" if change["to"] < change["from"] else "raised"
+            changes.append(("" if this == verb else this + " ") + f"{name} from {_ms(change['from'])} to "
+                           f"{_ms(change['to'])} ms")
+            verb = this
+    if changes and t["lowest_tpot"]:
+        text += f"; {other} " + " and ".join(changes)
+    return text + "."
+
+
+def explain_layouts(summary: dict | None, model: str | None = None) -> list[str]:
+    """The layouts in words: the trade-off at equal GPU count, the share of a decode step
+    spent in all-reduce, and the correctness gate."""
+    if not summary:
+        return []
+    lines = []
+    named = len(summary["tradeoffs"]) > 1
+    lines += [_tradeoff_sentence(t, named) for t in summary["tradeoffs"]]
+    for c in summary["comm"]:
+        counts = [p for p in c["per_count"] if p["comm_fraction"] is not None]
+        where = (": " + ", ".join(f"{_percent(p['comm_fraction'])} as {p['layout']}" for p in counts)
+                 if len(counts) > 1 else f", as {counts[0]['layout']}" if counts else "")
+        lines.append(f"tp {c['tp']}{' on ' + model if model else ''} spends {_percent(c['comm_fraction'])} of each "
+                     f"decode step in all-reduce (the tensor-parallel collectives; median of {c['runs']} "
+                     f"run{'s' if c['runs'] > 1 else ''}{where}).")
+    gate = summary["correctness"]
+    if gate["compared"]:
+        refs = ", ".join(map(str, gate["references"])) or "?"
+        if not gate["below"]:
+            lines.append(f"Correctness: all {gate['compared']} run(s) compared produced the same greedy tokens as "
+                         f"the reference run {refs} on every prompt (100 %).")
+        else:
+            lines.append(f"Correctness: {gate['agree']} of {gate['compared']} run(s) compared agree with the "
+                         f"reference run {refs} on every prompt; {len(gate['below'])} fell below 100 %.")
+        for b in gate["below"]:
+            first = b["first_difference"]
+            share = f"{100 * b['agreement']:.1f}".rstrip("0").rstrip(".")
+            text = f"Run {b['run_id']} ({b['layout']}, {b['dtype'] or 'dtype unknown'}) agreed on {share}% of the prompts"
+            if first:
+                text += (f"; the first difference is in prompt {first.get('prompt_index')} at token "
+                         f"{first.get('position')} ({first.get('reference_token')} in the reference, "
+                         f"{first.get('token')} here)")
+            if b["worth_a_look"]:
+                text += (". ⚠ Greedy float32 should agree exactly: this is worth a look (bfloat16/float16 and a "
+                         "changed reduction order are the usual reason elsewhere, not here).")
+            elif not b["greedy"]:
+                text += ". The run sampled its tokens, so its outputs are not expected to agree."
+            else:
+                text += (f". Under {b['dtype'] or 'a low precision'} this is usually a changed reduction order (a "
+                         "tensor-parallel all-reduce sums the partial results in another order, and bfloat16/"
+                         "float16 round differently), not a bug; greedy float32 should agree exactly.")
+            lines.append(text)
+    return lines

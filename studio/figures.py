@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 
 from runner.phases import ORDER as PHASE_ORDER
 from runner.phases import breakdown
-from studio.grid import LABELS as GRID_LABELS
+from studio.grid import describe_cell
 from studio.stats import Point, Series, scaling_series, varied_settings
 
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f", "#a16207", "#475569")
@@ -39,7 +39,7 @@ def series_labels(all_series: list[Series]) -> dict[tuple, str]:
         siblings = [s for s in all_series if s.source == series.source]
         differ = varied_settings(s.setting for s in siblings)
         if differ:
-            label += " · " + ", ".join(f"{GRID_LABELS[a]} {series.setting[a]}" for a in differ)
+            label += " · " + describe_cell(series.setting, differ)
         out[series.key] = label
     return out
 

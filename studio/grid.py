@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 
 from runner.config import DTYPES, MODES, ConfigError
+from studio.layouts import tp_label
 
 # config field -> (the setting's name in messages and the API, the CLI flag)
 AXES = {
@@ -98,9 +99,14 @@ def varied(axes: dict[str, list]) -> list[str]:
     return [a for a in AXES if len(axes.get(a) or []) > 1]
 
 
+def setting_text(axis: str, value) -> str:
+    """One setting's value as labels show it: 'batch 8', 'tp 1 (replicas)'."""
+    return tp_label(value) if axis == "tp_size" else f"{LABELS[axis]} {value}"
+
+
 def describe_cell(cell: dict, axes: list[str] | None = None) -> str:
     """'GPUs 2, batch 8' for the cell's values on `axes` (default: all of its own)."""
-    return ", ".join(f"{LABELS[a]} {cell[a]}" for a in (axes if axes is not None else cell) if a in cell)
+    return ", ".join(setting_text(a, cell[a]) for a in (axes if axes is not None else cell) if a in cell)
 
 
 def sweep_value(sweep: dict, axis: str) -> str:

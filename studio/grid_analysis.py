@@ -5,8 +5,9 @@ Pure functions of stored rows; the medians come from `studio.stats`."""
 from __future__ import annotations
 
 from runner.latency import goodput
+from studio.layouts import layout_name
 from studio.slo import meets
-from studio.stats import SETTING_AXES, Point, describe, scaling_series, world_size
+from studio.stats import SETTING_AXES, Point, describe, scaling_series, setting_value, world_size
 
 SATURATION_GAIN = 0.5  # a batch step that buys less than half its size in tokens/s: the decode stopped being memory-bound
 
@@ -18,7 +19,7 @@ def pareto_points(runs: list[dict]) -> list[dict]:
     for r in runs:
         if r.get("status") != "succeeded" or not r.get("tokens_per_second") or not r.get("tpot_ms_p50"):
             continue
-        out.append({"run_id": r["id"], "gpus": world_size(r), **{a: r.get(a) for a in SETTING_AXES},
+        out.append({"run_id": r["id"], "gpus": world_size(r), **{a: setting_value(r, a) for a in SETTING_AXES},
                     "tokens_per_second_per_user": 1000.0 / r["tpot_ms_p50"],
                     "tokens_per_second_per_gpu": r["tokens_per_second"] / world_size(r)})
     return out
@@ -43,7 +44,7 @@ def goodput_rows(runs: list[dict], outputs_by_run: dict[int, list[dict]], slo: d
     for r in runs:
         if r.get("status") != "succeeded" or not r.get("seconds"):
             continue
-        rows.append({"run_id": r["id"], "gpus": world_size(r), **{a: r.get(a) for a in SETTING_AXES},
+        rows.append({"run_id": r["id"], "gpus": world_size(r), **{a: setting_value(r, a) for a in SETTING_AXES},
                      "goodput": goodput(outputs_by_run.get(r["id"], []), r["seconds"], slo),
                      "tokens_per_second": r["tokens_per_second"], "meets_slo": meets(r, slo), "best": False})
     for gpus in sorted({row["gpus"] for row in rows}):
@@ -118,11 +119,15 @@ def describe_batch_scaling(rows: list[dict]) -> list[str]:
 def describe_goodput(rows: list[dict], slo: dict) -> list[str]:
     """Per GPU count, the best setting that meets the SLO, or that none does."""
     lines = []
+    layouts = len({r.get("tp_size") or 1 for r in rows}) > 1  # a layout sweep names the layout, not "tp size"
     for gpus in sorted({r["gpus"] for r in rows}):
         best = [r for r in rows if r["gpus"] == gpus and r["best"]]
         if best:
             row = max(best, key=lambda r: r["goodput"] or 0)
-            setting = ", ".join(f"{a.replace('_', ' ')} {row[a]}" for a in SETTING_AXES if row.get(a) is not None)
+            setting = ", ".join(f"{a.replace('_', ' ')} {row[a]}" for a in SETTING_AXES
+                                if row.get(a) is not None and a != "tp_size")
+            if layouts:
+                setting += f" as {layout_name(gpus, row.get('tp_size'))}"
             lines.append(f"Under the SLO ({slo['name']}), the best setting on {gpus} GPU(s) is {setting}: goodput "
                          f"{row['goodput']:.1f} tokens/s of {row['tokens_per_second']:.1f}.")
         else:

@@ -9,14 +9,21 @@ from plotly.subplots import make_subplots
 
 from studio.figures import COLORS, FONT, empty_figure
 from studio.grid import LABELS
+from studio.layout_figures import tp_colors
+from studio.layouts import layout_name
 from studio.stats import SETTING_AXES, scaling_series
 
 GRID_AXES = ("gpus", *SETTING_AXES)  # "gpus" is the world size
 AXIS_TITLES = {"gpus": "GPUs (processes)", **{a: LABELS[a] for a in SETTING_AXES}}
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star")
 
 
 def _setting_text(point: dict) -> str:
-    return ", ".join(f"{AXIS_TITLES[a]} {point[a]}" for a in GRID_AXES if point.get(a) is not None)
+    text = ", ".join(f"{AXIS_TITLES[a]} {point[a]}" for a in GRID_AXES if point.get(a) is not None)
+    tp = point.get("tp_size") or 1
+    if point["gpus"] % tp == 0:
+        text += f"<br>layout {layout_name(point['gpus'], tp)}"
+    return text
 
 
 def pareto_figure(grid: dict, title: str = "Throughput per GPU against speed per user") -> go.Figure:
@@ -24,11 +31,20 @@ def pareto_figure(grid: dict, title: str = "Throughput per GPU against speed per
     if not points:
         return empty_figure("No run with per-request latency yet", title)
     fig = go.Figure()
-    for i, gpus in enumerate(sorted({p["gpus"] for p in points})):
-        mine = [p for p in points if p["gpus"] == gpus]
+    # a layout sweep: a colour per tensor-parallel size, a marker per GPU count
+    by_layout = len({p.get("tp_size") or 1 for p in points}) > 1
+    counts = sorted({p["gpus"] for p in points})
+    colors = tp_colors(p.get("tp_size") or 1 for p in points) if by_layout else \
+        {g: COLORS[i % len(COLORS)] for i, g in enumerate(counts)}
+    groups = sorted({((p.get("tp_size") or 1) if by_layout else 0, p["gpus"]) for p in points})
+    for tp, gpus in groups:
+        mine = [p for p in points if p["gpus"] == gpus and (not by_layout or (p.get("tp_size") or 1) == tp)]
+        name = f"{layout_name(gpus, tp)} ({gpus} GPUs)" if by_layout else f"{gpus} GPU(s)"
         fig.add_trace(go.Scatter(
             x=[p["tokens_per_second_per_user"] for p in mine], y=[p["tokens_per_second_per_gpu"] for p in mine],
-            mode="markers", name=f"{gpus} GPU(s)", marker=dict(size=10, color=COLORS[i % len(COLORS)]),
+            mode="markers", name=name, legendgroup=str(tp) if by_layout else None,
+            marker=dict(size=11, color=colors[tp if by_layout else gpus],
+                        symbol=SYMBOLS[counts.index(gpus) % len(SYMBOLS)] if by_layout else "circle"),
             hovertext=[f"run {p['run_id']}<br>{_setting_text(p)}<br>{p['tokens_per_second_per_user']:.1f} tokens/s "
                        f"per user, {p['tokens_per_second_per_gpu']:.1f} per GPU" for p in mine], hoverinfo="text"))
     fig.add_trace(go.Scatter(

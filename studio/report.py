@@ -12,8 +12,11 @@ from pathlib import Path
 
 from db.store import Store
 from studio import analysis_figures as figs
+from studio import layout_figures
 from studio.analysis import analyse_sweep, compare
+from studio.explain import explain_layouts
 from studio.grid_analysis import grid_summary
+from studio.layouts import layout_summary
 
 FORMAT_VERSION = 1
 
@@ -34,7 +37,9 @@ def load_analysis(store: Store, sweep_id: int, slo: dict | None = None, setting:
     slo = slo or (sweep.get("settings") or {}).get("slo")
     outputs = store.outputs_for_runs(r["id"] for r in sweep["runs"]) if slo else {}
     result["grid"] = grid_summary(sweep["runs"], outputs, slo)
-    extra = result["grid"]["batch_scaling_text"] + result["grid"]["goodput_text"]
+    result["layouts"] = layout_summary(sweep["runs"])
+    extra = (result["grid"]["batch_scaling_text"] + result["grid"]["goodput_text"]
+             + explain_layouts(result["layouts"], sweep.get("model")))
     if extra:
         result["explanation"] += "\n" + "\n".join(extra)
     result["_runs"] = {r["id"]: r for r in sweep["runs"]}
@@ -121,6 +126,15 @@ def fit_rows(analysis: dict) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+def layout_table(summary: dict | None) -> tuple[list[str], list[list[str]]]:
+    """Layouts at equal GPU count, shared by the report and the web tab."""
+    headers = ["GPUs", "layout", "tp", "dp", "runs", "median tokens/s", "TTFT p50 ms", "TPOT p50 ms", "all-reduce share"]
+    rows = [[str(r["gpus"]), r["layout"], str(r["tp"]), str(r["dp"]), str(r["runs"]), f"{r['tokens_per_second']:.1f}",
+             _fmt(r["ttft_ms_p50"], "{:.1f}"), _fmt(r["tpot_ms_p50"], "{:.2f}"), _fmt(r["comm_fraction"], "{:.0%}")]
+            for r in sorted((summary or {}).get("rows") or [], key=lambda r: (r["gpus"], r["tp"]))]
+    return headers, rows
+
+
 def ab_rows(comparison: dict) -> tuple[list[str], list[list[str]]]:
     headers = ["GPUs", "A median tokens/s", "B median tokens/s", "B/A", "repeats A/B", "test", "p", "verdict"]
     rows = [[str(r["gpus"]), f"{r['a_median']:.1f}", f"{r['b_median']:.1f}", f"{r['ratio']:.3f}",
@@ -154,6 +168,8 @@ def figures(analysis: dict, other: dict | None = None) -> dict:
     chosen = representative_runs(analysis)
     if chosen:
         out["timeline"] = figs.timeline_figure(chosen, "Per-rank timeline (the median run of each GPU count)")
+    if (analysis.get("layouts") or {}).get("varied"):
+        out["layouts"] = layout_figures.layout_figure(analysis["layouts"]["rows"])
     if other is not None:
         out["ab"] = figs.compare_figure(analysis, other, compare(analysis, other))
     return out
@@ -203,6 +219,12 @@ def report_html(analysis: dict, other: dict | None = None) -> str:
         parts.append("<p>Marginal gain per added GPU: " + html.escape(", ".join(
             f"{g['from']}→{g['to']}: {g['gain_per_gpu']:.2f}" for g in knee["gains"]))
             + html.escape(f"; knee (first below {knee['threshold']:.2f}): {knee['count'] or 'none'}") + "</p>")
+    if (analysis.get("layouts") or {}).get("varied"):
+        headers, rows = layout_table(analysis["layouts"])
+        parts.append("<h2>Layouts at equal GPU count</h2>" + _table(headers, rows)
+                     + "<p class='small'>tp: ranks that share one copy of the model (tensor parallel); dp: copies of "
+                       "the model (replicas). Medians over the repeats; the all-reduce share is the part of a sample "
+                       "decode step spent in tensor-parallel collectives.</p>")
     comparison = compare(analysis, other) if other is not None else None
     if comparison:
         headers, rows = ab_rows(comparison)

@@ -7,7 +7,7 @@ so a number shown in two places is the same number. Rows are the dicts
 
 A *series* is one sweep (or a lone run) at one value of every setting a grid
 sweep may vary besides the GPU count (`SETTING_AXES`: batch size, new tokens,
-prompt tokens, dtype, mode); a *point* is one world size of a series (GPUs or
+prompt tokens, dtype, mode, tensor-parallel size); a *point* is one world size of a series (GPUs or
 processes over all nodes, so 2 nodes x 1 GPU and 1 node x 2 GPUs are one point).
 Runs of a point are its repeats. The view `sweep_summary` in
 `db/migrations.py` groups a plain GPU sweep the same way.
@@ -26,7 +26,7 @@ import numpy as np
 
 CONFIDENCE = 0.95
 # What a point's figures are computed over; a run without the metric is left out.
-METRICS = ("tokens_per_second", "seconds", "joules_per_token")
+METRICS = ("tokens_per_second", "seconds", "joules_per_token", "ttft_ms_p50", "tpot_ms_p50", "comm_fraction")
 
 
 # --------------------------------------------------------------------------
@@ -174,12 +174,19 @@ def world_size(run: dict) -> int:
 
 
 # The settings a grid sweep varies besides the GPU count (studio.grid.AXES): runs
-# of one sweep that differ in any of them belong to different series.
-SETTING_AXES = ("batch_size", "max_new_tokens", "prompt_tokens", "dtype", "mode")
+# of one sweep that differ in any of them belong to different series. tp_size is the
+# layout: a layout sweep has one series per tensor-parallel size.
+SETTING_AXES = ("batch_size", "max_new_tokens", "prompt_tokens", "dtype", "mode", "tp_size")
+
+
+def setting_value(run: dict, axis: str):
+    """A run's value of a setting; a row from before layouts (no tp_size) ran tp 1."""
+    value = run.get(axis)
+    return int(value or 1) if axis == "tp_size" else value
 
 
 def setting_of(run: dict) -> tuple:
-    return tuple(run.get(axis) for axis in SETTING_AXES)
+    return tuple(setting_value(run, axis) for axis in SETTING_AXES)
 
 
 def varied_settings(settings) -> list[str]:
@@ -241,7 +248,7 @@ class Series:
 
     @property
     def setting(self) -> dict:
-        return {axis: self.sample.get(axis) for axis in SETTING_AXES}
+        return {axis: setting_value(self.sample, axis) for axis in SETTING_AXES}
 
     def speedup_of(self, run: dict) -> float | None:
         """One run's throughput over the baseline's median."""
