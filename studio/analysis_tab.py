@@ -21,10 +21,20 @@ from studio import grid_figures as grid_figs
 from studio.analysis import compare
 from studio.energy_figures import has_energy, joules_per_token_figure
 from studio.grid import describe_cell, sweep_value
+from studio.layout_figures import layout_figure
 from studio.page_kit import PRIVATE
 from studio.predict_figures import build_what_if
 from studio.reference import ensure_reference_sweeps
-from studio.report import ReportError, ab_rows, fit_rows, load_analysis, points_rows, report_html, representative_runs
+from studio.report import (
+    ReportError,
+    ab_rows,
+    fit_rows,
+    layout_table,
+    load_analysis,
+    points_rows,
+    report_html,
+    representative_runs,
+)
 from studio.stats import varied_settings
 
 
@@ -77,7 +87,8 @@ def analyse(store: Store, sweep_id, compare_id=None, setting_index=None) -> dict
     empty = {"explanation": "Pick a sweep to see why it scales the way it does.", "points": _frame(([], [])),
              "fits": _frame(([], [])), "ab": _frame(([], [])), "throughput": None, "speedup": None,
              "efficiency": None, "run_choices": [], "run": None, "timeline": None, "setting_choices": [],
-             "setting": None, "pareto": None, "heatmap": None, "lines": None, "energy": None}
+             "setting": None, "pareto": None, "heatmap": None, "lines": None, "energy": None, "layouts": None,
+             "layout_table": _frame(([], []))}
     if sweep_id in (None, ""):
         if not store.list_sweeps(limit=1):
             return {**empty, "explanation": NO_SWEEP}
@@ -116,7 +127,10 @@ def _grid_views(analysis: dict) -> dict:
     runs = list(analysis["_runs"].values())
     varied = varied_settings(available)
     second = varied[0] if varied else "batch_size"
+    layouts = analysis.get("layouts") or {}
     return {
+        "layouts": layout_figure(layouts["rows"]) if layouts.get("varied") else None,
+        "layout_table": _frame(layout_table(layouts)) if layouts.get("varied") else _frame(([], [])),
         "setting_choices": [(setting_label(s, available), str(i)) for i, s in enumerate(available)],
         "setting": str(available.index(analysis["setting"])) if analysis.get("setting") in available else None,
         "pareto": grid_figs.pareto_figure(analysis["grid"]),
@@ -205,7 +219,9 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
                 gr.update(interactive=out["throughput"] is not None), gr.update(value=None, visible=False),
                 gr.update(choices=out["setting_choices"], value=out["setting"], visible=grid),
                 out["pareto"], gr.update(value=out["heatmap"], visible=grid), gr.update(value=out["lines"], visible=grid),
-                gr.update(value=out["energy"], visible=out["energy"] is not None))
+                gr.update(value=out["energy"], visible=out["energy"] is not None),
+                gr.update(value=out["layouts"], visible=out["layouts"] is not None),
+                gr.update(value=out["layout_table"], visible=out["layouts"] is not None))
 
     def make_report(sweep_id, compare_id):
         if sweep_id in (None, ""):
@@ -228,6 +244,9 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     setting = gr.Dropdown(label="Setting shown against GPU count (this sweep is a grid)", choices=[], value=None,
                           visible=False, elem_id="analysis-setting")
     explanation = gr.Markdown(elem_id="analysis-explanation")
+    layouts = gr.Plot(label="Layouts", show_label=False, elem_id="analysis-layouts", visible=False)
+    layout_rows = gr.Dataframe(label="Layouts at equal GPU count (tp: ranks per copy of the model, dp: copies)",
+                               interactive=False, wrap=True, visible=False, elem_id="analysis-layout-table")
     points = gr.Dataframe(label="Per GPU count", interactive=False, wrap=True, visible=bool(initial))
     fits = gr.Dataframe(label="Fits: X(n) = λn / (1 + σ(n−1) + κn(n−1))", interactive=False, wrap=True,
                         visible=bool(initial))
@@ -256,7 +275,7 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
         report = gr.File(label="HTML report (opens offline)", visible=False, elem_id="analysis-report")
 
     outputs = [explanation, points, fits, ab, throughput, speedup, efficiency, run, timeline, make, report,
-               setting, pareto, heatmap, lines, energy]
+               setting, pareto, heatmap, lines, energy, layouts, layout_rows]
     # opening the tab shows the newest sweep at once; a value set at build time fires no change event
     tab.select(refresh, [sweep, other], [sweep, other], **PRIVATE).then(show, [sweep, other], outputs, **PRIVATE)
     refresh_button.click(refresh, [sweep, other], [sweep, other], **PRIVATE)

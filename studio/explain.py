@@ -186,8 +186,9 @@ def explain_layouts(summary: dict | None, model: str | None = None) -> list[str]
             elif not b["greedy"]:
                 text += ". The run sampled its tokens, so its outputs are not expected to agree."
             else:
-                text += (f". Under {b['dtype'] or 'a low precision'} this is usually a changed reduction order (a "
-                         "tensor-parallel all-reduce sums the partial results in another order, and bfloat16/"
-                         "float16 round differently), not a bug; greedy float32 should agree exactly.")
+                how = ("a tensor-parallel all-reduce sums the partial results in another order" if b["tp"] > 1
+                       else "other batch shapes make the kernels sum in another order")
+                text += (f". Under {b['dtype'] or 'a low precision'} this is usually a changed reduction order ({how}, "
+                         "and bfloat16/float16 round each partial sum), not a bug; greedy float32 should agree exactly.")
             lines.append(text)
     return lines

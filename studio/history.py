@@ -14,13 +14,14 @@ import pandas as pd
 from db.store import Store
 from runner.config import ConfigError
 from studio.grid import sweep_value
+from studio.layouts import agreement_cells, run_layout, tp_of
 from studio.params import id_list, record_id
 from studio.reference import published_date
 from studio.stats import world_size
 from studio.views import for_display, rounded
 
 HISTORY_COLUMNS = ["run", "sweep", "created (UTC)", "status", "model", "mode", "batch", "new tokens", "prompts",
-                   "GPUs", "repeat", "tokens/s", "gen. seconds", "error"]
+                   "GPUs", "layout", "repeat", "tokens/s", "gen. seconds", "agreement", "error"]
 ANY = "any"
 
 
@@ -68,11 +69,12 @@ def _when_and_status(r: dict) -> tuple[str, str]:
 
 
 def history_table(runs: list[dict]) -> pd.DataFrame:
+    agreement = agreement_cells(runs)
     data = [[
         r["id"], r.get("sweep_id"), *_when_and_status(r), r["model"],
-        r["mode"], r["batch_size"], r["max_new_tokens"], r["num_prompts"], world_size(r),
+        r["mode"], r["batch_size"], r["max_new_tokens"], r["num_prompts"], world_size(r), run_layout(r),
         (r.get("repeat_index") or 0) + 1, rounded(r.get("tokens_per_second"), 1), rounded(r.get("seconds"), 3),
-        (r.get("error") or "")[:120],
+        agreement[r["id"]], (r.get("error") or "")[:120],
     ] for r in runs]
     return pd.DataFrame(data, columns=HISTORY_COLUMNS)
 
@@ -88,7 +90,8 @@ def filter_choices(store: Store) -> dict[str, list]:
 
 
 def run_label(r: dict) -> str:
-    return (f"run {r['id']} · {r['model']} · {r['mode']} · {world_size(r)} GPU(s) · {r['status']}"
+    return (f"run {r['id']} · {r['model']} · {r['mode']} · {world_size(r)} GPU(s)"
+            + (f" as {run_layout(r)}" if tp_of(r) > 1 else "") + f" · {r['status']}"
             + (f" · {r['tokens_per_second']:.1f} tok/s" if r.get("tokens_per_second") else ""))
 
 
@@ -135,8 +138,8 @@ def get_run(store: Store, run_id) -> dict:
 
 EXPORT_COLUMNS = ("id", "sweep_id", "repeat_index", "status", "created_at", "started_at", "finished_at", "model",
                   "mode", "batch_size", "max_new_tokens", "num_prompts", "num_gpus", "num_nodes", "world_size",
-                  "device", "dtype", "tokens", "raw_tokens", "padding_tokens", "seconds", "tokens_per_second",
-                  "imbalance", "label", "error")
+                  "tp_size", "dp_size", "device", "dtype", "tokens", "raw_tokens", "padding_tokens", "seconds",
+                  "tokens_per_second", "imbalance", "comm_fraction", "agreement", "agreement_reference", "label", "error")
 
 
 def export_text(store: Store, runs: list[dict], fmt: str) -> str:

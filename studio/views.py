@@ -14,6 +14,7 @@ from runner import phases, roofline
 from runner.config import for_users
 from studio.figures import overhead_seconds, series_labels
 from studio.grid import describe_cell
+from studio.layouts import agreement_cells, agreement_detail, agreement_text, dp_of, first_differences, run_layout, tp_of
 from studio.stats import SETTING_AXES, run_speedups, scaling_series, varied_settings, world_size
 
 FINAL_STATES = ("succeeded", "failed", "cancelled", "interrupted")
@@ -29,7 +30,12 @@ LOG_TAIL = 40
 def for_display(run: dict) -> dict:
     """A stored run as remote users see it: error text and stderr tail without
     server paths. Every way a run leaves the server (page, API, export) passes here."""
-    return {**run, "error": for_users(run.get("error")), "stderr_tail": for_users(run.get("stderr_tail"))}
+    out = {**run, "error": for_users(run.get("error")), "stderr_tail": for_users(run.get("stderr_tail"))}
+    if "agreement_detail" in run:  # stored as JSON text; older rows hold no dp_size: the world over tp
+        out["agreement_detail"] = agreement_detail(run) or None
+    if "tp_size" in run and run.get("num_gpus") is not None:
+        out["dp_size"] = dp_of(run)
+    return out
 
 
 # --- a sweep's live view --------------------------------------------------------
@@ -54,6 +60,9 @@ def sweep_snapshot(status: dict | None, sweep: dict | None) -> dict | None:
             "run_id": run_id,
             "num_gpus": now.get("num_gpus", row.get("num_gpus")),
             "world_size": world_size(row) if row else now.get("num_gpus"),
+            "tp_size": tp_of(row) if row else 1, "dp_size": dp_of(row) if row else None,
+            "layout": run_layout(row) if row else None,
+            "agreement": row.get("agreement"),
             "repeat": now.get("repeat", row.get("repeat_index", 0)),
             "status": status_word,
             "phase": now.get("phase", ""),
@@ -126,6 +135,8 @@ def progress_html(snapshot: dict | None) -> str:
         status_word = run["status"] or "?"
         color = STATUS_COLORS.get(status_word, "#6b7280")
         what = f"{run['world_size']} process{'es' if (run['world_size'] or 1) > 1 else ''}"
+        if (run.get("tp_size") or 1) > 1:
+            what += f" as {e(run['layout'])}"
         if cells.get(run["run_id"]):
             what += f" · {e(cells[run['run_id']])}"
         detail = e(status_word)
@@ -150,8 +161,8 @@ def progress_html(snapshot: dict | None) -> str:
     return "<div class='studio-progress'>" + "".join(lines) + "</div>"
 
 
-RESULT_COLUMNS = ["run", "GPUs", "setting", "repeat", "status", "tokens/s", "speedup", "gen. s", "TTFT p50 ms",
-                  "TPOT p50 ms", "imbalance"]
+RESULT_COLUMNS = ["run", "GPUs", "layout", "setting", "repeat", "status", "tokens/s", "speedup", "gen. s",
+                  "TTFT p50 ms", "TPOT p50 ms", "imbalance", "agreement"]
 
 
 def grid_cells_of(settings_by_run: dict[int, dict]) -> dict[int, str]:
@@ -163,15 +174,17 @@ def grid_cells_of(settings_by_run: dict[int, dict]) -> dict[int, str]:
 def results_table(rows: list[dict], finished_only: bool = True) -> pd.DataFrame:
     """The sweep's runs as a table; speedup is over the smallest count of the run's own setting."""
     speedups = run_speedups(rows)
-    cells = grid_cells_of({r["id"]: {a: r.get(a) for a in SETTING_AXES} for r in rows})
+    cells = grid_cells_of({r["id"]: {a: r.get(a) for a in SETTING_AXES if a != "tp_size"} for r in rows})
+    agreement = agreement_cells(rows)
     data = []
-    for r in sorted(rows, key=lambda r: (world_size(r), r.get("repeat_index") or 0, r["id"])):
+    for r in sorted(rows, key=lambda r: (world_size(r), tp_of(r), r.get("repeat_index") or 0, r["id"])):
         if finished_only and r["status"] not in FINAL_STATES:
             continue
         data.append([
-            r["id"], world_size(r), cells.get(r["id"]) or "–", (r.get("repeat_index") or 0) + 1, r["status"],
-            rounded(r.get("tokens_per_second"), 1), rounded(speedups.get(r["id"]), 2), rounded(r.get("seconds"), 3),
-            rounded(r.get("ttft_ms_p50"), 1), rounded(r.get("tpot_ms_p50"), 2), rounded(r.get("imbalance"), 2),
+            r["id"], world_size(r), run_layout(r), cells.get(r["id"]) or "–", (r.get("repeat_index") or 0) + 1,
+            r["status"], rounded(r.get("tokens_per_second"), 1), rounded(speedups.get(r["id"]), 2),
+            rounded(r.get("seconds"), 3), rounded(r.get("ttft_ms_p50"), 1), rounded(r.get("tpot_ms_p50"), 2),
+            rounded(r.get("imbalance"), 2), agreement[r["id"]],
         ])
     return pd.DataFrame(data, columns=RESULT_COLUMNS)
 
@@ -222,6 +235,7 @@ def run_summary_parts(run: dict) -> list[str]:
         ("model", run["model"]), ("mode", run["mode"]), ("batch size", run["batch_size"]),
         ("max new tokens", run["max_new_tokens"]), ("fixed length", config.get("fixed_length")),
         ("prompts", run["num_prompts"]), ("GPUs / processes", world_size(run)),
+        ("layout", f"{run_layout(run)} (tp {tp_of(run)}, dp {dp_of(run)})"),
         ("nodes", run.get("num_nodes")), ("repeat", (run.get("repeat_index") or 0) + 1),
         ("device", run.get("device") or config.get("device")), ("dtype", run.get("dtype") or config.get("dtype")),
         ("sampling", "sample" if config.get("do_sample") else "greedy"), ("seed", config.get("seed")),
@@ -234,6 +248,12 @@ def run_summary_parts(run: dict) -> list[str]:
         ("tokens / second", run.get("tokens_per_second")), ("rank imbalance (slowest / mean)", run.get("imbalance")),
         ("overhead seconds (all but generate)", overhead if run.get("phases") else None),
     ]
+    if run.get("comm_fraction") is not None:
+        results.append(("share of a decode step in all-reduce", f"{100 * run['comm_fraction']:.1f} %"))
+    if run.get("agreement") is not None:
+        reference = f" (against run {run['agreement_reference']})" if run.get("agreement_reference") else ""
+        results.append(("agreement with the reference (greedy tokens)", agreement_text(run) + reference))
+        results += [("first difference", text) for text in first_differences(run)]
     for key, label in (("bandwidth_gbps", "memory bandwidth (GB/s)"),
                        ("bandwidth_utilisation", "bandwidth utilisation")):
         if run.get(key) is not None:
