@@ -105,6 +105,9 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
             ui.gpu_counts = gr.CheckboxGroup(counts, value=default_counts, label="GPU counts to sweep",
                                              info=f"This machine: up to {devices['max']} {devices['what']}. "
                                                   "Each count runs in turn.", elem_id="gpu-counts")
+            ui.tp = gr.Textbox("1", label="Tensor-parallel sizes (tp)", max_lines=1, elem_id="tp",
+                               info="ranks that share one copy of the model: 1 (a replica per GPU), or a list such "
+                                    "as 1,2 to compare layouts; each GPU count runs with the sizes that divide it")
             with gr.Accordion("Synthetic prompts and latency limits", open=False, elem_id="grid-extras"):
                 with gr.Row():
                     ui.prompt_tokens = gr.Textbox("", label="Prompt tokens (one, or a list)", max_lines=1,
@@ -140,15 +143,15 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
     ui.drawn = gr.State("")  # which finished runs the chart and table already show
 
     form = [ui.prompts, ui.prompt_file, ui.model, ui.mode, ui.batch_size, ui.max_new_tokens, ui.fixed_length,
-            ui.dtype, ui.gpu_counts, ui.repeats, ui.name, ui.prompt_tokens, ui.num_prompts, ui.slo]
+            ui.dtype, ui.gpu_counts, ui.repeats, ui.name, ui.prompt_tokens, ui.num_prompts, ui.slo, ui.tp]
     view = [ui.progress, ui.table, ui.chart, ui.log, ui.timer, ui.drawn]
 
     def request_of(prompts, prompt_file, model, mode, batch_size, max_new_tokens, fixed_length, dtype,
-                   gpu_counts, repeats, name, prompt_tokens, num_prompts, slo) -> forms.SweepRequest:
+                   gpu_counts, repeats, name, prompt_tokens, num_prompts, slo, tp) -> forms.SweepRequest:
         return forms.SweepRequest(
             prompts_text=prompts, prompts_file=prompt_file, model=model, mode=mode, batch_size=batch_size,
             max_new_tokens=max_new_tokens, fixed_length=fixed_length, dtype=dtype, gpu_counts=gpu_counts,
-            repeats=repeats, name=name, prompt_tokens=prompt_tokens, num_prompts=num_prompts, slo=slo,
+            repeats=repeats, name=name, prompt_tokens=prompt_tokens, num_prompts=num_prompts, slo=slo, tp=tp,
         )
 
     def validate(*values):
@@ -207,7 +210,7 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
     for source in (ui.prompts, ui.prompt_file):
         source.change(forms.prompt_summary, [ui.prompts, ui.prompt_file], ui.prompt_info,
                       trigger_mode="always_last", **private(show_progress="hidden"))
-    for field in (ui.batch_size, ui.max_new_tokens, ui.gpu_counts, ui.repeats, ui.prompt_tokens):
+    for field in (ui.batch_size, ui.max_new_tokens, ui.gpu_counts, ui.repeats, ui.prompt_tokens, ui.tp):
         field.change(lambda *values: forms.grid_summary(request_of(*values)), form, ui.grid_info,
                      trigger_mode="always_last", **private(show_progress="hidden"))
     ui.run.click(start, form, [*view, ui.watched], validator=validate, **private(show_progress="minimal"))

@@ -17,19 +17,19 @@ from runner.models import arch_names
 from runner.prompts import MAX_FILE_BYTES, load_prompts, parse_prompts, preset
 from runner.validate import remote_code_allowed
 from studio.grid import LABELS as GRID_LABELS
-from studio.grid import MAX_RUNS, parse_axis
+from studio.grid import MAX_RUNS, layout_cells, parse_axis
 from studio.sweep import SweepPlan, parse_gpu_counts, plan_sweep
 
 # The page's settings, in the order the Run tab lays them out. A ConfigError's
 # field is mapped onto one of these so its message appears next to that field.
 FORM_FIELDS = ("prompts", "model", "mode", "batch_size", "max_new_tokens", "fixed_length", "dtype",
-               "gpu_counts", "repeats", "name", "prompt_tokens", "num_prompts", "slo")
+               "gpu_counts", "repeats", "name", "prompt_tokens", "num_prompts", "slo", "tp")
 FIELD_OF_ERROR = {
     "prompts": "prompts", "preset": "prompts", "model": "model", "trust_remote_code": "model", "mode": "mode",
     "batch_size": "batch_size", "max_new_tokens": "max_new_tokens", "fixed_length": "fixed_length",
     "dtype": "dtype", "device": "dtype", "gpus_per_node": "gpu_counts", "gpus": "gpu_counts", "repeats": "repeats",
     "label": "name", "name": "name", "grid": "repeats", "prompt_tokens": "prompt_tokens",
-    "num_prompts": "num_prompts", "slo": "slo",
+    "num_prompts": "num_prompts", "slo": "slo", "tp": "tp", "tp_size": "tp",
 }
 
 @dataclass
@@ -54,6 +54,8 @@ class SweepRequest:
     prompt_tokens: str | int | list | None = ""
     num_prompts: int | float | None = None
     slo: str = ""
+    # layouts: tensor-parallel sizes ("1,2"); each GPU count runs with the sizes that divide it
+    tp: str | int | list | None = "1"
 
 
 def _whole(name: str, value, label: str) -> int:
@@ -116,7 +118,23 @@ def request_axes(request: SweepRequest) -> dict[str, list]:
             "max_new_tokens": _values("max_new_tokens", request.max_new_tokens, "max new tokens")}
     if request.prompt_tokens not in (None, "", []):
         axes["prompt_tokens"] = parse_axis("prompt_tokens", request.prompt_tokens)
+    tps = [1] if request.tp in (None, "", []) else parse_axis("tp_size", request.tp)
+    if tps != [1]:
+        axes["tp_size"] = tps
     return axes
+
+
+def cell_count(axes: dict[str, list]) -> int:
+    """The cells a grid runs: every combination, a GPU count only with the tp sizes that divide
+    it (studio.grid.layout_cells), counted without listing them; a tp list that fits no GPU
+    count is refused as the sweep refuses it."""
+    cells = 1
+    for axis, values in axes.items():
+        if axis not in ("gpus_per_node", "tp_size"):
+            cells *= len(values)
+    gpus, tps = axes["gpus_per_node"], axes.get("tp_size", [1])
+    layout_cells([], axes)  # refuses a tp that divides no GPU count, and a GPU count no tp divides
+    return cells * sum(1 for g in gpus for t in tps if g % t == 0)
 
 
 def plan_request(request: SweepRequest) -> SweepPlan:
@@ -147,13 +165,14 @@ def grid_summary(request: SweepRequest) -> str:
     try:
         axes = request_axes(request)
         repeats = _whole("repeats", request.repeats, "repeats")
+        cells = cell_count(axes)
     except ConfigError as exc:
         return f"⚠ {field_message(exc)}"
-    sizes = [len(values) for values in axes.values()]
-    cells = 1
-    for size in sizes:
-        cells *= size
     parts = " × ".join(f"{len(v)} {GRID_LABELS[a]}" for a, v in axes.items() if len(v) > 1) or "1 setting"
+    if len(axes.get("tp_size", [])) > 1:
+        parts += " (each GPU count with the tp sizes that divide it)"
+    elif "tp_size" in axes:
+        parts += f", tp {axes['tp_size'][0]}"
     line = f"Grid: {parts} = {cells} cell(s) × {repeats} repeat(s) = **{cells * repeats} run(s)**"
     if cells * repeats > MAX_RUNS:
         line += f" — more than the limit of {MAX_RUNS}"
