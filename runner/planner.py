@@ -29,7 +29,7 @@ from runner.batching import padded_positions, warmup_shapes
 PLAN_VERSION = 1
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 # The embedded tiny model's shape (runner/tiny.py builds it), for when it is not built yet.
-TINY_SHAPE = {"vocab_size": 259, "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
+TINY_SHAPE = {"model_type": "llama", "vocab_size": 259, "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
               "num_attention_heads": 4, "num_key_value_heads": 4, "tie_word_embeddings": True}
 # Share of the budget the planner fills: allocator fragmentation, the framework's
 # own buffers and the logits are not in the estimate.
