@@ -1,7 +1,6 @@
 """The correctness gate's arithmetic (studio/agreement.py): pure, fast."""
 
-from studio.agreement import (agreement_label, compare_outputs, first_difference, generation_key, reference_for,
-                              verdict)
+from studio.agreement import agreement_label, compare_outputs, first_difference, generation_key, reference_for, verdict
 
 
 def out(index, ids):

@@ -19,7 +19,6 @@ from faultkit import EventLog, assert_no_leftovers
 
 from db.store import Store
 from runner.config import RunConfig
-from runner.prompts import preset
 from runner.validate import prepare
 from studio.agreement import compare_outputs
 from studio.sweep import plan_sweep, run_one, run_sweep
