@@ -72,3 +72,14 @@ def test_the_cli_refuses_impossible_layouts_in_one_line_before_launching(args, w
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert took < 20, f"took {took:.1f} s"
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_auto_plan_of_a_tensor_parallel_run_is_over_its_copies():
+    from runner.planner import plan_for
+
+    prepared = prepare(RunConfig(prompts=[f"prompt {i}" for i in range(12)], mode="auto", gpus_per_node=4,
+                                 tp_size=2, memory_budget_gb=4), CPU)
+    plan = plan_for(prepared, CPU)
+    assert len(plan["assignment"]) == 2  # two copies of the model, not four ranks
+    assert sorted(i for copy in plan["assignment"] for batch in copy for i in batch) == list(range(12))
+    assert plan["tp_size"] == 2 and plan["reasons"][0].startswith("Tensor parallel: 2 ranks share each copy")
