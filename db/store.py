@@ -29,7 +29,7 @@ ENERGY_FIELDS = ("energy_joules", "joules_per_token", "joules_per_position", "av
 # peak memory, one thing per column (ranks.peak_memory_bytes keeps its older mixed meaning)
 RANK_MEMORY_FIELDS = ("device_allocated_peak_bytes", "device_reserved_peak_bytes", "host_rss_peak_bytes")
 JSON_COLUMNS = ("config", "environment", "phases", "plan", "pids", "gpu_counts", "settings", "timeline", "owner",
-                "roofline")
+                "roofline", "agreement_detail", "token_ids")
 
 
 def now() -> str:

@@ -1,13 +1,14 @@
 """Where a run's time went, for the run-detail view. Pure and torch-free.
 
 `runs.phases` holds seconds per phase (each the slowest rank's): queue, launch,
-imports, load, warmup, barrier, generate, roofline, gather, total, store.
+imports, load, warmup, barrier, generate, roofline, comm-sample, gather, total, store.
 Generation is the timed part; everything else is overhead the user waited for.
 """
 
 from __future__ import annotations
 
-ORDER = ("queue", "launch", "imports", "load", "warmup", "barrier", "generate", "roofline", "gather", "store")
+ORDER = ("queue", "launch", "imports", "load", "warmup", "barrier", "generate", "roofline", "comm-sample", "gather",
+         "store")
 LABELS = {
     "queue": "waiting in the queue",
     "launch": "accelerate launch until the first rank started",
@@ -17,6 +18,7 @@ LABELS = {
     "barrier": "waiting for the other ranks",
     "generate": "generation (timed)",
     "roofline": "bandwidth figures",
+    "comm-sample": "profiled sample batch (tensor-parallel collectives)",
     "gather": "gathering results to rank 0",
     "store": "writing to the database",
 }

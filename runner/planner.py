@@ -17,6 +17,7 @@ indices) and `warmup_batches[rank]`; the studio shows `describe_plan(plan)`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -29,7 +30,7 @@ from runner.batching import padded_positions, warmup_shapes
 PLAN_VERSION = 1
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 # The embedded tiny model's shape (runner/tiny.py builds it), for when it is not built yet.
-TINY_SHAPE = {"vocab_size": 259, "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
+TINY_SHAPE = {"model_type": "llama", "vocab_size": 259, "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
               "num_attention_heads": 4, "num_key_value_heads": 4, "tie_word_embeddings": True}
 # Share of the budget the planner fills: allocator fragmentation, the framework's
 # own buffers and the logits are not in the estimate.
@@ -309,10 +310,20 @@ def plan_for(prepared, inventory=None) -> dict:
         gpu_memory, gpu_free = inventory.gpu_memory_mib, inventory.gpu_free_mib
     budget, budget_source = memory_budget_bytes(config.memory_budget_gb, prepared.device, config.world_size,
                                                 gpu_memory, gpu_free)
-    plan = make_plan(lengths, max_new_tokens=config.max_new_tokens, world_size=config.world_size, shape=shape,
+    if config.tp_size > 1:
+        # each rank of a tensor group holds its share of the weights and key-value heads, and the
+        # prompts go to the data-parallel groups: plan for one rank's share over dp_size groups
+        shape = dataclasses.replace(shape, params=shape.params // config.tp_size,
+                                    kv_heads=max(1, shape.kv_heads // config.tp_size))
+    plan = make_plan(lengths, max_new_tokens=config.max_new_tokens, world_size=config.dp_size, shape=shape,
                      budget_bytes=budget, budget_source=budget_source, lengths_source=source,
                      every_shape_warmup=config.compile, attention=config.attention)
     plan["generation"] = {"cache": config.cache, "compile": config.compile, "attention": config.attention}
+    if config.tp_size > 1:
+        plan["tp_size"] = config.tp_size
+        plan["reasons"].insert(0, f"Tensor parallel: {config.tp_size} ranks share each copy of the model, so the "
+                               f"plan is over its {config.dp_size} copies (a 'rank' below is one copy), each rank "
+                               f"holding 1/{config.tp_size} of the weights and KV cache.")
     return plan
 
 

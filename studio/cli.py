@@ -50,9 +50,10 @@ class ProgressBars:
 
 def run_summary(run: dict, slo: dict | None = None) -> dict:
     keys = ("id", "sweep_id", "repeat_index", "status", "model", "mode", "batch_size", "max_new_tokens",
-            "prompt_tokens", "num_gpus", "num_nodes", "world_size", "device", "dtype", "num_prompts", "tokens",
+            "prompt_tokens", "num_gpus", "num_nodes", "world_size", "tp_size", "dp_size", "device", "dtype",
+            "num_prompts", "tokens",
             "raw_tokens", "padding_tokens", "seconds", "tokens_per_second", "imbalance", *LATENCY_RUN_FIELDS,
-            "created_at", "error")
+            "comm_fraction", "agreement", "agreement_reference", "created_at", "error")
     out = {k: run.get(k) for k in keys}
     if slo and run.get("status") == "succeeded":
         from runner.latency import goodput
@@ -65,9 +66,11 @@ def run_summary(run: dict, slo: dict | None = None) -> dict:
 
 def format_table(runs: list[dict], speedup: bool = True) -> str:
     """Runs as a text table; speedup is over the median of the sweep's smallest GPU count."""
+    from studio.agreement import agreement_label
     from studio.stats import run_speedups, world_size
 
-    header = f"{'run':>5} {'GPUs':>5} {'rep':>4} {'status':<10} {'tokens':>8} {'seconds':>9} {'tokens/s':>10} {'speedup':>8}"
+    header = (f"{'run':>5} {'GPUs':>5} {'tp':>3} {'rep':>4} {'status':<10} {'tokens':>8} {'seconds':>9} "
+              f"{'tokens/s':>10} {'speedup':>8}  agrees")
     lines = [header, "-" * len(header)]
     speedups = run_speedups(runs) if speedup else {}
     for r in runs:
@@ -79,8 +82,8 @@ def format_table(runs: list[dict], speedup: bool = True) -> str:
         gpus = world_size(r)
         repeat = (r.get("repeat_index") or 0) + 1
         lines.append(
-            f"{r['id']:>5} {gpus:>5} {repeat:>4} {r['status']:<10} {tokens:>8} {seconds:>9} {throughput:>10} {speed:>8}"
-        )
+            f"{r['id']:>5} {gpus:>5} {r.get('tp_size') or 1:>3} {repeat:>4} {r['status']:<10} {tokens:>8} {seconds:>9} "
+            f"{throughput:>10} {speed:>8}  {agreement_label(r)}")
         if r.get("error"):
             lines.append(f"      error: {r['error']}")
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from runner.paths import runs_dir
 from runner.processes import owner_env
 from runner.result import RunResult
 from runner.validate import Prepared, prepare
+from studio.agreement import record_agreement
 from studio.grid import check_size, describe_cell, grid_cells, layout_cells, parse_axis, varied
 from studio.slo import parse_slo
 
@@ -262,6 +263,7 @@ def run_one(
     started = time.perf_counter()
     store.finish_run(run_id, result)
     store.set_phase(run_id, "store", time.perf_counter() - started)
+    record_agreement(store, run_id)
     return result
 
 
