@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import json
 
+from studio.agreement import verdict
 from studio.stats import SETTING_AXES, describe, scaling_series, setting_value, world_size
-
-LOW_PRECISION = ("bfloat16", "float16")
-EXACT_DTYPE = "float32"
 
 
 def tp_of(run: dict) -> int:
@@ -72,9 +70,10 @@ def greedy(run: dict) -> bool:
     return not (run.get("config") or {}).get("do_sample")
 
 
-def exact_expected(run: dict) -> bool:
-    """Greedy decoding in float32: every layout should produce the reference's tokens exactly."""
-    return greedy(run) and (run.get("dtype") or (run.get("config") or {}).get("dtype")) == EXACT_DTYPE
+def run_verdict(run: dict) -> str:
+    """studio.agreement.verdict of a stored run: 'exact', 'expected' (sampling, 16-bit dtypes) or
+    'check' (below 100 % where every layout should agree exactly), '' when not compared."""
+    return verdict(run.get("agreement"), run.get("dtype"), not greedy(run))
 
 
 def references(runs: list[dict]) -> set[int]:
@@ -83,17 +82,18 @@ def references(runs: list[dict]) -> set[int]:
 
 
 def agreement_text(run: dict, is_reference: bool = False) -> str:
-    """The runs table's cell: '100 %', '97 % ⚠' (greedy float32 below 100 %: worth a look),
+    """The runs table's cell: '100 %', '97 % ⚠' (studio.agreement.verdict "check": worth a look),
     '97 % (bfloat16)' (expected below 100 %), 'reference', or '–' (not compared)."""
     value = run.get("agreement")
     if value is None:
         return "reference" if is_reference else "–"
     text = f"{100 * float(value):.1f}".rstrip("0").rstrip(".") + " %"
-    if float(value) >= 1.0:
-        return text
-    if exact_expected(run):
+    word = run_verdict(run)
+    if word == "check":
         return f"{text} ⚠"
-    return f"{text} ({run.get('dtype')})" if run.get("dtype") in LOW_PRECISION else text
+    if word == "expected":
+        return f"{text} ({'sampled' if not greedy(run) else run.get('dtype')})"
+    return text
 
 
 def agreement_cells(runs: list[dict]) -> dict[int, str]:
@@ -199,7 +199,7 @@ def correctness(runs: list[dict]) -> dict:
         first = (detail.get("differences") or [None])[0]
         below.append({"run_id": r["id"], "agreement": float(r["agreement"]), "layout": run_layout(r),
                       "gpus": world_size(r), "tp": tp_of(r), "dtype": r.get("dtype"), "greedy": greedy(r),
-                      "worth_a_look": exact_expected(r), "reference": r.get("agreement_reference"),
+                      "worth_a_look": run_verdict(r) == "check", "reference": r.get("agreement_reference"),
                       "compared": detail.get("compared"), "identical": detail.get("identical"),
                       "first_difference": first})
     refs = sorted(references(compared))

@@ -59,7 +59,7 @@ def test_tp_is_a_setting_axis_so_a_layout_sweep_has_a_series_per_tp():
     (run(2, 2, 2, 1.0, agreement=1.0), set(), "100 %"),
     (run(2, 2, 2, 1.0, agreement=0.97), set(), "97 % ⚠"),  # greedy float32: worth a look
     (run(2, 2, 2, 1.0, agreement=0.975, dtype="bfloat16"), set(), "97.5 % (bfloat16)"),
-    (run(2, 2, 2, 1.0, agreement=0.5, sample=True), set(), "50 %"),
+    (run(2, 2, 2, 1.0, agreement=0.5, sample=True), set(), "50 % (sampled)"),
     (run(1, 2, 1, 1.0), {1}, "reference"),
     (run(3, 2, 1, 1.0), {1}, "–"),
 ])
