@@ -41,8 +41,10 @@ def layout_name(gpus: int, tp: int | None) -> str:
 
 
 def run_layout(run: dict) -> str:
-    """The layout name of a stored run."""
-    return layout_name(world_size(run), tp_of(run))
+    """The layout name of a stored run; a row whose tp does not divide its GPUs (none is
+    launched so) is named by its numbers rather than refused."""
+    gpus, tp = world_size(run), tp_of(run)
+    return layout_name(gpus, tp) if gpus % tp == 0 else f"{gpus} GPU(s) at tp {tp}"
 
 
 def tp_label(tp: int | None) -> str:

@@ -125,7 +125,10 @@ def progress_html(snapshot: dict | None) -> str:
     if snapshot.get("queue_position"):
         head += f" · waiting: position {snapshot['queue_position']} in the queue, behind another sweep"
     lines = [f"<div class='studio-head'>{head}</div>"]
-    cells = grid_cells_of({r["run_id"]: r.get("setting") or {} for r in runs})
+    # the layout is named beside the process count, not again among the settings
+    cells = grid_cells_of({r["run_id"]: {k: v for k, v in (r.get("setting") or {}).items() if k != "tp_size"}
+                           for r in runs})
+    layouts_vary = len({r.get("tp_size") or 1 for r in runs}) > 1
     settings = snapshot.get("settings") or {}
     if settings.get("model"):  # what the shown sweep ran; the form above may hold other settings now
         lines.append(f"<div class='studio-settings'>{e(str(settings['model']))} · {e(str(settings.get('mode')))}"
@@ -135,7 +138,7 @@ def progress_html(snapshot: dict | None) -> str:
         status_word = run["status"] or "?"
         color = STATUS_COLORS.get(status_word, "#6b7280")
         what = f"{run['world_size']} process{'es' if (run['world_size'] or 1) > 1 else ''}"
-        if (run.get("tp_size") or 1) > 1:
+        if run.get("layout") and (layouts_vary or (run.get("tp_size") or 1) > 1):
             what += f" as {e(run['layout'])}"
         if cells.get(run["run_id"]):
             what += f" · {e(cells[run['run_id']])}"

@@ -68,7 +68,8 @@ def test_the_live_snapshot_names_each_runs_layout(db_path):
     sweep_id, ids = layout_sweep(store)
     snapshot = views.sweep_snapshot(None, store.get_sweep(sweep_id))
     assert [(r["tp_size"], r["layout"]) for r in snapshot["runs"]][3] == (2, "2 × tp 2")
-    assert "4 processes as 2 × tp 2" in views.progress_html(snapshot)
+    progress = views.progress_html(snapshot)
+    assert "4 processes as 2 × tp 2 · repeat" in progress and "4 processes as 4 replicas · repeat" in progress
 
 
 def test_the_analysis_tab_shows_the_layout_chart_and_table_for_a_layout_sweep(db_path):

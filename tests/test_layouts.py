@@ -14,6 +14,7 @@ from studio.layouts import (
     layout_name,
     layout_rows,
     layout_summary,
+    run_layout,
     tp_of,
     tradeoffs,
 )
@@ -37,6 +38,10 @@ def test_a_layout_is_named_for_people(gpus, tp, name):
 def test_a_tp_that_does_not_divide_the_gpus_is_no_layout():
     with pytest.raises(ValueError, match="tp 3 does not divide 4 GPU"):
         layout_name(4, 3)
+
+
+def test_a_stored_row_that_is_no_layout_is_named_by_its_numbers():
+    assert run_layout({"num_gpus": 1, "tp_size": 2}) == "1 GPU(s) at tp 2"
 
 
 def test_older_rows_ran_tp_1_and_hold_no_dp():
