@@ -20,8 +20,9 @@ from studio import analysis_figures as figs
 from studio import grid_figures as grid_figs
 from studio.analysis import compare
 from studio.energy_figures import has_energy, joules_per_token_figure
-from studio.grid import describe_cell, sweep_value
+from studio.grid import describe_cell, sweep_layouts, sweep_value
 from studio.layout_figures import layout_figure
+from studio.layouts import run_layout, tp_of
 from studio.page_kit import PRIVATE
 from studio.predict_figures import build_what_if
 from studio.reference import ensure_reference_sweeps
@@ -41,7 +42,8 @@ from studio.stats import varied_settings
 def sweep_label(sweep: dict) -> str:
     counts = ",".join(str(c) for c in (sweep.get("gpu_counts") or []))
     parts = [f"#{sweep['id']}", sweep.get("name") or "", f"{sweep.get('model')}", sweep_value(sweep, "mode"),
-             f"batch {sweep_value(sweep, 'batch_size')}", f"GPUs {counts}", f"x{sweep.get('repeats') or 1}"]
+             f"batch {sweep_value(sweep, 'batch_size')}", f"GPUs {counts}{sweep_layouts(sweep)}",
+             f"x{sweep.get('repeats') or 1}"]
     if sweep.get("external"):
         parts.append("(reference, read-only)")
     else:
@@ -62,7 +64,8 @@ def _frame(headers_rows: tuple[list[str], list[list[str]]]) -> pd.DataFrame:
 def _run_label(run: dict) -> str:
     n = run.get("world_size") or run["num_gpus"]
     tps = f"{run['tokens_per_second']:.1f} tokens/s" if run.get("tokens_per_second") else run["status"]
-    return f"run {run['id']} · {n} GPU · repeat {(run.get('repeat_index') or 0) + 1} · {tps}"
+    layout = f" as {run_layout(run)}" if tp_of(run) > 1 else ""
+    return f"run {run['id']} · {n} GPU{layout} · repeat {(run.get('repeat_index') or 0) + 1} · {tps}"
 
 
 def _analyses(store: Store, sweep_id, compare_id=None, setting: int | None = None) -> tuple[dict, dict | None]:
@@ -168,7 +171,7 @@ def timeline_for_run(store: Store, run_id):
     run = store.get_run(int(run_id))
     if run is None:
         return figs.timeline_figure([], f"run {run_id} does not exist")
-    title = f"Per-rank timeline · run {run['id']} · {run.get('world_size') or run['num_gpus']} GPU(s)"
+    title = f"Per-rank timeline · run {run['id']} · {run.get('world_size') or run['num_gpus']} GPU(s) as {run_layout(run)}"
     return figs.timeline_figure([(run, run["ranks"])], title)
 
 

@@ -109,6 +109,12 @@ def describe_cell(cell: dict, axes: list[str] | None = None) -> str:
     return ", ".join(setting_text(a, cell[a]) for a in (axes if axes is not None else cell) if a in cell)
 
 
+def sweep_layouts(sweep: dict) -> str:
+    """' · tp 1,2' for a stored sweep that lists tensor-parallel sizes other than 1; '' otherwise."""
+    values = ((sweep.get("settings") or {}).get("axes") or {}).get("tp_size") or []
+    return f" · tp {','.join(map(str, values))}" if values and values != [1] else ""
+
+
 def sweep_value(sweep: dict, axis: str) -> str:
     """A stored sweep's value of a setting as a label shows it: its list where it is a grid axis."""
     values = ((sweep.get("settings") or {}).get("axes") or {}).get(axis)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from db.store import Store
 from runner.config import ConfigError
-from studio.grid import sweep_value
+from studio.grid import sweep_layouts, sweep_value
 from studio.layouts import agreement_cells, run_layout, tp_of
 from studio.params import id_list, record_id
 from studio.reference import published_date
@@ -102,7 +102,7 @@ def sweep_label(s: dict) -> str:
     when = (f"published figures of {published}, not run here" if published
             else f"{s.get('status')} · {(s.get('created_at') or '')[:16].replace('T', ' ')}")
     return (f"sweep {s['id']}{name} · {s.get('model')} · {sweep_value(s, 'mode')} · batch {sweep_value(s, 'batch_size')} · "
-            f"GPUs {counts} · {when}")
+            f"GPUs {counts}{sweep_layouts(s)} · {when}")
 
 
 def run_choices(runs: list[dict]) -> list[tuple[str, int]]:

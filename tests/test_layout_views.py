@@ -88,3 +88,15 @@ def test_the_analysis_tab_hides_layouts_for_a_plain_sweep(db_path):
     sweep_id, _ = sweep_with_runs(store)
     out = analyse(store, str(sweep_id))
     assert out["layouts"] is None and out["layout_table"].empty
+
+
+def test_sweep_and_run_labels_name_the_layouts(db_path):
+    from studio.analysis_tab import list_sweep_choices
+
+    store = Store(db_path)
+    sweep_id, ids = layout_sweep(store)
+    assert "GPUs 2,4 · tp 1,2,4" in list_sweep_choices(store)[0][0]
+    assert "GPUs 2,4 · tp 1,2,4" in history.sweep_choices(store)[0][0]
+    labels = dict((int(v), label) for label, v in analyse(store, str(sweep_id))["run_choices"])
+    assert "4 GPU as 2 × tp 2" in labels[ids[3]] and " as " not in labels[ids[2]]
+    assert "as 2 × tp 2" in history.run_label(store.get_run(ids[3]))
