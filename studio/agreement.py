@@ -76,16 +76,6 @@ def verdict(agreement: float | None, dtype: str | None, do_sample: bool) -> str:
     return "expected" if do_sample or dtype in ("bfloat16", "float16") else "check"
 
 
-def agreement_label(run: dict) -> str:
-    """'100 %', '97 % (check)', 'ref' for a sweep's reference, '-' where nothing was compared."""
-    value = run.get("agreement")
-    if value is None:
-        return "ref" if run.get("status") == "succeeded" and run.get("sweep_id") is not None and \
-            run.get("agreement_reference") is None and run.get("tokens") is not None else "-"
-    word = verdict(value, run.get("dtype"), bool((run.get("config") or {}).get("do_sample")))
-    return f"{value * 100:.0f} %" + ("" if word == "exact" else f" ({word})")
-
-
 def record_agreement(store, run_id: int) -> dict | None:
     """Compare a finished run of a sweep with its reference and store the result."""
     run = store.get_run(run_id)

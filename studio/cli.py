@@ -66,13 +66,14 @@ def run_summary(run: dict, slo: dict | None = None) -> dict:
 
 def format_table(runs: list[dict], speedup: bool = True) -> str:
     """Runs as a text table; speedup is over the median of the sweep's smallest GPU count."""
-    from studio.agreement import agreement_label
+    from studio.layouts import agreement_cells
     from studio.stats import run_speedups, world_size
 
     header = (f"{'run':>5} {'GPUs':>5} {'tp':>3} {'rep':>4} {'status':<10} {'tokens':>8} {'seconds':>9} "
               f"{'tokens/s':>10} {'speedup':>8}  agrees")
     lines = [header, "-" * len(header)]
     speedups = run_speedups(runs) if speedup else {}
+    agrees = agreement_cells(runs)
     for r in runs:
         tps = r.get("tokens_per_second")
         speed = f"{speedups[r['id']]:.2f}x" if r["id"] in speedups else "-"
@@ -83,7 +84,7 @@ def format_table(runs: list[dict], speedup: bool = True) -> str:
         repeat = (r.get("repeat_index") or 0) + 1
         lines.append(
             f"{r['id']:>5} {gpus:>5} {r.get('tp_size') or 1:>3} {repeat:>4} {r['status']:<10} {tokens:>8} {seconds:>9} "
-            f"{throughput:>10} {speed:>8}  {agreement_label(r)}")
+            f"{throughput:>10} {speed:>8}  {agrees[r['id']]}")
         if r.get("error"):
             lines.append(f"      error: {r['error']}")
     return "\n".join(lines)

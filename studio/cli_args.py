@@ -76,8 +76,9 @@ def grid_from_args(args: argparse.Namespace) -> dict[str, list]:
     axes = {
         "gpus_per_node": [args.gpus_per_node or 1] if args.nodes > 1 or args.gpus_per_node else args.gpus,
         "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens, "dtype": args.dtype, "mode": args.mode,
-        "tp_size": args.tp,
     }
+    if str(args.tp).strip() != "1":  # one copy per GPU is no grid axis, as before layouts
+        axes["tp_size"] = args.tp
     if args.prompt_tokens is not None:
         if args.prompts or args.preset:
             raise ConfigError("prompt_tokens", "makes synthetic prompts; leave out --prompts and --preset")
@@ -96,7 +97,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, dict[str, lis
         prompts=prompts, model=args.model, mode=first["mode"], batch_size=first["batch_size"],
         max_new_tokens=first["max_new_tokens"], gpus_per_node=first["gpus_per_node"], dtype=first["dtype"],
         # a list of sizes is the grid's; the base keeps 1, which fits every GPU count
-        tp_size=first["tp_size"] if len(axes["tp_size"]) == 1 else 1,
+        tp_size=first["tp_size"] if len(axes.get("tp_size", [])) == 1 else 1,
         device=args.device, prompt_tokens=first.get("prompt_tokens"),
         do_sample=args.sample, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed,
         fixed_length=args.fixed_length, warmup=not args.no_warmup, sort_by_length=args.sort_by_length,

@@ -1,6 +1,6 @@
 """The correctness gate's arithmetic (studio/agreement.py): pure, fast."""
 
-from studio.agreement import agreement_label, compare_outputs, first_difference, generation_key, reference_for, verdict
+from studio.agreement import compare_outputs, first_difference, generation_key, reference_for, verdict
 
 
 def out(index, ids):
@@ -51,11 +51,3 @@ def test_a_shortfall_is_worth_a_look_only_under_greedy_float32():
     assert verdict(0.97, "bfloat16", False) == "expected"
     assert verdict(0.48, "float32", True) == "expected"
     assert verdict(None, "float32", False) == ""
-
-
-def test_the_label_says_reference_percent_and_verdict():
-    reference = {**row(1), "tokens": 10, "agreement": None, "agreement_reference": None}
-    assert agreement_label(reference) == "ref"
-    assert agreement_label({**row(2), "agreement": 1.0, "agreement_reference": 1}) == "100 %"
-    assert agreement_label({**row(3), "agreement": 0.97, "agreement_reference": 1}) == "97 % (check)"
-    assert agreement_label({**row(4, status="failed"), "agreement": None}) == "-"
