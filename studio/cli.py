@@ -93,7 +93,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         config, axes = config_from_args(args)
-        plan = plan_sweep(config, axes, args.repeats, name=args.name, num_prompts=args.num_prompts, slo=args.slo)
+        plan = plan_sweep(config, axes, args.repeats, name=args.name, num_prompts=args.num_prompts, slo=args.slo,
+                          launch=args.launch)
     except ConfigError as exc:
         return fail(str(exc))
     if config.num_nodes > 1 and config.node_rank > 0:
