@@ -339,6 +339,7 @@ class Store:
         run = rows[0]
         run["outputs"] = self._rows("SELECT * FROM outputs WHERE run_id = ? ORDER BY prompt_index", (run_id,))
         run["ranks"] = self._rows("SELECT * FROM ranks WHERE run_id = ? ORDER BY rank", (run_id,))
+        run["launch"] = self.get_launch(run["launch_id"]) if run.get("launch_id") else None
         return run
 
     def list_runs(self, *, model: str | None = None, mode: str | None = None, batch_size: int | None = None,

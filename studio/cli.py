@@ -177,6 +177,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"{key:>18}: {value}")
     if run.get("phases"):
         print(f"{'phases (s)':>18}: " + ", ".join(f"{k} {v:.2f}" for k, v in run["phases"].items()))
+    if run.get("launch"):
+        from runner.phases import describe_launch
+
+        print(f"{'shared launch':>18}: {describe_launch(run['launch'])}")
     if run.get("stderr_tail"):
         print("stderr tail:\n" + run["stderr_tail"])
     print("\nranks:")
