@@ -2,6 +2,7 @@
 side in one invocation, repetitions interleaved (neither always goes first).
 
     python -m bench.shared_launch [--repeats 3] [--gpus 1,2] [--sweep-repeats 3] [--max-new-tokens 16]
+    python -m bench.shared_launch --subworld 5
 
 Each repetition runs `studio run --model tiny --gpus 1,2 --repeats 3
 --max-new-tokens 16 --fixed-length` as a user types it, once with the default
@@ -12,6 +13,10 @@ the throughput; the speedup; whether every run generated the same tokens and the
 same texts both ways; and the check of the issue's target: shared sweep wall at
 most 2x its summed generation time plus one launch's fixed cost (launch,
 imports, load). Not part of the test suite.
+
+`--subworld N` instead compares, N times interleaved, a 1-process run on a
+sub-group of a 2-process launch (rank 1 waiting outside its timed region) with the
+same run in a launch of its own: outputs and throughput side by side.
 """
 
 from __future__ import annotations
@@ -76,13 +81,52 @@ def _spread(values: list[float], fmt: str = "{:.2f}") -> str:
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
+def subworld_check(repeats: int, max_new_tokens: int) -> int:
+    sys.path.insert(0, str(ROOT))
+    from runner.config import RunConfig
+    from runner.launcher import launch, launch_many
+    from runner.prompts import preset
+    from runner.validate import prepare
+
+    base = RunConfig(prompts=preset("seed"), device="cpu", dtype="float32", max_new_tokens=max_new_tokens,
+                     fixed_length=True)
+    work = Path(tempfile.mkdtemp(prefix="subworld-"))
+    got: dict[str, list] = {"sub-world": [], "own launch": []}
+    for rep in range(repeats):
+        for kind in (("sub-world", "own launch") if rep % 2 == 0 else ("own launch", "sub-world")):
+            if kind == "sub-world":  # the 2-process run first, so the 1-process one runs on a sub-group
+                result = launch_many([prepare(base.replace(gpus_per_node=n)) for n in (2, 1)],
+                                     work / f"sub-{rep}")[1]
+            else:
+                result = launch(prepare(base), work / f"own-{rep}")
+            assert result.status == "succeeded", result.error
+            got[kind].append(result)
+            print(f"rep {rep + 1} {kind:>10}: {result.tokens_per_second:.0f} tokens/s, {result.tokens} tokens", flush=True)
+    same = all([o["output"] for o in a.outputs] == [o["output"] for o in b.outputs]
+               for a, b in zip(got["sub-world"], got["own launch"]))
+    tps = {k: [r.tokens_per_second for r in v] for k, v in got.items()}
+    print(f"\n1 process, median (min-max) tokens/s over {repeats} interleaved repetitions:")
+    for kind, values in tps.items():
+        print(f"  {kind:>10}: {_spread(values, '{:.0f}')}")
+    ratio = statistics.median(tps["sub-world"]) / statistics.median(tps["own launch"])
+    pairs = [a / b for a, b in zip(tps["sub-world"], tps["own launch"])]
+    print(f"  ratio of medians (sub-world / own launch): {ratio:.3f}; per repetition {_spread(pairs, '{:.3f}')}")
+    print(f"identical outputs: {same}; identical token counts: "
+          f"{all(a.tokens == b.tokens for a, b in zip(got['sub-world'], got['own launch']))}")
+    return 0 if same else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--subworld", type=int, default=0, metavar="N",
+                        help="instead: a sub-world run against its own launch, N interleaved repetitions")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions of both modes")
     parser.add_argument("--gpus", default="1,2")
     parser.add_argument("--sweep-repeats", type=int, default=3)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     args = parser.parse_args()
+    if args.subworld:
+        return subworld_check(args.subworld, args.max_new_tokens)
     work = Path(tempfile.mkdtemp(prefix="shared-launch-"))
     samples: dict[str, list[dict]] = {m: [] for m in MODES}
     for rep in range(args.repeats):

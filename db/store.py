@@ -330,6 +330,10 @@ class Store:
             )
             conn.execute("UPDATE sweeps SET status = 'interrupted', finished_at = ? WHERE status = 'running'"
                          + spared_sweeps, (now(), *keep, *resume))
+            # the shared launches those runs were in ended with them
+            marks = ",".join("?" * len(ids)) or "NULL"
+            conn.execute("UPDATE launches SET status = 'interrupted', finished_at = ? WHERE status = 'running' AND "
+                         f"id IN (SELECT launch_id FROM runs WHERE id IN ({marks}))", (now(), *ids))
             return ids
 
     def get_run(self, run_id: int) -> dict | None:

@@ -271,6 +271,7 @@ def run_shared(plan: SweepPlan, store: Store, positions: list[int], run_ids: lis
     current = [0]  # the cell under way: launch-wide events (load, logs) are shown on its run
     pids_now: list[int] = []
     launches: list[int] = []
+    ended: set[int] = set()
     started: set[int] = {0}
 
     def on_launch_start(indices: list[int], world: int) -> int:
@@ -284,6 +285,7 @@ def run_shared(plan: SweepPlan, store: Store, positions: list[int], run_ids: lis
     def on_launch_end(launch_id: int, info: dict) -> None:
         phases = {**({"queue": queued} if launch_id == launches[0] else {}), **info["phases"]}
         store.finish_launch(launch_id, info["status"], phases, info.get("error"))
+        ended.add(launch_id)
 
     def on_cell_start(index: int, launch_id: int) -> None:
         store.mark_running(ids[index], pids_now)
@@ -312,6 +314,10 @@ def run_shared(plan: SweepPlan, store: Store, positions: list[int], run_ids: lis
                           on_event=route, cancel=cancel, on_pids=on_pids,
                           hooks=LaunchHooks(on_launch_start=on_launch_start, on_launch_end=on_launch_end,
                                             on_cell_start=on_cell_start, on_cell_end=on_cell_end))
+    except BaseException:  # Ctrl+C in the CLI: launch_many has ended the processes
+        for launch_id in set(launches) - ended:
+            store.finish_launch(launch_id, "cancelled", None, "stopped with Ctrl+C")
+        raise
     finally:
         lock.release()
     for index, result in enumerate(out):

@@ -211,6 +211,7 @@ def test_a_server_killed_mid_sweep_resumes_the_runs_its_launch_had_not_reached(d
     assert [r["status"] for r in runs] == ["succeeded", "interrupted", "succeeded", "succeeded"]
     # the runs resumed share a launch of their own, the restarted server's
     assert runs[2]["launch_id"] == runs[3]["launch_id"] != runs[0]["launch_id"]
+    assert store.get_launch(runs[0]["launch_id"])["status"] == "interrupted"  # it ended with the dead server
     assert runs[3]["world_size"] == 2 and runs[3]["tokens"] > 0
     assert store.get_sweep(sweep_id)["status"] == "interrupted"
     assert_no_leftovers(runs[3]["pids"] or [], timeout=10)
