@@ -198,7 +198,7 @@ def run_sweep(
     order = plan.order
     results: dict[int, RunResult] = {}
     for group in group_launches([plan.prepared[c].config for c, _ in order], plan.launch_mode):
-        if plan.launch_mode == "per-run":
+        if plan.launch_mode == "per-run" or len(group) == 1:  # a launch of one run stores as it always did
             position = group[0]
             results[position] = _run_alone(plan, store, position, run_ids[position], sweep_id, emit, cancel,
                                            submitted_at, program)
