@@ -178,7 +178,7 @@ class Loaded:
     eos: list
     expected: list
     subworlds: object
-    warmed: set  # shapes this rank has already generated (path, batch size, padded length)
+    warmed: set  # shapes this rank has already generated (path, batch size, padded length, static cache length)
 
 
 def run(job: dict) -> int:
@@ -264,7 +264,9 @@ def run_cell(index: int, cell: dict, config: RunConfig, held: Loaded) -> None:
             t = time.time()
             emit("phase", rank=rank, phase="warmup", cell=index)
             for batch in warmup_batches(cell, rank, batches, compiled=config.compile):
-                shape = (generate.path, len(batch), max(lengths[i] for i in batch))
+                # a static cache's length is a shape too (compiled decode steps see it)
+                shape = (generate.path, len(batch), max(lengths[i] for i in batch), generate.static_cache_len
+                         if generate.path.startswith("static") else None)
                 if shape not in held.warmed:  # a shape this process ran before is warm already
                     generate(batch, min(config.max_new_tokens, cell.get("warmup_tokens") or 8))
                     held.warmed.add(shape)
