@@ -18,21 +18,31 @@ from typing import Any, Sequence
 class SubWorlds:
     world: int
     groups: dict  # n -> process group (None: the whole world, or a world of one)
+    waiting: object = None  # the whole world over gloo, where ranks outside a run wait for it
 
     def group(self, n: int):
         return self.groups.get(n)
 
 
-def make_subworlds(world: int, counts: Sequence[int]) -> SubWorlds:
-    """One group per distinct count below the world. torch.distributed.new_group
-    must be called by every rank, in the same order: once per launch, sorted."""
+def make_subworlds(world: int, counts: Sequence[int], wait_s: float = 3600.0) -> SubWorlds:
+    """One group per distinct count below the world, and a waiting room: the world
+    again, over gloo with a timeout as long as the launch's runs may take (the
+    default group's, 10-30 minutes, would end ranks that wait out a long run; and
+    on GPUs a waiting rank then holds no kernel spinning on its device).
+    torch.distributed.new_group must be called by every rank, in the same order:
+    once per launch, sorted."""
+    from datetime import timedelta
+
     import torch.distributed as dist
 
     groups: dict = {}
-    for n in sorted(set(counts)):
-        if 1 < n < world and dist.is_initialized():
-            groups[n] = dist.new_group(ranks=list(range(n)))
-    return SubWorlds(world=world, groups=groups)
+    waiting = None
+    if world > 1 and dist.is_initialized():
+        for n in sorted(set(counts)):
+            if 1 < n < world:
+                groups[n] = dist.new_group(ranks=list(range(n)))
+        waiting = dist.new_group(backend="gloo", timeout=timedelta(seconds=wait_s))
+    return SubWorlds(world=world, groups=groups, waiting=waiting)
 
 
 def _active(n: int) -> bool:
@@ -70,12 +80,12 @@ def barrier(n: int, subworlds: SubWorlds) -> None:
         dist.barrier(group=subworlds.group(n))
 
 
-def world_barrier(world: int) -> None:
+def world_barrier(subworlds: SubWorlds) -> None:
     """Where ranks outside a run wait for it to end."""
     import torch.distributed as dist
 
-    if world > 1 and dist.is_initialized():
-        dist.barrier()
+    if subworlds.waiting is not None:
+        dist.barrier(group=subworlds.waiting)
 
 
 def free_memory(device: str) -> None:

@@ -215,7 +215,8 @@ def run(job: dict) -> int:
     _test_hook_pause("load")
     model, tokenizer = load_model_and_tokenizer(job["model"], first, torch_device, dtype_name, state)
     loaded_at = time.time()
-    subworlds = make_subworlds(world, [c.world_size for c in configs])
+    # the waiting room's timeout: every run's own limit (the launcher enforces each), all together
+    subworlds = make_subworlds(world, [c.world_size for c in configs], wait_s=sum(c.timeout_s for c in configs))
     # the launch's own phases, once for all its runs
     emit("launch-phases", rank=rank, imports=[PROCESS_START, imported], load=[t, loaded_at])
     held = Loaded(state=state, rank=rank, device=torch_device, device_kind=device, dtype_name=dtype_name,
@@ -226,7 +227,7 @@ def run(job: dict) -> int:
         if rank < config.world_size:
             run_cell(index, cell, config, held)
         # ranks outside the run wait here, outside its timed region
-        world_barrier(world)
+        world_barrier(subworlds)
         free_memory(torch_device)
     emit("done", rank=rank)
     if dist.is_initialized():
