@@ -28,8 +28,13 @@ KEY_FIELDS = (
 
 
 def launch_key(config: RunConfig) -> tuple:
-    """What must be equal for two runs to share a launch."""
-    return tuple((name, getattr(config, name)) for name in KEY_FIELDS)
+    """What must be equal for two runs to share a launch. A tensor-parallel run's
+    ranks hold shards cut for its own layout, so it shares a launch only with runs
+    of the same GPU count (its repeats): no sub-worlds for tensor parallelism."""
+    key = tuple((name, getattr(config, name)) for name in KEY_FIELDS)
+    if config.tp_size > 1:
+        key += (("gpus_per_node", config.gpus_per_node),)
+    return key
 
 
 def can_share(config: RunConfig) -> bool:

@@ -58,3 +58,9 @@ def test_a_plan_carries_its_launch_mode_into_the_stored_settings():
 
     with pytest.raises(ConfigError, match="launch"):
         plan_sweep(BASE, [1], launch="sometimes")
+
+
+def test_tensor_parallel_runs_share_a_launch_only_with_their_own_layout():
+    tp = [BASE.replace(gpus_per_node=n, tp_size=2) for n in (2, 4, 2, 4)]
+    assert group_launches(tp, "shared") == [[0, 2], [1, 3]]
+    assert launch_key(tp[0]) != launch_key(BASE.replace(gpus_per_node=2))
