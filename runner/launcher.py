@@ -6,6 +6,11 @@ accelerate config is never read). `launch` is the thin part that writes the job
 file, starts the process in its own session, streams events and returns a
 RunResult, whatever happened: succeeded, or failed/cancelled/interrupted with
 the error, the stderr tail and the outputs finished before it stopped.
+
+`launch_many` runs several runs of a sweep in one launch of the largest run's
+world (`runner.launch_groups`): one RunResult per run, each as it ends, a run
+that fails alone inside the live launch, and one relaunch of the runs a launch
+that ended early had not reached. `launch` is a launch of one run.
 """
 
 from __future__ import annotations
