@@ -405,6 +405,30 @@ migration(
 )
 
 
+# Shared launches (runner.launch_groups): one `accelerate launch` serves several runs
+# of a sweep. Its own phases (launch, imports, load) are stored once, on it; each
+# run keeps its own (warm-up, barrier, generate, ...) and names its launch.
+migration(
+    "011_shared_launches",
+    """
+    CREATE TABLE IF NOT EXISTS launches (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sweep_id INTEGER REFERENCES sweeps(id) ON DELETE SET NULL,
+        created_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL,
+        world_size INTEGER NOT NULL,
+        num_runs INTEGER NOT NULL,
+        phases TEXT,
+        error TEXT,
+        relaunch_of INTEGER REFERENCES launches(id) ON DELETE SET NULL
+    );
+    ALTER TABLE runs ADD COLUMN launch_id INTEGER REFERENCES launches(id) ON DELETE SET NULL;
+    CREATE INDEX IF NOT EXISTS runs_launch_id ON runs(launch_id);
+    """,
+)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

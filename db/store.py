@@ -211,6 +211,42 @@ class Store:
         with self.transaction() as conn:
             conn.execute("UPDATE runs SET pids = ? WHERE id = ?", (_json(pids), run_id))
 
+    def set_pids_of_unfinished(self, run_ids: Iterable[int], pids: list[int]) -> None:
+        """The processes of a shared launch, on each of its runs not ended yet (so a
+        restart, or Stop, reaches them whichever run is under way)."""
+        ids = [int(i) for i in run_ids]
+        with self.transaction() as conn:
+            conn.execute(f"UPDATE runs SET pids = ? WHERE id IN ({','.join('?' * len(ids)) or 'NULL'}) "
+                         "AND status IN ('queued', 'running')", (_json(pids), *ids))
+
+    # launches -------------------------------------------------------------
+    def create_launch(self, sweep_id: int | None, run_ids: Iterable[int], world_size: int,
+                      relaunch_of: int | None = None) -> int:
+        """A launch shared by `run_ids`, which now name it."""
+        ids = [int(i) for i in run_ids]
+        with self.transaction() as conn:
+            launch_id = self.db["launches"].insert({
+                "sweep_id": sweep_id, "created_at": now(), "status": "running", "world_size": world_size,
+                "num_runs": len(ids), "relaunch_of": relaunch_of,
+            }).last_pk
+            conn.execute(f"UPDATE runs SET launch_id = ? WHERE id IN ({','.join('?' * len(ids)) or 'NULL'})",
+                         (launch_id, *ids))
+            return launch_id
+
+    def finish_launch(self, launch_id: int, status: str, phases: dict | None, error: str | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE launches SET status = ?, finished_at = ?, phases = ?, error = ? WHERE id = ?",
+                         (status, now(), _json(phases), error, launch_id))
+
+    def get_launch(self, launch_id: int) -> dict | None:
+        rows = self._rows("SELECT * FROM launches WHERE id = ?", (launch_id,))
+        if not rows:
+            return None
+        launch = rows[0]
+        launch["run_ids"] = [r["id"] for r in self._rows("SELECT id FROM runs WHERE launch_id = ? ORDER BY id",
+                                                         (launch_id,))]
+        return launch
+
     def finish_run(self, run_id: int, result) -> None:
         """Store a RunResult: the run row, its outputs and its ranks, all at once."""
         succeeded = result.status == "succeeded"
@@ -304,6 +340,10 @@ class Store:
             )
             conn.execute("UPDATE sweeps SET status = 'interrupted', finished_at = ? WHERE status = 'running'"
                          + spared_sweeps, (now(), *keep, *resume))
+            # the shared launches those runs were in ended with them
+            marks = ",".join("?" * len(ids)) or "NULL"
+            conn.execute("UPDATE launches SET status = 'interrupted', finished_at = ? WHERE status = 'running' AND "
+                         f"id IN (SELECT launch_id FROM runs WHERE id IN ({marks}))", (now(), *ids))
             return ids
 
     def get_run(self, run_id: int) -> dict | None:
@@ -313,6 +353,7 @@ class Store:
         run = rows[0]
         run["outputs"] = self._rows("SELECT * FROM outputs WHERE run_id = ? ORDER BY prompt_index", (run_id,))
         run["ranks"] = self._rows("SELECT * FROM ranks WHERE run_id = ? ORDER BY rank", (run_id,))
+        run["launch"] = self.get_launch(run["launch_id"]) if run.get("launch_id") else None
         return run
 
     def list_runs(self, *, model: str | None = None, mode: str | None = None, batch_size: int | None = None,
@@ -363,6 +404,7 @@ class Store:
         runs = [r["id"] for r in self._rows("SELECT id FROM runs WHERE sweep_id = ?", (sweep_id,))]
         count = self.delete_runs(runs)
         with self.transaction() as conn:
+            conn.execute("DELETE FROM launches WHERE sweep_id = ?", (sweep_id,))
             conn.execute("DELETE FROM sweeps WHERE id = ?", (sweep_id,))
         return count
 
@@ -409,7 +451,7 @@ class Store:
         with self.transaction() as conn:
             # origin and owner name the program that ran a sweep where it came from; here nothing may resume it
             sweep_columns = [c for c in self._columns("sweeps") if c not in ("id", "origin", "owner")]
-            run_columns = [c for c in self._columns("runs") if c not in ("id", "sweep_id", "pids")]
+            run_columns = [c for c in self._columns("runs") if c not in ("id", "sweep_id", "pids", "launch_id")]
             output_columns = [c for c in self._columns("outputs") if c not in ("id", "run_id")]
             rank_columns = [c for c in self._columns("ranks") if c not in ("id", "run_id")]
             sweep_map: dict[int, int] = {}

@@ -6,14 +6,17 @@ accelerate config is never read). `launch` is the thin part that writes the job
 file, starts the process in its own session, streams events and returns a
 RunResult, whatever happened: succeeded, or failed/cancelled/interrupted with
 the error, the stderr tail and the outputs finished before it stopped.
+
+`launch_many` runs several runs of a sweep in one launch of the largest run's
+world (`runner.launch_groups`): one RunResult per run, each as it ends, a run
+that fails alone inside the live launch, and one relaunch of the runs a launch
+that ended early had not reached. `launch` is a launch of one run.
 """
 
 from __future__ import annotations
 
-import collections
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -23,20 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from runner import events
-from runner.energy import run_energy
-from runner.environment import PROJECT_ROOT, git_commit, host_fingerprint
+from runner import cell_results
+from runner.environment import PROJECT_ROOT, host_fingerprint
 from runner.failures import explain_failure
-from runner.processes import handle, is_alive, kill_tree, owner_env
+from runner.launch_streams import Streams
+from runner.processes import kill_tree, owner_env
 from runner.result import RunResult
-from runner.roofline import run_roofline
-from runner.tensor_parallel import run_comm_fraction
 from runner.validate import Prepared
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
-STDERR_TAIL_LINES = 60
-RANK_TAIL_LINES = 30
-RANK_LINE = re.compile(r"^\[rank (\d+)\] ")  # the worker tags its stderr lines with its rank
 # A rank seen gone this long without a `done` event died (its last events had time to arrive).
 RANK_DEATH_CONFIRM_S = 1.0
 
@@ -129,6 +127,25 @@ def build_launch_command(
     return LaunchCommand(argv=argv, env=env, accelerate_config=accelerate_config_yaml(prepared, port))
 
 
+def build_launch_job(world: Prepared, cells: list[tuple[Prepared, Path, dict | None]]) -> dict:
+    """The job of a shared launch: what every run shares, then each run's own."""
+    job = {
+        "model": world.model.to_dict(),
+        "device": world.device,
+        "dtype": world.dtype,
+        "expected_devices": list(world.expected_devices),
+        "world_size": world.config.world_size,
+        "cells": [],
+    }
+    for prepared, result_path, plan in cells:
+        cell = {"config": prepared.config.to_dict(), "result_path": str(result_path)}
+        if plan:
+            cell["plan"] = plan
+            cell["warmup_batches"] = plan.get("warmup_batches")
+        job["cells"].append(cell)
+    return job
+
+
 def build_job(prepared: Prepared, result_path: Path, plan: dict | None = None) -> dict:
     job = {
         "config": prepared.config.to_dict(),
@@ -142,102 +159,6 @@ def build_job(prepared: Prepared, result_path: Path, plan: dict | None = None) -
         job["plan"] = plan
         job["warmup_batches"] = plan.get("warmup_batches")
     return job
-
-
-class _Streams:
-    """Reads the launcher's stdout (events) and stderr (tail) on two threads."""
-
-    def __init__(self, proc: subprocess.Popen, run_dir: Path, on_event: EventCallback | None):
-        self.events: list[dict] = []
-        self.rank_pids: dict[int, int] = {}
-        self.rank_procs: dict = {}  # rank -> psutil.Process, taken while it runs (safe against PID reuse)
-        self.finished_ranks: set[int] = set()
-        self.stderr = collections.deque(maxlen=STDERR_TAIL_LINES)
-        self.rank_stderr: dict[int, collections.deque] = {}
-        self._on_event = on_event
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._read_stdout, args=(proc.stdout, run_dir / "stdout.log"), daemon=True),
-            threading.Thread(target=self._read_stderr, args=(proc.stderr, run_dir / "stderr.log"), daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
-
-    def _deliver(self, event: dict) -> None:
-        if self._on_event is not None:
-            try:
-                self._on_event(event)
-            except Exception:  # a broken progress display must not break the run
-                pass
-
-    def _read_stdout(self, stream, log_path: Path) -> None:
-        with open(log_path, "w") as log:
-            for line in stream:
-                log.write(line)
-                event = events.parse(line)
-                if event is None:
-                    continue
-                with self._lock:
-                    self.events.append(event)
-                    if event["event"] == "started":
-                        self.rank_pids[int(event["rank"])] = int(event["pid"])
-                        self.rank_procs[int(event["rank"])] = handle(int(event["pid"]))
-                    elif event["event"] in ("done", "error"):
-                        self.finished_ranks.add(int(event.get("rank", -1)))
-                self._deliver(event)
-
-    def _read_stderr(self, stream, log_path: Path) -> None:
-        with open(log_path, "w") as log:
-            for line in stream:
-                log.write(line)
-                self.stderr.append(line.rstrip("\n"))
-                tagged = RANK_LINE.match(line)
-                if tagged:
-                    rank = int(tagged.group(1))
-                    self.rank_stderr.setdefault(rank, collections.deque(maxlen=RANK_TAIL_LINES)).append(
-                        line.rstrip("\n"))
-                self._deliver({"event": "log", "stream": "stderr", "line": line.rstrip("\n")})
-
-    def join(self, timeout: float = 5.0) -> None:
-        for t in self._threads:
-            t.join(timeout)
-
-    def worker_errors(self) -> list[dict]:
-        with self._lock:
-            return [e for e in self.events if e["event"] == "error"]
-
-    def dead_ranks(self) -> list[int]:
-        """Ranks that started and are gone without saying done or reporting an error."""
-        with self._lock:
-            procs = {r: p for r, p in self.rank_procs.items() if r not in self.finished_ranks}
-        return sorted(r for r, p in procs.items() if p is None or not is_alive(p))
-
-    def rank_tail(self, rank: int) -> str:
-        with self._lock:
-            return "\n".join(self.rank_stderr.get(rank, ()))
-
-    def started_times(self) -> list[float]:
-        with self._lock:
-            return [e["time"] for e in self.events if e["event"] == "started" and "time" in e]
-
-
-def _phases(popen_time: float, end_time: float, result: dict, streams: _Streams) -> dict:
-    """Seconds per phase, each the slowest rank's, from launch to result file."""
-    phases: dict[str, float] = {}
-    starts = streams.started_times()
-    if starts:
-        phases["launch"] = max(0.0, min(starts) - popen_time)
-    for rank in result.get("ranks", []):
-        for span in rank.get("timeline", []):
-            name = span["phase"]
-            length = span["end"] - span["start"]
-            if name == "generate":
-                continue
-            phases[name] = max(phases.get(name, 0.0), length)
-    if result.get("seconds") is not None:
-        phases["generate"] = result["seconds"]
-    phases["total"] = end_time - popen_time
-    return phases
 
 
 def worker_node_receipt(prepared: Prepared, popen_time: float, end_time: float) -> RunResult:
@@ -270,17 +191,106 @@ def launch(
     plan: dict | None = None,
     on_pids: Callable[[list[int]], None] | None = None,
 ) -> RunResult:
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = prepared.config
-    port = config.main_port or free_port()
-    job_path, config_path, result_path = run_dir / "job.json", run_dir / "accelerate.yaml", run_dir / "result.json"
-    command = build_launch_command(prepared, job_path=job_path, config_path=config_path, port=port)
-    job_path.write_text(json.dumps(build_job(prepared, result_path, plan)))
-    config_path.write_text(command.accelerate_config)
-    result_path.unlink(missing_ok=True)
+    """One run in a launch of its own: its result carries the launch's phases
+    (launch, imports, load) and its ranks' imports and load spans, as it always did."""
+    outcome = _launch_once([prepared], [plan], list(range(1)), Path(run_dir), on_event=on_event, cancel=cancel,
+                           timeout=timeout, on_pids=on_pids, single=True)
+    result = outcome.results[0]
+    if result.status == "succeeded" and prepared.config.node_rank == 0:
+        spans = cell_results.launch_spans(outcome.events)
+        for rank in result.ranks:
+            rank["timeline"] = spans.get(int(rank["rank"]), []) + rank.get("timeline", [])
+    if prepared.config.node_rank == 0 or result.status != "succeeded":
+        own = {k: v for k, v in (result.phases or {}).items() if k != "total"}
+        result.phases = {**{k: v for k, v in outcome.phases.items() if k != "total"}, **own,
+                         "total": outcome.phases["total"]}
+    return result
 
-    timeout = config.timeout_s if timeout is None else timeout
+
+@dataclass
+class LaunchHooks:
+    """What a caller hears of a shared launch, run by run (indices into its cells)."""
+
+    on_launch_start: Callable[[list[int], int], object] | None = None  # (cells, world size) -> launch token
+    on_launch_end: Callable[[object, dict], None] | None = None  # (token, {phases, status, error, ...})
+    on_cell_start: Callable[[int, object], None] | None = None  # (cell, launch token)
+    on_cell_end: Callable[[int, RunResult], None] | None = None
+
+
+def launch_many(
+    cells: list[Prepared],
+    run_dir: Path,
+    *,
+    plans: list[dict | None] | None = None,
+    on_event: EventCallback | None = None,
+    cancel: threading.Event | None = None,
+    on_pids: Callable[[list[int]], None] | None = None,
+    hooks: LaunchHooks | None = None,
+) -> list[RunResult]:
+    """Several runs in one `accelerate launch` of the largest run's world
+    (`runner.launch_groups`): loaded once, run in order, one RunResult each.
+
+    A run that fails inside the live launch fails alone. A launch that ends under
+    its runs (a rank died, a rank's own error, a timeout) fails the run it was in;
+    the runs after it are relaunched once, and if that launch ends early too they
+    fail with the reason. A fault before any run started fails them all (a model
+    that will not load will not load twice). Stop ends everything."""
+    plans = list(plans) if plans is not None else [None] * len(cells)
+    run_dir = Path(run_dir)
+    first = _launch_once(cells, plans, list(range(len(cells))), run_dir, on_event=on_event, cancel=cancel,
+                         on_pids=on_pids, hooks=hooks)
+    results = dict(first.results)
+    if first.pending and not (cancel is not None and cancel.is_set()):
+        again = _launch_once(cells, plans, first.pending, run_dir / "relaunch", on_event=on_event, cancel=cancel,
+                             on_pids=on_pids, hooks=hooks)
+        results.update(again.results)
+        for index in again.pending:
+            result = cell_results.failed(
+                cells[index], plans[index], "failed",
+                f"not run: its shared launch ended early ({first.reason}) and the relaunch of the runs left "
+                f"ended early too ({again.reason})")
+            results[index] = result
+            if hooks and hooks.on_cell_end:
+                hooks.on_cell_end(index, result)
+    return [results[i] for i in range(len(cells))]
+
+
+@dataclass
+class _Outcome:
+    results: dict  # cell index -> RunResult
+    pending: list  # cells not run, to relaunch
+    reason: str  # why the launch ended early, if it did
+    phases: dict  # the launch's own: launch, imports, load, total
+    events: list
+
+
+def _launch_once(cells: list[Prepared], plans: list, indices: list[int], run_dir: Path, *,
+                 on_event: EventCallback | None = None, cancel: threading.Event | None = None,
+                 timeout: float | None = None, on_pids: Callable[[list[int]], None] | None = None,
+                 hooks: LaunchHooks | None = None, single: bool = False) -> _Outcome:
+    """One `accelerate launch` running the cells `indices` (in that order)."""
+    hooks = hooks or LaunchHooks()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    mine = [cells[i] for i in indices]
+    world = max(mine, key=lambda p: p.config.gpus_per_node)  # the launch's world: its largest run's
+    config = world.config
+    port = config.main_port or free_port()
+    job_path, config_path = run_dir / "job.json", run_dir / "accelerate.yaml"
+    result_paths = [run_dir / ("result.json" if single else f"result-{i}.json") for i in indices]
+    command = build_launch_command(world, job_path=job_path, config_path=config_path, port=port)
+    job = build_job(world, result_paths[0], plans[indices[0]]) if single else build_launch_job(
+        world, [(cells[i], path, plans[i]) for i, path in zip(indices, result_paths)])
+    job_path.write_text(json.dumps(job))
+    config_path.write_text(command.accelerate_config)
+    for path in result_paths:
+        path.unlink(missing_ok=True)
+    token = hooks.on_launch_start(list(indices), config.gpus_per_node) if hooks.on_launch_start else None
+
+    def deliver(event: dict) -> None:  # the worker counts its cells from 0; the caller knows them by index
+        if on_event is not None:
+            on_event({**event, "cell": indices[event["cell"]]} if "cell" in event else event)
+
+    timeout = mine[0].config.timeout_s if timeout is None else timeout
     popen_time = time.time()
     # the ranks watch this process (the server or CLI) and end with it, however it dies
     env = {**command.env, **owner_env()}
@@ -291,8 +301,10 @@ def launch(
             start_new_session=True,
         )
     except OSError as exc:
-        return _failed(prepared, plan, "failed", f"could not start accelerate launch: {exc}")
-    streams = _Streams(proc, run_dir, on_event)
+        message = f"could not start accelerate launch: {exc}"
+        results = {i: cell_results.failed(cells[i], plans[i], "failed", message) for i in indices}
+        return _end(hooks, token, results, [], message, {"total": 0.0}, [])
+    streams = Streams(proc, run_dir, deliver)
     if on_pids is not None:
         on_pids([proc.pid])  # recorded at once: a server that dies now can still reap it on restart
     reported: set[int] = set()
@@ -300,8 +312,35 @@ def launch(
     died: list[int] = []  # the ranks first seen gone, before the others were stopped
     gone_since: float | None = None
     deadline = time.monotonic() + timeout
+    results: dict[int, RunResult] = {}
+    current: list[int] = []  # local index of the cell under way, if any
+    seen = 0
+
+    def follow_cells() -> None:
+        """Start and end of each cell, from rank 0's events, as they come."""
+        nonlocal seen, deadline
+        with streams._lock:
+            fresh, seen_now = streams.events[seen:], len(streams.events)
+        seen = seen_now
+        for event in fresh:
+            if event["event"] == "cell-start" and int(event.get("rank", 0)) == 0:
+                local = int(event["cell"])
+                current[:] = [local]
+                if local > 0:  # each run has its own time limit; the first one's includes the load
+                    deadline = time.monotonic() + mine[local].config.timeout_s
+                if hooks.on_cell_start:
+                    hooks.on_cell_start(indices[local], token)
+            elif event["event"] == "cell-end" and not single:
+                local = int(event["cell"])
+                results[indices[local]] = _cell_outcome(cells[indices[local]], plans[indices[local]],
+                                                        result_paths[local], streams.events, local)
+                current[:] = []
+                if hooks.on_cell_end:
+                    hooks.on_cell_end(indices[local], results[indices[local]])
+
     try:
         while proc.poll() is None:
+            follow_cells()
             if on_pids is not None and set(streams.rank_pids.values()) - reported:
                 reported = set(streams.rank_pids.values())
                 on_pids([proc.pid, *sorted(reported)])
@@ -333,60 +372,76 @@ def launch(
     exit_code = proc.wait()
     kill_tree(proc.pid, streams.rank_procs.values(), grace=0.5)  # nothing may outlive the run
     streams.join()
+    follow_cells()
     end_time = time.time()
+    phases = cell_results.launch_phases(popen_time, end_time, streams.events)
     tail = "\n".join(streams.stderr)
 
     if config.node_rank > 0 and exit_code == 0 and stopped_because is None:
         # A non-main node only lends its processes: global rank 0 (on node 0)
         # gathers every rank's figures and outputs and writes the one result.
         # What comes back here is a receipt, with no figures, never to be stored.
-        return worker_node_receipt(prepared, popen_time, end_time)
+        receipt = {indices[0]: worker_node_receipt(world, popen_time, end_time)}
+        return _end(hooks, token, receipt, [], "", phases, streams.events)
 
-    if result_path.exists() and exit_code == 0 and stopped_because is None:
-        data = json.loads(result_path.read_text())
-        environment = data.get("environment", {})
-        environment.setdefault("nodes", [])
-        environment["launcher"] = host_fingerprint()
-        environment["git_commit"] = git_commit()
-        return RunResult(
-            status="succeeded",
-            config=config.to_dict(),
-            model=prepared.model.to_dict(),
-            device=data["device"],
-            dtype=data["dtype"],
-            world_size=data["world_size"],
-            tokens=data["tokens"],
-            raw_tokens=data["raw_tokens"],
-            seconds=data["seconds"],
-            tokens_per_second=data["tokens_per_second"],
-            ranks=data["ranks"],
-            outputs=data["outputs"],
-            environment=environment,
-            phases=_phases(popen_time, end_time, data, streams),
-            plan=plan,
-            roofline=run_roofline(data["ranks"]),
-            energy=run_energy(data["ranks"], data["tokens"], data["raw_tokens"]),
-            latency=data.get("latency"),
-            comm_fraction=run_comm_fraction(data["ranks"]),
-            exit_code=0,
-        )
+    if exit_code == 0 and stopped_because is None:
+        for local, index in enumerate(indices):
+            if index not in results:
+                results[index] = _cell_outcome(cells[index], plans[index], result_paths[local], streams.events,
+                                               local)
+                if hooks.on_cell_end and not single:
+                    hooks.on_cell_end(index, results[index])
+        return _end(hooks, token, results, [], "", phases, streams.events)
 
     status, message, tail = explain_failure(
         stopped_because=stopped_because, cancel_reason=getattr(cancel, "reason", ""), exit_code=exit_code,
         timeout=timeout, streams=streams, died=died, tail=tail,
     )
-    # every batch a rank finished was sent as it finished: keep them, marked partial
-    partial = sorted((o for e in streams.events if e["event"] == "outputs" for o in e.get("outputs", [])),
-                     key=lambda o: o["prompt_index"])
     if status != "cancelled" and not streams.started_times():
         message += rendezvous_hint(config)
-    return _failed(prepared, plan, status, message, stderr_tail=tail, exit_code=exit_code, outputs=partial,
-                   partial=bool(partial), phases={"total": end_time - popen_time})
+    started_any = any(e["event"] == "cell-start" for e in streams.events)
+    pending: list[int] = []
+    for local, index in enumerate(indices):
+        if index in results:
+            continue
+        if (current and local == current[0]) or not started_any:
+            # the run it was in, or every run of a launch that never reached one
+            partial = cell_results.partial_outputs(streams.events, local)
+            results[index] = cell_results.failed(
+                cells[index], plans[index], status, message, stderr_tail=tail, exit_code=exit_code,
+                outputs=partial, partial=bool(partial), phases={} if single else {"total": 0.0})
+        elif status in ("cancelled", "interrupted"):
+            results[index] = cell_results.failed(cells[index], plans[index], "cancelled",
+                                                 "cancelled before it started")
+        else:
+            pending.append(index)
+            continue
+        if hooks.on_cell_end and not single:
+            hooks.on_cell_end(index, results[index])
+    return _end(hooks, token, results, pending, message, phases, streams.events,
+                status=status, exit_code=exit_code)
 
 
-def _failed(prepared: Prepared, plan: dict | None, status: str, message: str, **extra) -> RunResult:
-    return RunResult.failure(prepared.config.to_dict(), status, message, plan=plan, model=prepared.model.to_dict(),
-                             device=prepared.device, dtype=prepared.dtype, **extra)
+def _end(hooks: LaunchHooks, token, results: dict, pending: list, reason: str, phases: dict, events: list,
+         status: str = "succeeded", exit_code: int | None = 0) -> _Outcome:
+    if hooks.on_launch_end:
+        hooks.on_launch_end(token, {"phases": phases, "status": status if reason else "succeeded",
+                                    "error": reason or None, "exit_code": exit_code})
+    return _Outcome(results=results, pending=pending, reason=reason, phases=phases, events=events)
+
+
+def _cell_outcome(prepared: Prepared, plan: dict | None, path: Path, events: list, local: int) -> RunResult:
+    """A run's result file as its RunResult: succeeded, or failed inside the live launch
+    (with the outputs its ranks finished before, marked partial)."""
+    if not path.exists():
+        return cell_results.failed(prepared, plan, "failed", "the launch ended without this run's result")
+    data = json.loads(path.read_text())
+    if data.get("status") == "failed":
+        wall = data.get("wall") or [0.0, 0.0]
+        partial = cell_results.partial_outputs(list(events), local)
+        return cell_results.failed(prepared, plan, "failed", data.get("error") or "failed", outputs=partial,
+                                   partial=bool(partial), phases={"total": wall[1] - wall[0]})
+    return cell_results.succeeded(prepared, data, plan, cell_results.run_phases(data))
 
 
 def rendezvous_hint(config) -> str:

@@ -3,6 +3,9 @@
 `runs.phases` holds seconds per phase (each the slowest rank's): queue, launch,
 imports, load, warmup, barrier, generate, roofline, comm-sample, gather, total, store.
 Generation is the timed part; everything else is overhead the user waited for.
+A run of a shared launch (`runner.launch_groups`) holds only its own phases; queue,
+launch, imports and load are its launch's (`launches.phases`), paid once for all
+its runs, and `describe_launch` says so.
 """
 
 from __future__ import annotations
@@ -52,3 +55,15 @@ def describe(phases: dict | None) -> str:
         return "Phases: not recorded."
     return (f"{b['end_to_end']:.1f} s from click to stored result: generation {b['generation']:.2f} s "
             f"({b['generation'] / b['end_to_end']:.0%}), overhead {b['overhead']:.1f} s.")
+
+
+def describe_launch(launch: dict | None) -> str:
+    """One line on the shared launch a run ran in: its fixed costs, paid once for all its runs."""
+    if not launch:
+        return ""
+    got = launch.get("phases") or {}
+    paid = ", ".join(f"{name} {float(got[name]):.1f} s" for name in ("launch", "imports", "load") if name in got)
+    runs = launch.get("num_runs") or len(launch.get("run_ids") or [])
+    return (f"launch {launch['id']} ({runs} run(s) on {launch.get('world_size')} process(es))"
+            + (f": {paid}, paid once for all its runs" if paid else "")
+            + (f"; relaunch of launch {launch['relaunch_of']}" if launch.get("relaunch_of") else ""))

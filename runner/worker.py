@@ -1,9 +1,11 @@
 """The script `accelerate launch` runs on every rank.
 
-Reads a job file (JSON), generates its share of the prompts, and reports progress
-as JSON lines on stdout (`runner.events`). All ranks meet at a barrier after model
-load and warm-up; each rank times its own generation from there, and the run's
-time is the slowest rank's. Rank 0 writes the result file.
+Reads a job file (JSON), loads the model once, then runs the launch's runs
+("cells", `runner.launch_groups`) one after another, each on ranks 0..n-1 of the
+launch (`runner.subworld`), and reports progress as JSON lines on stdout
+(`runner.events`), a run's tagged with its cell index. A run's ranks meet at a
+barrier after its warm-up; each rank times its own generation from there, and the
+run's time is the slowest rank's. Rank 0 writes each run's result file.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,6 +33,7 @@ from runner.generation import BatchOutput, Generator, path_name  # noqa: E402
 from runner.latency import request_latencies  # noqa: E402
 from runner.latency import run_summary as run_latency  # noqa: E402
 from runner.layout import Layout  # noqa: E402
+from runner.rank_process import guard_rank, rank_uuid  # noqa: E402
 
 
 class Timeline:
@@ -140,11 +144,13 @@ def rank_roofline(model, calls: list[tuple[list[int], int]], seconds: float, dev
             "kv_bytes_per_token": kv_per_token, "decode_steps": sum(steps for _, steps in calls), "rank": rank}
 
 
-def my_batches(job: dict, config: RunConfig, layout: Layout, rank: int, lengths: list[int]) -> list[list[int]]:
-    """This rank's batches: its data-parallel group's share of the prompts (every
-    rank of a tensor group runs the same batches together)."""
+def my_batches(cell: dict, config: RunConfig, rank: int, lengths: list[int]) -> list[list[int]]:
+    """This rank's batches of the run: its copy of the model's (its data-parallel
+    group's) share of the prompts, the plan's (mode auto) or the contiguous split
+    `accelerate` makes; every rank of a tensor group runs the same batches."""
+    layout = Layout(config.world_size, config.tp_size)
     group = layout.dp_rank(rank)
-    plan = job.get("plan")
+    plan = cell.get("plan")
     if plan and plan.get("assignment"):
         batches = [list(b) for b in plan["assignment"][group]]
     else:
@@ -157,138 +163,203 @@ def my_batches(job: dict, config: RunConfig, layout: Layout, rank: int, lengths:
     return batches
 
 
-def warmup_batches(job: dict, rank: int, batches: list[list[int]], compiled: bool) -> list[list[int]]:
+def warmup_batches(cell: dict, rank: int, batches: list[list[int]], compiled: bool) -> list[list[int]]:
     """This rank's warm-up batches: the plan's (mode auto), else `warmup_shapes`."""
-    planned = job.get("warmup_batches")
+    planned = cell.get("warmup_batches")
     if planned:
         return planned[rank] if rank < len(planned) else []
     return warmup_shapes(batches, every_size=compiled)
+
+
+def job_cells(job: dict) -> list[dict]:
+    """The runs of a launch: `cells` (config, result_path, plan, warmup_batches
+    each), or the one run of a job written before launches were shared."""
+    if job.get("cells"):
+        return list(job["cells"])
+    return [{k: job.get(k) for k in ("config", "result_path", "plan", "warmup_batches")}]
+
+
+@dataclass
+class Loaded:
+    """What a launch holds for all its runs: set up once, used by every cell."""
+
+    state: object
+    rank: int
+    device: str  # torch device of this rank
+    device_kind: str  # "cuda" | "cpu", as the job said
+    dtype_name: str
+    model: object
+    tokenizer: object
+    eos: list
+    expected: list
+    subworlds: object
+    warmed: set  # shapes this rank has already generated (path, batch size, padded length, static cache length)
 
 
 def run(job: dict) -> int:
     import torch
     import torch.distributed as dist
     from accelerate import PartialState
-    from accelerate.utils import gather_object, set_seed
 
-    from runner.cuda import check_device, legacy_peak_bytes, memory_peaks, synchronize
-    from runner.energy import EnergyMeter
-    from runner.environment import node_fingerprint
+    from runner.cuda import check_device
+    from runner.subworld import free_memory, make_subworlds, world_barrier
 
     imported = time.time()
-    config = RunConfig.from_dict(job["config"])
+    cells = job_cells(job)
+    configs = [RunConfig.from_dict(c["config"]) for c in cells]
+    first = configs[0]
+    world = int(job.get("world_size") or max(c.world_size for c in configs))
     device, dtype_name = job["device"], job["dtype"]
     state = PartialState(cpu=(device == "cpu"))
     rank = state.process_index
-    layout = Layout(state.num_processes, config.tp_size)
-    # the leader of each tensor group reports its group's outputs; the others hold the same tokens
-    leader = layout.tp_rank(rank) == 0
-    timeline = Timeline()
-    timeline.span("imports", PROCESS_START, imported)
     emit("started", rank=rank, pid=os.getpid(), hostname=socket.gethostname(), time=PROCESS_START)
 
-    if state.num_processes != config.world_size:
-        emit("error", rank=rank, message=f"world size is {state.num_processes}, the run asked for {config.world_size}")
+    if state.num_processes != world:
+        emit("error", rank=rank, message=f"world size is {state.num_processes}, the run asked for {world}")
         return 3
     if device == "cuda":
         torch.cuda.set_device(state.local_process_index)
         torch_device = f"cuda:{state.local_process_index}"
         check_device(torch_device, job.get("expected_devices") or [], state.local_process_index)
     else:
-        torch.set_num_threads(config.cpu_threads)
+        torch.set_num_threads(first.cpu_threads)
         torch_device = "cpu"
 
     t = time.time()
     emit("phase", rank=rank, phase="load")
     _test_hook_pause("load")
-    model, tokenizer = load_model_and_tokenizer(job["model"], config, torch_device, dtype_name, state, layout)
-    timeline.span("load", t, time.time())
-    eos = eos_ids(model, tokenizer)
+    # a tensor-parallel launch holds runs of one GPU count only (launch_groups), sharded for that world
+    model, tokenizer = load_model_and_tokenizer(job["model"], first, torch_device, dtype_name, state,
+                                                Layout(world, first.tp_size))
+    loaded_at = time.time()
+    # the waiting room's timeout: every run's own limit (the launcher enforces each), all together
+    subworlds = make_subworlds(world, [c.world_size for c in configs], wait_s=sum(c.timeout_s for c in configs))
+    # the launch's own phases, once for all its runs
+    emit("launch-phases", rank=rank, imports=[PROCESS_START, imported], load=[t, loaded_at])
+    held = Loaded(state=state, rank=rank, device=torch_device, device_kind=device, dtype_name=dtype_name,
+                  model=model, tokenizer=tokenizer, eos=eos_ids(model, tokenizer),
+                  expected=job.get("expected_devices") or [], subworlds=subworlds, warmed=set())
+    for index, (cell, config) in enumerate(zip(cells, configs)):
+        emit("cell-start", rank=rank, cell=index, time=time.time())
+        if rank < config.world_size:
+            run_cell(index, cell, config, held)
+        # ranks outside the run wait here, outside its timed region
+        world_barrier(subworlds)
+        free_memory(torch_device)
+    emit("done", rank=rank)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
 
-    # Both modes tokenise the same way: one call per batch, simple mode being batches of one.
-    lengths = [len(ids) for ids in tokenizer(list(config.prompts))["input_ids"]]
-    batches = my_batches(job, config, layout, rank, lengths)
-    my_count = sum(len(b) for b in batches)
 
-    # One static-cache length for the whole run, so compiled decode shapes repeat.
-    generate = Generator(model, tokenizer, config, torch_device, config.prompts,
-                         static_cache_len=max(lengths) + config.max_new_tokens)
-    calls: list[tuple[list[int], int]] = []  # (padded prompt lengths, decode steps) per timed call
+def run_cell(index: int, cell: dict, config: RunConfig, held: Loaded) -> None:
+    """One run of the launch on ranks 0..n-1: its warm-up for shapes this rank has
+    not run yet, barrier, timer, gather and result file (written by rank 0).
 
-    set_seed(config.seed)
-    if config.warmup and batches:
-        t = time.time()
-        emit("phase", rank=rank, phase="warmup")
-        for batch in warmup_batches(job, layout.dp_rank(rank), batches, compiled=config.compile):
-            generate(batch, min(config.max_new_tokens, job.get("warmup_tokens", 8)))
-        timeline.span("warmup", t, time.time())
-    if device == "cuda":
+    A failure on any rank (out of memory at a large batch, say) fails the run, not
+    the launch: it travels to the run's other ranks at its next collective, so none
+    waits for a rank that gave up; rank 0 writes it as the run's result."""
+    from accelerate.utils import set_seed
+
+    from runner.cuda import legacy_peak_bytes, memory_peaks, synchronize
+    from runner.energy import EnergyMeter
+    from runner.environment import node_fingerprint
+    from runner.subworld import all_gather, barrier, gather_to_first
+
+    rank, n, device, sub = held.rank, config.world_size, held.device, held.subworlds
+    layout = Layout(n, config.tp_size)
+    # the leader of each tensor group reports its group's outputs; the others hold the same tokens
+    leader = layout.tp_rank(rank) == 0
+    cell_start = time.time()
+    timeline = Timeline()
+    error = None
+    try:
+        lengths = [len(ids) for ids in held.tokenizer(list(config.prompts))["input_ids"]]
+        batches = my_batches(cell, config, rank, lengths)
+        my_count = sum(len(b) for b in batches)
+        # One static-cache length for the whole run, so compiled decode shapes repeat.
+        generate = Generator(held.model, held.tokenizer, config, device, config.prompts,
+                             static_cache_len=max(lengths) + config.max_new_tokens)
+        set_seed(config.seed)
+        if config.warmup and batches:
+            t = time.time()
+            emit("phase", rank=rank, phase="warmup", cell=index)
+            for batch in warmup_batches(cell, layout.dp_rank(rank), batches, compiled=config.compile):
+                # a static cache's length is a shape too (compiled decode steps see it)
+                shape = (generate.path, len(batch), max(lengths[i] for i in batch), generate.static_cache_len
+                         if generate.path.startswith("static") else None)
+                if shape not in held.warmed:  # a shape this process ran before is warm already
+                    generate(batch, min(config.max_new_tokens, cell.get("warmup_tokens") or 8))
+                    held.warmed.add(shape)
+            timeline.span("warmup", t, time.time())
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    ready = all_gather(error, n, sub)  # every rank of the run reports before any times
+    if any(ready):
+        return _finish_failed(index, cell, config, held, ready, cell_start)
+
+    if held.device_kind == "cuda":
+        import torch
+
         torch.cuda.reset_peak_memory_stats()
-    expected = job.get("expected_devices") or []
-    meter = EnergyMeter(torch_device, _rank_uuid(torch_device, expected, state.local_process_index))
-
+    meter = EnergyMeter(device, rank_uuid(device, held.expected, held.state.local_process_index))
     t = time.time()
     # kernels still queued from loading (or warm-up) must not run on the timed clock
-    synchronize(torch_device)
-    state.wait_for_everyone()
+    synchronize(device)
+    barrier(n, sub)
     # one seed per copy of the model: the ranks of a tensor group must sample the same tokens
     set_seed(config.seed + layout.dp_rank(rank))
-    synchronize(torch_device)  # an NCCL barrier queues work of its own
+    synchronize(device)  # an NCCL barrier queues work of its own
     timeline.span("barrier", t, time.time())
-    emit("phase", rank=rank, phase="generate", total=my_count)
+    emit("phase", rank=rank, phase="generate", total=my_count, cell=index)
     # the timer starts last: every request is submitted now, so the first batch waits for nothing
     meter.start()
     start = time.perf_counter()
-
     outputs, done, prompt_positions = [], 0, 0
-    for b, batch in enumerate(batches):
+    calls: list[tuple[list[int], int]] = []  # (padded prompt lengths, decode steps) per timed call
+    try:
+        for b, batch in enumerate(batches):
+            _test_hook_fail(index, rank, n)
+            t = time.time()
+            out: BatchOutput = generate(batch, config.max_new_tokens)
+            prompt_positions += out.prompt_positions
+            calls.append((out.prompt_lengths, out.steps))
+            for row, (i, seq) in enumerate(zip(batch, out.generated)):
+                count = count_generated(seq, held.eos)
+                text = held.tokenizer.decode(seq[: count.tokens], skip_special_tokens=True)
+                latency = (request_latencies(start, out.starts[row], out.token_times[row], count.tokens)
+                           if config.latency and out.starts else {})
+                outputs.append({"prompt_index": i, "rank": rank, "prompt": config.prompts[i], "output": text,
+                                "tokens": count.tokens, "raw_tokens": count.raw_tokens,
+                                "token_ids": [int(t) for t in seq[: count.tokens]], **latency})
+            timeline.span("generate", t, time.time(), batch=b, size=len(batch))
+            done += len(batch)
+            if leader:  # this batch's outputs now, so a run that fails later still keeps them (partial)
+                emit("outputs", rank=rank, batch=b, cell=index, outputs=outputs[len(outputs) - len(batch):])
+                emit("progress", rank=rank, done=done, total=my_count, cell=index,
+                     tokens=sum(o["tokens"] for o in outputs))
+            _test_hook_pause("batch")
+        synchronize(device)
+        seconds = time.perf_counter() - start
+        meter.stop()
+        # before the roofline figures, whose bandwidth probe allocates buffers of its own
+        peaks = memory_peaks(device)
         t = time.time()
-        out: BatchOutput = generate(batch, config.max_new_tokens)
-        prompt_positions += out.prompt_positions
-        calls.append((out.prompt_lengths, out.steps))
-        for row, (index, seq) in enumerate(zip(batch, out.generated)):
-            count = count_generated(seq, eos)
-            text = tokenizer.decode(seq[: count.tokens], skip_special_tokens=True)
-            latency = (request_latencies(start, out.starts[row], out.token_times[row], count.tokens)
-                       if config.latency and out.starts else {})
-            outputs.append(
-                {
-                    "prompt_index": index,
-                    "rank": rank,
-                    "prompt": config.prompts[index],
-                    "output": text,
-                    "tokens": count.tokens,
-                    "raw_tokens": count.raw_tokens,
-                    "token_ids": [int(t) for t in seq[: count.tokens]],
-                    **latency,
-                }
-            )
-        timeline.span("generate", t, time.time(), batch=b, size=len(batch))
-        done += len(batch)
-        if leader:
-            # this batch's outputs now, so a run that fails later still keeps them (marked partial)
-            emit("outputs", rank=rank, batch=b, outputs=outputs[len(outputs) - len(batch):])
-            emit("progress", rank=rank, done=done, total=my_count, tokens=sum(o["tokens"] for o in outputs))
-        _test_hook_pause("batch")
-    synchronize(torch_device)
-    seconds = time.perf_counter() - start
-    meter.stop()
-    # before the roofline figures, whose bandwidth probe allocates buffers of its own
-    peaks = memory_peaks(torch_device)
+        roofline = rank_roofline(held.model, calls, seconds, device, rank, layout.tp)
+        timeline.span("roofline", t, time.time())
+        comm = None
+        if layout.tp > 1 and batches:
+            from runner.tensor_parallel import measure_comm
 
+            t = time.time()
+            comm = measure_comm(generate, batches[0], min(config.max_new_tokens, COMM_SAMPLE_TOKENS), device)
+            timeline.span("comm-sample", t, time.time())
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
     t = time.time()
-    roofline = rank_roofline(model, calls, seconds, torch_device, rank, layout.tp)
-    timeline.span("roofline", t, time.time())
-    comm = None
-    if layout.tp > 1 and batches:
-        from runner.tensor_parallel import measure_comm
-
-        t = time.time()
-        comm = measure_comm(generate, batches[0], min(config.max_new_tokens, COMM_SAMPLE_TOKENS), torch_device)
-        timeline.span("comm-sample", t, time.time())
-
-    t = time.time()
-    record = {
+    record = {"error": error} if error else {
         "rank": rank,
         "tp_rank": layout.tp_rank(rank),
         "dp_rank": layout.dp_rank(rank),
@@ -307,22 +378,36 @@ def run(job: dict) -> int:
         "roofline": roofline,
         "comm": comm,
         "outputs": outputs if leader else [],
-        "environment": node_fingerprint() if state.local_process_index == 0 else None,
+        "environment": node_fingerprint() if held.state.local_process_index == 0 else None,
         "timeline": timeline.spans,
     }
-    gathered = gather_object([record])
+    gathered = gather_to_first(record, n, rank, sub)
     gather_end = time.time()
-    state.wait_for_everyone()
-    if state.is_main_process:
-        gathered[0]["timeline"].append({"phase": "gather", "start": t, "end": gather_end})
-        write_result(job, config, gathered, device, dtype_name)
-    emit("done", rank=rank)
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    return 0
+    if rank != 0:
+        return None
+    errors = [g.get("error") for g in gathered]
+    if any(errors):
+        return _finish_failed(index, cell, config, held, errors, cell_start)
+    gathered[0]["timeline"].append({"phase": "gather", "start": t, "end": gather_end})
+    write_result(cell, config, gathered, held.device_kind, held.dtype_name,
+                 wall=[cell_start, time.time()])
+    emit("cell-end", rank=rank, cell=index, status="succeeded")
+    return None
 
 
-def write_result(job: dict, config: RunConfig, records: list[dict], device: str, dtype_name: str) -> None:
+def _finish_failed(index: int, cell: dict, config: RunConfig, held: Loaded, errors: list, cell_start: float) -> None:
+    """A run that failed inside a live launch: rank 0 stores why, and the launch goes on."""
+    if held.rank != 0:
+        return None
+    message = "; ".join(f"rank {r}: {e}" for r, e in enumerate(errors) if e)
+    _write_json(Path(cell["result_path"]), {"status": "failed", "error": message,
+                                            "wall": [cell_start, time.time()]})
+    emit("cell-end", rank=0, cell=index, status="failed", error=message)
+    return None
+
+
+def write_result(cell: dict, config: RunConfig, records: list[dict], device: str, dtype_name: str,
+                 wall: list[float] | None = None) -> None:
     records = sorted(records, key=lambda r: r["rank"])
     outputs = sorted((o for r in records for o in r.pop("outputs")), key=lambda o: o["prompt_index"])
     seconds = max(r["seconds"] for r in records)
@@ -343,59 +428,15 @@ def write_result(job: dict, config: RunConfig, records: list[dict], device: str,
         "outputs": outputs,
         "environment": environment,
         "latency": run_latency(outputs) if config.latency else None,
+        "wall": wall,  # the run's start and end inside its launch (time.time)
     }
-    path = Path(job["result_path"])
+    _write_json(Path(cell["result_path"]), result)
+
+
+def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
+    tmp.write_text(json.dumps(data))
     tmp.replace(path)
-
-
-COMM_SAMPLE_TOKENS = 8  # new tokens of the profiled sample batch: enough decode steps, little time
-
-
-class RankPrefixed:
-    """stderr with every line tagged `[rank N] `, so the launcher can show the tail
-    of the one rank that died out of the interleaved stream of all ranks."""
-
-    def __init__(self, stream, rank: str):
-        self._stream, self._prefix, self._at_line_start = stream, f"[rank {rank}] ", True
-
-    def write(self, text: str) -> int:
-        out = []
-        for piece in text.splitlines(keepends=True):
-            if self._at_line_start:
-                out.append(self._prefix)
-            out.append(piece)
-            self._at_line_start = piece.endswith("\n")
-        self._stream.write("".join(out))
-        return len(text)
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
-
-def guard_rank() -> None:
-    """Nothing of a run may outlive it: die with the launcher (torchrun put this rank
-    in a session of its own, so killing the launcher's group misses it) and with
-    the server or CLI that owns the run, however they end."""
-    from runner.processes import die_with_parent, watch_owner
-
-    die_with_parent()
-    watch_owner()
-    sys.stderr = RankPrefixed(sys.stderr, os.environ.get("RANK", "0"))
-
-
-def _rank_uuid(device: str, expected: list[dict], local_index: int) -> str | None:
-    """The rank's GPU UUID for NVML: the inventory's (nvidia-smi spells it as NVML
-    does, and check_device has matched it to this device), else torch's."""
-    if not device.startswith("cuda"):
-        return None
-    if local_index < len(expected) and expected[local_index].get("uuid"):
-        return expected[local_index]["uuid"]
-    import torch
-
-    uuid = getattr(torch.cuda.get_device_properties(device), "uuid", None)
-    return str(uuid) if uuid else None
 
 
 def _test_hook_pause(where: str) -> None:
@@ -404,6 +445,16 @@ def _test_hook_pause(where: str) -> None:
     seconds = os.environ.get(f"STUDIO_TEST_PAUSE_{where.upper()}")
     if seconds:
         time.sleep(float(seconds))
+
+
+COMM_SAMPLE_TOKENS = 8  # new tokens of the profiled sample batch: enough decode steps, little time
+
+
+def _test_hook_fail(cell: int, rank: int, ranks: int) -> None:
+    """TEST HOOK, unset in real use: STUDIO_TEST_FAIL_CELL=k raises on the last rank
+    of the launch's run k, at its first timed batch, as an out-of-memory would."""
+    if os.environ.get("STUDIO_TEST_FAIL_CELL") == str(cell) and rank == ranks - 1:
+        raise RuntimeError(f"injected failure in run {cell} of the launch (STUDIO_TEST_FAIL_CELL)")
 
 
 def main(argv: list[str] | None = None) -> int:

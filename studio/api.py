@@ -55,6 +55,7 @@ def register_api(supervisor, store: Store) -> None:
         num_prompts: int | None = None,
         slo: str = "",
         tp: str = "1",
+        launch: str = "shared",
     ) -> dict:
         """Validate and queue a sweep. prompts: one a line (or jsonl/csv text, see prompts_format);
         preset: 'seed' for the reference post's 100 prompts instead; gpu_counts: e.g. '1,2,4'.
@@ -62,6 +63,7 @@ def register_api(supervisor, store: Store) -> None:
         prompt_tokens: synthetic prompts of exactly that many tokens (num_prompts of them, default 100);
         slo: 'ttft=MS,tpot=MS' or 'mlperf-llama2-70b', for goodput.
         tp: tensor-parallel sizes ('1,2'): each GPU count runs with the sizes that divide it (the layouts).
+        launch: 'shared' (default: runs of one model share one launch and one load) or 'per-run'.
         Returns {sweep_id, state, queue_position, runs}; poll sweep_status for progress."""
         request = forms.SweepRequest(
             prompts_text=text("prompts", prompts), preset=text("preset", preset),
@@ -70,7 +72,7 @@ def register_api(supervisor, store: Store) -> None:
             fixed_length=boolean("fixed_length", fixed_length), dtype=text("dtype", dtype, "auto"),
             gpu_counts=gpu_counts, repeats=repeats, name=text("name", name),
             prompt_tokens=prompt_tokens if isinstance(prompt_tokens, (int, list)) else text("prompt_tokens", prompt_tokens),
-            num_prompts=num_prompts, slo=text("slo", slo),
+            num_prompts=num_prompts, slo=text("slo", slo), launch=text("launch", launch, "shared"),
             tp=tp if isinstance(tp, (int, list)) and not isinstance(tp, bool) else text("tp", tp, "1"),
         )
         plan = forms.plan_request(request)

@@ -18,6 +18,7 @@ import gradio as gr
 
 from db.store import Store
 from runner.config import DTYPES, ConfigError
+from runner.launch_groups import DEFAULT_LAUNCH, LAUNCH_MODES
 from runner.planner import describe_plan
 from studio import figures, forms, history, views
 from studio.analysis_tab import build_analysis_tab
@@ -108,7 +109,8 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
             ui.tp = gr.Textbox("1", label="Tensor-parallel sizes (tp)", max_lines=1, elem_id="tp",
                                info="ranks that share one copy of the model: 1 (a replica per GPU), or a list such "
                                     "as 1,2 to compare layouts; each GPU count runs with the sizes that divide it")
-            with gr.Accordion("Synthetic prompts and latency limits", open=False, elem_id="grid-extras"):
+            with gr.Accordion("Synthetic prompts and latency limits (advanced: launches too)", open=False,
+                              elem_id="grid-extras"):
                 with gr.Row():
                     ui.prompt_tokens = gr.Textbox("", label="Prompt tokens (one, or a list)", max_lines=1,
                                                   elem_id="prompt-tokens",
@@ -118,6 +120,10 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
                                                elem_id="num-prompts")
                 ui.slo = gr.Textbox("", label="Latency limits for goodput (optional)", max_lines=1, elem_id="slo",
                                     info="ttft=MS,tpot=MS, or mlperf-llama2-70b (TTFT 2000 ms, TPOT 200 ms)")
+                ui.launch = gr.Radio(list(LAUNCH_MODES), value=DEFAULT_LAUNCH, label="Launches", elem_id="launch",
+                                     info="shared: runs of one model load it once, in one launch (smaller GPU "
+                                          "counts on a sub-group of its ranks); per-run: a launch of its own "
+                                          "for every run, for process-level independence")
             with gr.Row():
                 ui.repeats = gr.Number(1, precision=0, label="Repeats per cell", elem_id="repeats")
                 ui.name = gr.Textbox(label="Sweep name (optional)", max_lines=1, elem_id="sweep-name")
@@ -143,15 +149,17 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
     ui.drawn = gr.State("")  # which finished runs the chart and table already show
 
     form = [ui.prompts, ui.prompt_file, ui.model, ui.mode, ui.batch_size, ui.max_new_tokens, ui.fixed_length,
-            ui.dtype, ui.gpu_counts, ui.repeats, ui.name, ui.prompt_tokens, ui.num_prompts, ui.slo, ui.tp]
+            ui.dtype, ui.gpu_counts, ui.repeats, ui.name, ui.prompt_tokens, ui.num_prompts, ui.slo, ui.launch,
+            ui.tp]
     view = [ui.progress, ui.table, ui.chart, ui.log, ui.timer, ui.drawn]
 
     def request_of(prompts, prompt_file, model, mode, batch_size, max_new_tokens, fixed_length, dtype,
-                   gpu_counts, repeats, name, prompt_tokens, num_prompts, slo, tp) -> forms.SweepRequest:
+                   gpu_counts, repeats, name, prompt_tokens, num_prompts, slo, launch, tp) -> forms.SweepRequest:
         return forms.SweepRequest(
             prompts_text=prompts, prompts_file=prompt_file, model=model, mode=mode, batch_size=batch_size,
             max_new_tokens=max_new_tokens, fixed_length=fixed_length, dtype=dtype, gpu_counts=gpu_counts,
-            repeats=repeats, name=name, prompt_tokens=prompt_tokens, num_prompts=num_prompts, slo=slo, tp=tp,
+            repeats=repeats, name=name, prompt_tokens=prompt_tokens, num_prompts=num_prompts, slo=slo,
+            launch=launch, tp=tp,
         )
 
     def validate(*values):

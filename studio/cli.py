@@ -97,7 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         config, axes = config_from_args(args)
-        plan = plan_sweep(config, axes, args.repeats, name=args.name, num_prompts=args.num_prompts, slo=args.slo)
+        plan = plan_sweep(config, axes, args.repeats, name=args.name, num_prompts=args.num_prompts, slo=args.slo,
+                          launch=args.launch)
     except ConfigError as exc:
         return fail(str(exc))
     if config.num_nodes > 1 and config.node_rank > 0:
@@ -180,6 +181,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"{key:>18}: {value}")
     if run.get("phases"):
         print(f"{'phases (s)':>18}: " + ", ".join(f"{k} {v:.2f}" for k, v in run["phases"].items()))
+    if run.get("launch"):
+        from runner.phases import describe_launch
+
+        print(f"{'shared launch':>18}: {describe_launch(run['launch'])}")
     if run.get("stderr_tail"):
         print("stderr tail:\n" + run["stderr_tail"])
     print("\nranks:")

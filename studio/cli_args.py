@@ -59,6 +59,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu-threads", type=int, default=1, help="threads per CPU process")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds before a run is stopped")
     p.add_argument("--name", default="", help="a name for the sweep")
+    p.add_argument("--launch", default="shared", choices=["shared", "per-run"],
+                   help="shared (default): runs of one model share one accelerate launch and one load, smaller "
+                        "GPU counts on a sub-group of its ranks; per-run: a launch of its own for every run")
     p.add_argument("--nodes", type=int, default=1, help="machines in a multi-node run")
     p.add_argument("--gpus-per-node", type=int, default=None, help="processes on each node (multi-node)")
     p.add_argument("--node-rank", type=int, default=0, help="this machine's rank (multi-node)")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from runner.config import ConfigError, RunConfig
 from runner.hardware import detect
+from runner.launch_groups import DEFAULT_LAUNCH
 from runner.models import arch_names
 from runner.prompts import MAX_FILE_BYTES, load_prompts, parse_prompts, preset
 from runner.validate import remote_code_allowed
@@ -23,13 +24,13 @@ from studio.sweep import SweepPlan, parse_gpu_counts, plan_sweep
 # The page's settings, in the order the Run tab lays them out. A ConfigError's
 # field is mapped onto one of these so its message appears next to that field.
 FORM_FIELDS = ("prompts", "model", "mode", "batch_size", "max_new_tokens", "fixed_length", "dtype",
-               "gpu_counts", "repeats", "name", "prompt_tokens", "num_prompts", "slo", "tp")
+               "gpu_counts", "repeats", "name", "prompt_tokens", "num_prompts", "slo", "launch", "tp")
 FIELD_OF_ERROR = {
     "prompts": "prompts", "preset": "prompts", "model": "model", "trust_remote_code": "model", "mode": "mode",
     "batch_size": "batch_size", "max_new_tokens": "max_new_tokens", "fixed_length": "fixed_length",
     "dtype": "dtype", "device": "dtype", "gpus_per_node": "gpu_counts", "gpus": "gpu_counts", "repeats": "repeats",
     "label": "name", "name": "name", "grid": "repeats", "prompt_tokens": "prompt_tokens",
-    "num_prompts": "num_prompts", "slo": "slo", "tp": "tp", "tp_size": "tp",
+    "num_prompts": "num_prompts", "slo": "slo", "launch": "launch", "tp": "tp", "tp_size": "tp",
 }
 
 @dataclass
@@ -54,6 +55,8 @@ class SweepRequest:
     prompt_tokens: str | int | list | None = ""
     num_prompts: int | float | None = None
     slo: str = ""
+    # shared: runs holding the same model share one launch; per-run: a launch of its own for each
+    launch: str = DEFAULT_LAUNCH
     # layouts: tensor-parallel sizes ("1,2"); each GPU count runs with the sizes that divide it
     tp: str | int | list | None = "1"
 
@@ -157,7 +160,8 @@ def plan_request(request: SweepRequest) -> SweepPlan:
         # on only when the server was started with --trust-remote-code
         trust_remote_code=remote_code_allowed(),
     )
-    return plan_sweep(config, axes, repeats, name=name, num_prompts=num_prompts, slo=(request.slo or "").strip() or None)
+    return plan_sweep(config, axes, repeats, name=name, num_prompts=num_prompts,
+                      slo=(request.slo or "").strip() or None, launch=request.launch or DEFAULT_LAUNCH)
 
 
 def grid_summary(request: SweepRequest) -> str:

@@ -15,7 +15,8 @@ from typing import Callable, Iterable
 from db.store import Store
 from runner.config import LIMITS, ConfigError, RunConfig
 from runner.hardware_lock import HardwareLock, describe_holder
-from runner.launcher import launch
+from runner.launch_groups import DEFAULT_LAUNCH, LAUNCH_MODES, group_launches
+from runner.launcher import LaunchHooks, launch, launch_many
 from runner.paths import runs_dir
 from runner.processes import owner_env
 from runner.result import RunResult
@@ -43,6 +44,14 @@ class SweepPlan:
     remaining: list[tuple[int, int]] | None = None
     ended_before: tuple[str, ...] = ()
     slo: dict | None = None  # latency limits for goodput (studio.slo), kept with the sweep
+    # shared: runs that hold the same model the same way share one launch (runner.launch_groups);
+    # per-run: a launch of its own for every run. Multi-node sweeps always launch per run.
+    launch: str = DEFAULT_LAUNCH
+
+    @property
+    def launch_mode(self) -> str:
+        """The launch mode the sweep runs with: multi-node runs keep one launch per run."""
+        return "per-run" if self.base.num_nodes > 1 else self.launch
 
     @property
     def gpu_counts(self) -> list[int]:
@@ -65,13 +74,15 @@ class SweepPlan:
         out["axes"] = {axis: list(values) for axis, values in self.axes.items()}
         if self.slo:
             out["slo"] = self.slo
+        out["launch"] = self.launch_mode
         if len(self.prepared) > 1 and len({len(p.config.prompts) for p in self.prepared}) == 1:
             out["num_prompts"] = len(self.prepared[0].config.prompts)
         return out
 
 
 def plan_sweep(base: RunConfig, axes: dict | list, repeats: int = 1, name: str = "",
-               num_prompts: int | None = None, slo: str | dict | None = None) -> SweepPlan:
+               num_prompts: int | None = None, slo: str | dict | None = None,
+               launch: str = DEFAULT_LAUNCH) -> SweepPlan:
     """Validate every cell of the sweep before anything is launched or stored.
 
     `axes` maps settings to their values (a list of GPU counts alone is the plain
@@ -86,6 +97,8 @@ def plan_sweep(base: RunConfig, axes: dict | list, repeats: int = 1, name: str =
         raise ConfigError("num_prompts", "goes with --prompt-tokens (synthetic prompts); without it, give the "
                           "prompts themselves")
     slo = parse_slo(slo) if isinstance(slo, str) else slo  # a bad SLO is refused before any cell is planned
+    if launch not in LAUNCH_MODES:
+        raise ConfigError("launch", f"must be one of {', '.join(LAUNCH_MODES)}; got {launch!r}")
     if base.num_nodes > 1 and base.mode == "auto" and base.memory_budget_gb is None:
         # every node computes the auto plan itself; from its own free memory the plans could differ
         raise ConfigError("memory_budget_gb", "an auto run over several nodes needs a memory budget "
@@ -106,7 +119,7 @@ def plan_sweep(base: RunConfig, axes: dict | list, repeats: int = 1, name: str =
             if len(cells) == 1:
                 raise
             raise ConfigError(exc.field, f"{exc.message} (in the cell {describe_cell(cell, varied(axes))})") from None
-    return SweepPlan(base=base, axes=axes, repeats=repeats, prepared=prepared, name=name, slo=slo)
+    return SweepPlan(base=base, axes=axes, repeats=repeats, prepared=prepared, name=name, slo=slo, launch=launch)
 
 
 def _synthetic(config: RunConfig, num_prompts: int | None) -> list[str]:
@@ -141,6 +154,7 @@ def resume_plan(store: Store, sweep_id: int) -> tuple[SweepPlan, list[int]]:
         name=sweep["name"] or "",
         remaining=[(cells.index(c), r["repeat_index"]) for c, r in zip(configs, left)],
         ended_before=tuple(r["status"] for r in sweep["runs"] if r["id"] not in left_ids),
+        launch=(sweep.get("settings") or {}).get("launch") or DEFAULT_LAUNCH,
     )
     return plan, left_ids
 
@@ -182,26 +196,140 @@ def run_sweep(
     emit = on_event or (lambda event: None)
     if sweep_id is None:
         sweep_id, run_ids = create_rows(plan, store)
-    results: list[RunResult] = []
-    for position, ((count_index, repeat), run_id) in enumerate(zip(plan.order, run_ids)):
-        prepared = plan.prepared[count_index]
-        if cancel is not None and cancel.is_set():
-            result = RunResult.failure(prepared.config.to_dict(), "cancelled", "cancelled before it started")
-            store.finish_run(run_id, result)
-            results.append(result)
-            continue
-        queued = (time.time() - submitted_at) if (submitted_at and position == 0) else 0.0
-        emit({"event": "run-start", "run_id": run_id, "sweep_id": sweep_id, "num_gpus": prepared.config.gpus_per_node,
-              "repeat": repeat, "position": position, "of": len(run_ids), "num_prompts": len(prepared.config.prompts)})
-        result = run_one(prepared, store, run_id, on_event=emit, cancel=cancel, queued_seconds=queued,
-                         program=program)
-        results.append(result)
-        emit({"event": "run-end", "run_id": run_id, "sweep_id": sweep_id, "status": result.status,
-              "num_gpus": prepared.config.gpus_per_node, "tokens_per_second": result.tokens_per_second,
-              "error": result.error})
+    order = plan.order
+    results: dict[int, RunResult] = {}
+    for group in group_launches([plan.prepared[c].config for c, _ in order], plan.launch_mode):
+        if plan.launch_mode == "per-run" or len(group) == 1:  # a launch of one run stores as it always did
+            position = group[0]
+            results[position] = _run_alone(plan, store, position, run_ids[position], sweep_id, emit, cancel,
+                                           submitted_at, program)
+        else:
+            results.update(run_shared(plan, store, group, run_ids, sweep_id, emit, cancel,
+                                      submitted_at if not results else None, program))
+    results = [results[i] for i in range(len(order))]
+    # launches need not end in run order: a run whose reference had not ended yet is compared now
+    for run_id, result in zip(run_ids, results):
+        if result.status == "succeeded":
+            record_agreement(store, run_id)
     outcome = SweepOutcome(sweep_id=sweep_id, run_ids=list(run_ids), results=results, ended_before=plan.ended_before)
     store.finish_sweep(sweep_id, outcome.status)
     return outcome
+
+
+def _run_alone(plan: SweepPlan, store: Store, position: int, run_id: int, sweep_id: int, emit: EventCallback,
+               cancel: threading.Event | None, submitted_at: float | None, program: str) -> RunResult:
+    """One run in a launch of its own (`--launch per-run`, and multi-node runs)."""
+    count_index, repeat = plan.order[position]
+    prepared = plan.prepared[count_index]
+    if cancel is not None and cancel.is_set():
+        result = RunResult.failure(prepared.config.to_dict(), "cancelled", "cancelled before it started")
+        store.finish_run(run_id, result)
+        return result
+    queued = (time.time() - submitted_at) if (submitted_at and position == 0) else 0.0
+    emit(_run_start(plan, position, run_id, sweep_id))
+    result = run_one(prepared, store, run_id, on_event=emit, cancel=cancel, queued_seconds=queued, program=program)
+    emit(_run_end(prepared, run_id, sweep_id, result))
+    return result
+
+
+def _run_start(plan: SweepPlan, position: int, run_id: int, sweep_id: int) -> dict:
+    count_index, repeat = plan.order[position]
+    config = plan.prepared[count_index].config
+    return {"event": "run-start", "run_id": run_id, "sweep_id": sweep_id, "num_gpus": config.gpus_per_node,
+            "repeat": repeat, "position": position, "of": len(plan.order), "num_prompts": len(config.prompts)}
+
+
+def _run_end(prepared: Prepared, run_id: int, sweep_id: int, result: RunResult) -> dict:
+    return {"event": "run-end", "run_id": run_id, "sweep_id": sweep_id, "status": result.status,
+            "num_gpus": prepared.config.gpus_per_node, "tokens_per_second": result.tokens_per_second,
+            "error": result.error}
+
+
+def run_shared(plan: SweepPlan, store: Store, positions: list[int], run_ids: list[int], sweep_id: int,
+               emit: EventCallback, cancel: threading.Event | None, submitted_at: float | None,
+               program: str) -> dict[int, RunResult]:
+    """The runs at `positions` of the sweep's order in one shared launch (and, if it
+    ends early, one relaunch of those left), once this machine's hardware is free.
+    Each run is stored as it ends, with its own phases; the launch's own phases
+    (queue, launch, imports, load) are stored once, on its `launches` row."""
+    cells = [plan.prepared[plan.order[p][0]] for p in positions]
+    ids = [run_ids[p] for p in positions]
+    results: dict[int, RunResult] = {}
+    if cancel is not None and cancel.is_set():
+        for position, prepared, run_id in zip(positions, cells, ids):
+            results[position] = RunResult.failure(prepared.config.to_dict(), "cancelled", "cancelled before it started")
+            store.finish_run(run_id, results[position])
+        return results
+    queued = (time.time() - submitted_at) if submitted_at else 0.0
+    emit(_run_start(plan, positions[0], ids[0], sweep_id))  # the launch starts for its first run
+    lock = HardwareLock()
+    waiting_since = time.time()
+    holds = lock.acquire(
+        {"program": program, "run_id": ids[0]}, cancel=cancel,
+        on_wait=lambda holder: emit({"event": "waiting", "run_id": ids[0], "holder": describe_holder(holder)}))
+    if not holds:
+        for position, prepared, run_id in zip(positions, cells, ids):
+            results[position] = RunResult.failure(prepared.config.to_dict(), "cancelled", "cancelled before it started")
+            store.finish_run(run_id, results[position])
+        return results
+    queued += time.time() - waiting_since
+    current = [0]  # the cell under way: launch-wide events (load, logs) are shown on its run
+    pids_now: list[int] = []
+    launches: list[int] = []
+    ended: set[int] = set()
+    started: set[int] = {0}
+
+    def on_launch_start(indices: list[int], world: int) -> int:
+        launch_id = store.create_launch(sweep_id, [ids[i] for i in indices], world,
+                                        relaunch_of=launches[-1] if launches else None)
+        launches.append(launch_id)
+        current[0] = indices[0]
+        store.mark_running(ids[indices[0]], pids_now)
+        return launch_id
+
+    def on_launch_end(launch_id: int, info: dict) -> None:
+        phases = {**({"queue": queued} if launch_id == launches[0] else {}), **info["phases"]}
+        store.finish_launch(launch_id, info["status"], phases, info.get("error"))
+        ended.add(launch_id)
+
+    def on_cell_start(index: int, launch_id: int) -> None:
+        store.mark_running(ids[index], pids_now)
+
+    def on_cell_end(index: int, result: RunResult) -> None:
+        results[positions[index]] = result
+        began = time.perf_counter()
+        store.finish_run(ids[index], result)
+        store.set_phase(ids[index], "store", time.perf_counter() - began)
+        record_agreement(store, ids[index])
+        emit(_run_end(cells[index], ids[index], sweep_id, result))
+
+    def route(event: dict) -> None:  # on the launcher's reader thread, in the order the worker said it
+        index = event.get("cell", current[0])
+        if event["event"] == "cell-start" and index not in started:
+            current[0] = index
+            started.add(index)
+            emit(_run_start(plan, positions[index], ids[index], sweep_id))
+        emit({**event, "run_id": ids[index]})
+
+    def on_pids(pids: list[int]) -> None:
+        pids_now[:] = pids
+        store.set_pids_of_unfinished(ids, pids)
+
+    try:
+        out = launch_many(cells, runs_dir() / f"launch-{sweep_id}-{ids[0]}", plans=[auto_plan(p) for p in cells],
+                          on_event=route, cancel=cancel, on_pids=on_pids,
+                          hooks=LaunchHooks(on_launch_start=on_launch_start, on_launch_end=on_launch_end,
+                                            on_cell_start=on_cell_start, on_cell_end=on_cell_end))
+    except BaseException:  # Ctrl+C in the CLI: launch_many has ended the processes
+        for launch_id in set(launches) - ended:
+            store.finish_launch(launch_id, "cancelled", None, "stopped with Ctrl+C")
+        raise
+    finally:
+        lock.release()
+    for index, result in enumerate(out):
+        if positions[index] not in results:  # every run is stored; this one was not yet
+            on_cell_end(index, result)
+    return results
 
 
 def create_rows(plan: SweepPlan, store: Store, origin: str | None = None) -> tuple[int, list[int]]:

@@ -265,6 +265,8 @@ def run_summary_parts(run: dict) -> list[str]:
         results.append(("bandwidth", roofline.describe(run["roofline"])))
     if run.get("phases"):
         results.append(("where the time went", phases.describe(run["phases"])))
+    if run.get("launch"):
+        results.append(("shared launch", phases.describe_launch(run["launch"])))
     times = [("created", _when(run.get("created_at"))), ("started", _when(run.get("started_at"))),
              ("finished", _when(run.get("finished_at"))), ("exit code", run.get("exit_code"))]
 

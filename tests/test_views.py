@@ -106,7 +106,7 @@ def test_datasette_opens_the_database_as_it_is(db_path, store):
 
 def test_every_column_is_described_in_the_docs(store):
     docs = (ROOT / "docs" / "deploy.md").read_text()
-    for table in ("runs", "outputs", "ranks", "sweeps"):
+    for table in ("runs", "outputs", "ranks", "sweeps", "launches"):
         section = re.search(rf"^#### `{table}`\n(.*?)(?=^#|\Z)", docs, re.S | re.M)
         assert section, f"docs/deploy.md has no column list for {table}"
         described = set(re.findall(r"^\| `(\w+)` \|", section.group(1), re.M))
