@@ -1,5 +1,6 @@
 """The Analysis tab on a stored layout sweep in Chromium: the layout bars, the table and
-the sentences that compare the layouts. The screenshot is docs/layouts-analysis.png.
+the sentences that compare the layouts. Its screenshot goes to the test artifacts
+(docs/layouts-measured.png is the same tab on a measured sweep).
 
 The sweep is hand-made rows in the store (2 and 4 GPUs as replicas and tensor-parallel
 groups, bfloat16, one run below 100 % agreement): the page is under test, not a model."""
@@ -7,7 +8,7 @@ groups, bfloat16, one run below 100 % agreement): the page is under test, not a 
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, find_free_port
+from conftest import find_free_port
 from rowkit import layout_sweep
 
 from db.store import Store
@@ -51,12 +52,6 @@ def test_the_analysis_tab_compares_the_layouts_of_a_sweep(db_path, artifacts, tm
             page.locator("#analysis-pareto .js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=30_000)
             page.wait_for_timeout(500)
             page.screenshot(path=str(artifacts / "layouts-analysis.png"), full_page=True)
-            page.locator("#analysis-explanation").scroll_into_view_if_needed()
-            top = page.locator("#analysis-explanation").bounding_box()["y"]
-            bottom = page.locator("#analysis-layout-table").bounding_box()
-            page.screenshot(path=str(ROOT / "docs" / "layouts-analysis.png"), full_page=True,
-                            clip={"x": 0, "y": max(0, top - 140), "width": 1300,
-                                  "height": bottom["y"] + bottom["height"] - top + 160})
             browser.close()
         assert "tp 4 cut TPOT p50 from 41 to 14 ms" in explanation
         assert "spends 30% of each decode step in all-reduce" in explanation
