@@ -2,13 +2,13 @@
 each in a transaction.
 
 Add a migration with the next number; never edit one that has shipped.
+`db.migrate` applies them.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
-from datetime import datetime, timezone
 from typing import Callable
 
 # (name, SQL text or a function of the connection); applied sorted by name
@@ -429,59 +429,72 @@ migration(
 )
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
-
-def applied(conn: sqlite3.Connection) -> list[str]:
-    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    return [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
-
-
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply what is missing; return the names applied now."""
-    done = set(applied(conn))
-    now_applied = []
-    for name, sql in sorted(MIGRATIONS, key=lambda m: m[0]):
-        if name in done:
-            continue
-        keys_were_on = conn.execute("PRAGMA foreign_keys").fetchone()[0]
-        if name in REBUILDS:
-            conn.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: set before BEGIN
-        # executescript would commit on its own; run statement by statement inside one transaction
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if name not in {r[0] for r in conn.execute("SELECT name FROM _migrations")}:
-                if callable(sql):
-                    sql(conn)
-                else:
-                    for statement in _statements(sql):
-                        conn.execute(statement)
-                broken = conn.execute("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    raise sqlite3.IntegrityError(f"migration {name} would break foreign keys: {broken[:3]}")
-                conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, _now()))
-                now_applied.append(name)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            if name in REBUILDS and keys_were_on:
-                conn.execute("PRAGMA foreign_keys = ON")
-    return now_applied
-
-
-def _statements(sql: str) -> list[str]:
-    out, current = [], []
-    for line in sql.splitlines():
-        current.append(line)
-        candidate = "\n".join(current)
-        if sqlite3.complete_statement(candidate):
-            if candidate.strip().strip(";").strip():
-                out.append(candidate)
-            current = []
-    tail = "\n".join(current).strip()
-    if tail:
-        out.append(tail)
-    return out
+# Layouts: runs of one world size may hold the model in several layouts (tp sizes), kept
+# apart as series by studio.stats; the view too, each from its own smallest world size.
+migration(
+    "012_sweep_summary_by_layout",
+    """
+    DROP VIEW IF EXISTS sweep_summary;
+    CREATE VIEW sweep_summary AS
+    WITH measured AS (
+        SELECT sweep_id, num_nodes * num_gpus AS total_gpus, tp_size, tokens_per_second, seconds
+        FROM runs
+        WHERE status = 'succeeded' AND tokens_per_second > 0 AND sweep_id IS NOT NULL
+    ),
+    ranked AS (
+        SELECT sweep_id, total_gpus, tp_size, tokens_per_second, seconds,
+               ROW_NUMBER() OVER (PARTITION BY sweep_id, total_gpus, tp_size ORDER BY tokens_per_second)
+                   AS tps_position,
+               ROW_NUMBER() OVER (PARTITION BY sweep_id, total_gpus, tp_size ORDER BY seconds) AS seconds_position,
+               COUNT(*) OVER (PARTITION BY sweep_id, total_gpus, tp_size) AS n
+        FROM measured
+    ),
+    medians AS (
+        SELECT sweep_id, total_gpus, tp_size,
+               AVG(CASE WHEN tps_position IN ((n + 1) / 2, (n + 2) / 2) THEN tokens_per_second END)
+                   AS median_tokens_per_second,
+               AVG(CASE WHEN seconds_position IN ((n + 1) / 2, (n + 2) / 2) THEN seconds END) AS median_seconds
+        FROM ranked
+        GROUP BY sweep_id, total_gpus, tp_size
+    ),
+    baseline AS (
+        SELECT sweep_id, tp_size, median_tokens_per_second AS base, total_gpus AS base_gpus
+        FROM (SELECT m.*, ROW_NUMBER() OVER (PARTITION BY sweep_id, tp_size ORDER BY total_gpus) AS first
+              FROM medians m)
+        WHERE first = 1
+    )
+    SELECT
+        s.id AS sweep_id,
+        s.name AS sweep_name,
+        s.status AS sweep_status,
+        s.created_at,
+        s.model,
+        s.mode,
+        s.batch_size,
+        s.max_new_tokens,
+        s.num_prompts,
+        r.num_nodes * r.num_gpus AS total_gpus,
+        r.tp_size,
+        (r.num_nodes * r.num_gpus) / r.tp_size AS dp_size,
+        GROUP_CONCAT(DISTINCT r.num_nodes || 'x' || r.num_gpus) AS layouts,
+        COUNT(*) AS runs,
+        SUM(r.status = 'succeeded') AS succeeded,
+        SUM(r.status IN ('failed', 'cancelled', 'interrupted')) AS not_succeeded,
+        m.median_tokens_per_second,
+        AVG(CASE WHEN r.status = 'succeeded' THEN r.tokens_per_second END) AS mean_tokens_per_second,
+        MIN(CASE WHEN r.status = 'succeeded' THEN r.tokens_per_second END) AS min_tokens_per_second,
+        MAX(CASE WHEN r.status = 'succeeded' THEN r.tokens_per_second END) AS max_tokens_per_second,
+        m.median_tokens_per_second / b.base AS speedup,
+        -- speedup per unit of hardware: 1.0 is perfect scaling from the layout's smallest world size
+        m.median_tokens_per_second / b.base / ((r.num_nodes * r.num_gpus * 1.0) / b.base_gpus) AS efficiency,
+        m.median_seconds,
+        AVG(CASE WHEN r.status = 'succeeded' THEN r.seconds END) AS mean_seconds,
+        AVG(CASE WHEN r.status = 'succeeded' THEN r.imbalance END) AS mean_imbalance
+    FROM sweeps s
+    JOIN runs r ON r.sweep_id = s.id
+    LEFT JOIN medians m ON m.sweep_id = s.id AND m.total_gpus = r.num_nodes * r.num_gpus AND m.tp_size = r.tp_size
+    LEFT JOIN baseline b ON b.sweep_id = s.id AND b.tp_size = r.tp_size
+    GROUP BY s.id, r.num_nodes * r.num_gpus, r.tp_size;
+    """,
+)

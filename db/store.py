@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator
 
 import sqlite_utils
 
-from db.migrations import migrate
+from db.migrate import migrate
 from runner.latency import RUN_FIELDS as LATENCY_RUN_FIELDS
 from runner.paths import default_db_path
 

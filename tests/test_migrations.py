@@ -1,6 +1,7 @@
 import sqlite3
 
-from db.migrations import MIGRATIONS, applied, migrate
+from db.migrate import applied, migrate
+from db.migrations import MIGRATIONS
 from db.store import Store
 
 

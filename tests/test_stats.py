@@ -95,3 +95,19 @@ def test_the_sql_view_computes_what_scaling_series_computes(db_path):
         assert row["median_seconds"] == pytest.approx(p.median("seconds"))
         assert row["speedup"] == pytest.approx(p.speedup)
         assert row["efficiency"] == pytest.approx(p.efficiency)
+
+
+def test_the_sql_view_keeps_layouts_apart_as_scaling_series_does(db_path):
+    from rowkit import layout_sweep
+
+    store = Store(db_path)
+    sweep_id, _ = layout_sweep(store)
+    series = scaling_series(store.get_sweep(sweep_id)["runs"])
+    view = {(r["total_gpus"], r["tp_size"]): r
+            for r in store._rows("SELECT * FROM sweep_summary WHERE sweep_id = ?", (sweep_id,))}
+    points = {(p.x, s.setting["tp_size"]): p for s in series for p in s.points}
+    assert sorted(view) == sorted(points) and len({tp for _, tp in view}) == 3
+    for key, p in points.items():
+        assert view[key]["median_tokens_per_second"] == pytest.approx(p.median("tokens_per_second"))
+        assert view[key]["speedup"] == pytest.approx(p.speedup)
+        assert view[key]["dp_size"] == key[0] // key[1]
