@@ -129,10 +129,13 @@ def _tradeoff_sentence(t: dict, named: bool) -> str:
     where = f"On {t['gpus']} GPUs" + (" (" + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in t["setting"].items()
                                                        if v is not None) + ")" if named else "")
     best, other = t["best_throughput"], t["compared_with"]
+    first = t.get("lowest_ttft")
+    ttft = (f"; {first['layout']} had the lowest TTFT p50 ({_ms(first['ttft_ms_p50']['to'])} against "
+            f"{_ms(first['ttft_ms_p50']['from'])} ms), at {first['throughput_ratio']:.2f}x the tokens/s") if first else ""
     if t["same"]:
         tpot = f" and the lowest TPOT p50 ({_ms(t['tpot_ms_p50']['from'])} ms)" if t["tpot_ms_p50"] else ""
         return (f"{where}, {best} gave both the most tokens/s ({t['throughput']['best']:.1f}){tpot} of the "
-                f"{len(t['layouts'])} layouts measured ({', '.join(t['layouts'])}).")
+                f"{len(t['layouts'])} layouts measured ({', '.join(t['layouts'])}){ttft}.")
     text = (f"{where}, {best} gave {t['throughput_ratio']:.1f}x the tokens/s of {other} "
             f"({t['throughput']['best']:.1f} against {t['throughput']['other']:.1f})")
     changes, verb = [], None
@@ -145,7 +148,7 @@ def _tradeoff_sentence(t: dict, named: bool) -> str:
             verb = this
     if changes and t["lowest_tpot"]:
         text += f"; {other} " + " and ".join(changes)
-    return text + "."
+    return text + ttft + "."
 
 
 def explain_layouts(summary: dict | None, model: str | None = None) -> list[str]:

@@ -170,8 +170,20 @@ def tradeoffs(rows: list[dict]) -> list[dict]:
             "throughput": {"best": best["tokens_per_second"], "other": low["tokens_per_second"]},
             "throughput_ratio": best["tokens_per_second"] / low["tokens_per_second"],
             "tpot_ms_p50": _change(best["tpot_ms_p50"], low["tpot_ms_p50"]),
-            "ttft_ms_p50": _change(best["ttft_ms_p50"], low["ttft_ms_p50"])})
+            "ttft_ms_p50": _change(best["ttft_ms_p50"], low["ttft_ms_p50"]),
+            "lowest_ttft": _lowest_ttft(here, best, low)})
     return out
+
+
+def _lowest_ttft(here: list[dict], best: dict, low: dict) -> dict | None:
+    """The layout with the lowest TTFT p50 where it is neither compared layout (tensor
+    parallel splits a prefill too): its TTFT against the best layout's, and its tokens/s ratio."""
+    timed = [r for r in here if r["ttft_ms_p50"] is not None]
+    first = min(timed, key=lambda r: r["ttft_ms_p50"]) if timed else None
+    if first is None or first is best or first is low or best["ttft_ms_p50"] is None:
+        return None
+    return {"layout": first["layout"], "ttft_ms_p50": _change(best["ttft_ms_p50"], first["ttft_ms_p50"]),
+            "throughput_ratio": first["tokens_per_second"] / best["tokens_per_second"]}
 
 
 def comm_shares(runs: list[dict]) -> list[dict]:

@@ -75,3 +75,14 @@ def test_one_layout_fastest_and_quickest_is_said_as_both():
     (line,) = explain_layouts(layout_summary(rows))
     assert line == ("On 2 GPUs, 2 replicas gave both the most tokens/s (100.0) and the lowest TPOT p50 (10 ms) "
                     "of the 2 layouts measured (2 replicas, tp 2).")
+
+
+def test_a_layout_first_to_answer_but_neither_fastest_nor_quickest_per_token_is_named():
+    # as measured on CPU: tp 2 splits the prefill (lower TTFT) but pays an all-reduce per decode step
+    rows = [{"id": 1, "sweep_id": 1, "status": "succeeded", "num_gpus": 2, "tp_size": 1, "tokens_per_second": 1473.9,
+             "tpot_ms_p50": 7.9, "ttft_ms_p50": 202.4},
+            {"id": 2, "sweep_id": 1, "status": "succeeded", "num_gpus": 2, "tp_size": 2, "tokens_per_second": 530.9,
+             "tpot_ms_p50": 18.78, "ttft_ms_p50": 150.8}]
+    (line,) = explain_layouts(layout_summary(rows))
+    assert line.endswith("of the 2 layouts measured (2 replicas, tp 2); tp 2 had the lowest TTFT p50 (151 against "
+                         "202 ms), at 0.36x the tokens/s.")
