@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,48 @@ def page_sees_no_gpu(monkeypatch):
     detect.cache_clear()
     yield
     detect.cache_clear()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does: "
+                    "apt-get install chromium); the browser test must run, not skip")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
+def analysis_tab_page(browser, store, tmp_path):
+    """The Analysis tab (beside another tab, as on the page) served on a free port and
+    opened in Chromium; yields the page and the list of its JavaScript errors."""
+    import gradio as gr
+
+    from studio.analysis_tab import build_analysis_tab
+
+    with gr.Blocks() as demo:
+        with gr.Tab("Runs"):
+            gr.Markdown("another tab")
+        build_analysis_tab(store, tmp_path)
+    port = find_free_port()
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.get_by_role("tab", name="Analysis").click()
+        yield page, errors
+    finally:
+        demo.close()

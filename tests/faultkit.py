@@ -150,3 +150,25 @@ def wait_until_final(supervisor, sweep_id: int, timeout: float = 150) -> dict:
             return status
         time.sleep(0.2)
     raise AssertionError(f"sweep {sweep_id} did not finish in {timeout} s: {supervisor.status(sweep_id)}")
+
+
+def start_server_script(script: str, db_path: Path, pause_batch: float, root: Path):
+    """Run `script` (a server that prints `GENERATING <run id>` once a run generates) in a
+    process of its own, each batch held `pause_batch` s; returns the process and that run id."""
+    import subprocess
+    import sys
+
+    server = subprocess.Popen(
+        [sys.executable, "-c", script, str(db_path)], cwd=root, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "STUDIO_TEST_PAUSE_BATCH": str(pause_batch), "PYTHONPATH": str(root)},
+    )
+    line = ""
+    deadline = time.monotonic() + 120
+    while not line.startswith("GENERATING") and time.monotonic() < deadline:
+        line = server.stdout.readline()
+        if not line and server.poll() is not None:
+            raise AssertionError("the server process ended on its own")
+    if not line.startswith("GENERATING"):
+        server.kill()
+        raise AssertionError("no run started generating within 120 s")
+    return server, int(line.split()[1])

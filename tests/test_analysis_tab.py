@@ -4,7 +4,7 @@ import time
 
 import plotly.graph_objects as go
 import pytest
-from conftest import find_free_port
+from conftest import analysis_tab_page
 
 from db.store import Store
 from runner.result import RunResult
@@ -119,59 +119,36 @@ def test_tab_builds_its_own_tab_or_fills_the_open_one(db_path, tmp_path):
 
 
 @pytest.mark.browser
-def test_tab_renders_charts_in_chromium(db_path, artifacts, tmp_path):
-    import gradio as gr
-    from playwright.sync_api import sync_playwright
-
-    from studio.analysis_tab import build_analysis_tab
-
+def test_tab_renders_charts_in_chromium(db_path, artifacts, tmp_path, browser):
     sweep_id, _ = store_run_with_timeline(db_path)
     store = Store(db_path)
-    with gr.Blocks() as demo:
-        with gr.Tab("Runs"):
-            gr.Markdown("another tab")
-        build_analysis_tab(store, tmp_path)
-    port = find_free_port()
-    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1300, "height": 900})
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.get_by_role("tab", name="Analysis").click()
-            page.get_by_role("button", name="Add the reference post's sweeps").click()
-            deadline = time.time() + 30
+    with analysis_tab_page(browser, store, tmp_path) as (page, errors):
+        page.get_by_role("button", name="Add the reference post's sweeps").click()
+        deadline = time.time() + 30
+        page.locator("#analysis-sweep input").click()
+        while not page.locator("[role=option]", has_text="Reference post: batched").count():
+            assert time.time() < deadline, "the reference sweeps never reached the list"
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(500)
             page.locator("#analysis-sweep input").click()
-            while not page.locator("[role=option]", has_text="Reference post: batched").count():
-                assert time.time() < deadline, "the reference sweeps never reached the list"
-                page.keyboard.press("Escape")
-                page.wait_for_timeout(500)
-                page.locator("#analysis-sweep input").click()
-            page.locator("[role=option]", has_text="Reference post: batched").first.click()
-            for name in ("throughput", "speedup", "efficiency"):
-                page.wait_for_selector(f"#analysis-{name} .main-svg", timeout=60000)
-            page.wait_for_function("document.querySelector('#analysis-explanation').innerText"
-                                   ".includes('work quantisation')", timeout=30000)
-            # a measured sweep: the Gantt of its run draws
-            page.locator("#analysis-sweep input").click()
-            page.locator("[role=option]", has_text=f"#{sweep_id} ").first.click()
-            page.wait_for_selector("#analysis-timeline .main-svg", timeout=60000)
-            page.wait_for_function("document.querySelectorAll('#analysis-timeline .trace.bars .point').length >= 10",
-                                   timeout=30000)
-            page.screenshot(path=str(artifacts / "analysis-tab.png"), full_page=True)
-            page.get_by_role("button", name="Make HTML report").click()
-            page.wait_for_selector("#analysis-report a", timeout=30000)
-            with page.expect_download(timeout=30000) as download:
-                page.locator("#analysis-report a").first.click()
-            report = open(download.value.path(), encoding="utf-8").read()
-            filename = download.value.suggested_filename
-            browser.close()
-        assert filename == f"sweep-{sweep_id}-report.html"
-        assert "Per-rank timeline" in report and "window.PlotlyConfig" in report
-        assert not errors
-    finally:
-        demo.close()
+        page.locator("[role=option]", has_text="Reference post: batched").first.click()
+        for name in ("throughput", "speedup", "efficiency"):
+            page.wait_for_selector(f"#analysis-{name} .main-svg", timeout=60000)
+        page.wait_for_function("document.querySelector('#analysis-explanation').innerText"
+                               ".includes('work quantisation')", timeout=30000)
+        # a measured sweep: the Gantt of its run draws
+        page.locator("#analysis-sweep input").click()
+        page.locator("[role=option]", has_text=f"#{sweep_id} ").first.click()
+        page.wait_for_selector("#analysis-timeline .main-svg", timeout=60000)
+        page.wait_for_function("document.querySelectorAll('#analysis-timeline .trace.bars .point').length >= 10",
+                               timeout=30000)
+        page.screenshot(path=str(artifacts / "analysis-tab.png"), full_page=True)
+        page.get_by_role("button", name="Make HTML report").click()
+        page.wait_for_selector("#analysis-report a", timeout=30000)
+        with page.expect_download(timeout=30000) as download:
+            page.locator("#analysis-report a").first.click()
+        report = open(download.value.path(), encoding="utf-8").read()
+        filename = download.value.suggested_filename
+    assert filename == f"sweep-{sweep_id}-report.html"
+    assert "Per-rank timeline" in report and "window.PlotlyConfig" in report
+    assert not errors

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import re
 import urllib.request
-from pathlib import Path
 
 import pytest
 from live_server import live_server
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
 PAGE_PROMPTS = "Call me Ishmael.\nThe King is dead.\nIt was a bright cold day.\nI write this sitting in the sink."
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -34,19 +30,6 @@ def server(db_path, free_port, tmp_path):
         yield url
 
 
-@pytest.fixture
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does: "
-                    "apt-get install chromium); the browser test must run, not skip")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_sweep_from_the_page(server, browser, artifacts):

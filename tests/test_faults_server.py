@@ -19,7 +19,7 @@ import time
 import psutil
 import pytest
 from conftest import ROOT
-from faultkit import FAULT_PROMPTS, assert_database_sound, assert_no_leftovers, store_earlier_run
+from faultkit import FAULT_PROMPTS, assert_database_sound, assert_no_leftovers, start_server_script, store_earlier_run
 
 from db.store import Store
 from runner.processes import OWNER_ENV, OWNER_START_ENV, is_alive, owner_env
@@ -50,18 +50,8 @@ SERVER = textwrap.dedent(
 def test_server_sigkill_mid_run_leaves_no_process_and_restart_marks_it_interrupted(db_path):
     store = Store(db_path)
     earlier = store_earlier_run(store)
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(db_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "STUDIO_TEST_PAUSE_BATCH": "5", "PYTHONPATH": str(ROOT)},
-    )
+    server, run_id = start_server_script(SERVER, db_path, 5, ROOT)
     try:
-        line = ""
-        deadline = time.monotonic() + 120
-        while not line.startswith("GENERATING") and time.monotonic() < deadline:
-            line = server.stdout.readline()
-            assert line or server.poll() is None, "the server process ended on its own"
-        assert line.startswith("GENERATING"), "the run never started generating"
-        run_id = int(line.split()[1])
         pids = store.get_run(run_id)["pids"]
         assert len(pids) == 3  # the launcher and two ranks
         assert all(is_alive(p) for p in pids)

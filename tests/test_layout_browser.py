@@ -8,7 +8,7 @@ groups, bfloat16, one run below 100 % agreement): the page is under test, not a 
 from __future__ import annotations
 
 import pytest
-from conftest import find_free_port
+from conftest import analysis_tab_page
 from rowkit import layout_sweep
 
 from db.store import Store
@@ -19,46 +19,23 @@ FIRST = {"prompt_index": 41, "position": 17, "reference_token": 3290, "token": 1
 DETAIL = {"compared": 100, "identical": 97, "differences": [FIRST]}
 
 
-def test_the_analysis_tab_compares_the_layouts_of_a_sweep(db_path, artifacts, tmp_path):
-    import gradio as gr
-    from playwright.sync_api import sync_playwright
-
-    from studio.analysis_tab import build_analysis_tab
-
+def test_the_analysis_tab_compares_the_layouts_of_a_sweep(db_path, artifacts, tmp_path, browser):
     store = Store(db_path)
     sweep_id, ids = layout_sweep(store, dtype="bfloat16", below={3: (0.97, DETAIL)})
-    with gr.Blocks() as demo:
-        with gr.Tab("Runs"):
-            gr.Markdown("another tab")
-        build_analysis_tab(store, tmp_path)
-    port = find_free_port()
-    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1300, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.get_by_role("tab", name="Analysis").click()  # opens on the newest sweep: the layout sweep
-            page.wait_for_selector("#analysis-layouts .main-svg", timeout=60_000)
-            page.wait_for_function("document.querySelector('#analysis-explanation').innerText"
-                                   ".includes('4 replicas gave 3.1x the tokens/s of tp 4')", timeout=30_000)
-            explanation = page.locator("#analysis-explanation").inner_text()
-            bars = page.locator("#analysis-layouts .trace.bars").count()
-            table = page.locator("#analysis-layout-table").inner_text()
-            page.locator("#analysis-pareto .js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=30_000)
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(artifacts / "layouts-analysis.png"), full_page=True)
-            browser.close()
-        assert "tp 4 cut TPOT p50 from 41 to 14 ms" in explanation
-        assert "spends 30% of each decode step in all-reduce" in explanation
-        assert f"Run {ids[3]} (2 × tp 2, bfloat16) agreed on 97% of the prompts" in explanation
-        assert "not a bug" in explanation
-        assert bars >= 9  # 3 tp sizes x 3 panels
-        assert "2 × tp 2" in table and "4 replicas" in table
-        assert not errors, errors
-    finally:
-        demo.close()
+    with analysis_tab_page(browser, store, tmp_path) as (page, errors):  # opens on the newest sweep: this one
+        page.wait_for_selector("#analysis-layouts .main-svg", timeout=60_000)
+        page.wait_for_function("document.querySelector('#analysis-explanation').innerText"
+                               ".includes('4 replicas gave 3.1x the tokens/s of tp 4')", timeout=30_000)
+        explanation = page.locator("#analysis-explanation").inner_text()
+        bars = page.locator("#analysis-layouts .trace.bars").count()
+        table = page.locator("#analysis-layout-table").inner_text()
+        page.locator("#analysis-pareto .js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts / "layouts-analysis.png"), full_page=True)
+    assert "tp 4 cut TPOT p50 from 41 to 14 ms" in explanation
+    assert "spends 30% of each decode step in all-reduce" in explanation
+    assert f"Run {ids[3]} (2 × tp 2, bfloat16) agreed on 97% of the prompts" in explanation
+    assert "not a bug" in explanation
+    assert bars >= 9  # 3 tp sizes x 3 panels
+    assert "2 × tp 2" in table and "4 replicas" in table
+    assert not errors

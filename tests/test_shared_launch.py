@@ -7,15 +7,21 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
 
 import pytest
 from conftest import ROOT
-from faultkit import FAULT_PROMPTS, EventLog, assert_database_sound, assert_no_leftovers, fault_config, store_earlier_run
+from faultkit import (
+    FAULT_PROMPTS,
+    EventLog,
+    assert_database_sound,
+    assert_no_leftovers,
+    fault_config,
+    start_server_script,
+    store_earlier_run,
+)
 
 from db.store import Store
 from studio.supervisor import Supervisor
@@ -173,18 +179,8 @@ SERVER = textwrap.dedent(
 
 def test_a_server_killed_mid_sweep_resumes_the_runs_its_launch_had_not_reached(db_path):
     store = Store(db_path)
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(db_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "STUDIO_TEST_PAUSE_BATCH": "3", "PYTHONPATH": str(ROOT)},
-    )
+    server, run_id = start_server_script(SERVER, db_path, 3, ROOT)  # the sweep's second run generates
     try:
-        line = ""
-        deadline = time.monotonic() + 120
-        while not line.startswith("GENERATING") and time.monotonic() < deadline:
-            line = server.stdout.readline()
-            assert line or server.poll() is None, "the server process ended on its own"
-        assert line.startswith("GENERATING"), "the second run never started generating"
-        run_id = int(line.split()[1])
         sweep_id = store.get_run(run_id)["sweep_id"]
         ids = [r["id"] for r in sorted(store.list_runs(sweep_id=sweep_id), key=lambda r: r["id"])]
         # every run of the live launch names its processes, reached yet or not
