@@ -76,17 +76,22 @@ def verdict(agreement: float | None, dtype: str | None, do_sample: bool) -> str:
     return "expected" if do_sample or dtype in ("bfloat16", "float16") else "check"
 
 
-def record_agreement(store, run_id: int) -> dict | None:
-    """Compare a finished run of a sweep with its reference and store the result."""
-    run = store.get_run(run_id)
-    if run is None or run.get("sweep_id") is None or run.get("status") != "succeeded":
+def record_agreement(store, run_id: int, sweep_runs: list[dict] | None = None) -> dict | None:
+    """Compare a finished run of a sweep with its reference and store the result.
+    `sweep_runs`: the sweep's run rows, when the caller has read them already."""
+    if sweep_runs is None:
+        rows = store.list_runs(ids=[run_id])
+        if not rows or rows[0].get("sweep_id") is None:
+            return None
+        sweep_runs = (store.get_sweep(rows[0]["sweep_id"]) or {"runs": []})["runs"]
+    run = next((r for r in sweep_runs if r["id"] == run_id), None)
+    if run is None or run.get("status") != "succeeded":
         return None
-    sweep = store.get_sweep(run["sweep_id"]) or {"runs": []}
-    reference = reference_for(run, sweep["runs"])
+    reference = reference_for(run, sweep_runs)
     if reference is None:
         return None
-    outputs = store.outputs_for_runs([reference["id"]])[reference["id"]]
-    result = compare_outputs(outputs, run["outputs"])
+    outputs = store.outputs_for_runs([reference["id"], run_id])
+    result = compare_outputs(outputs[reference["id"]], outputs[run_id])
     if result is None:
         return None
     detail = {key: result[key] for key in ("compared", "identical", "differences")}

@@ -208,9 +208,10 @@ def run_sweep(
                                       submitted_at if not results else None, program))
     results = [results[i] for i in range(len(order))]
     # launches need not end in run order: a run whose reference had not ended yet is compared now
-    for run_id, result in zip(run_ids, results):
-        if result.status == "succeeded":
-            record_agreement(store, run_id)
+    runs = (store.get_sweep(sweep_id) or {"runs": []})["runs"]
+    for run in runs:
+        if run["status"] == "succeeded" and run.get("agreement") is None:
+            record_agreement(store, run["id"], runs)
     outcome = SweepOutcome(sweep_id=sweep_id, run_ids=list(run_ids), results=results, ended_before=plan.ended_before)
     store.finish_sweep(sweep_id, outcome.status)
     return outcome
