@@ -1,4 +1,5 @@
-# Scaling Studio for GPU hosts. Installed exactly as the README says: bash scripts/install.sh.
+# Scaling Studio for GPU hosts. Installed as the README says for an environment of your own:
+# STUDIO_VENV=/opt/venv bash scripts/install.sh, with a CUDA torch put there first.
 #
 #   docker build -t scaling-studio .
 #   docker run --gpus all --ipc=host -p 7860:7860 -e STUDIO_AUTH=admin:change-me \
@@ -34,10 +35,9 @@ RUN apt-get update \
 WORKDIR /opt/scaling-studio
 COPY --chown=studio:studio . .
 USER 10001:10001
-RUN if [ -n "$TORCH_INDEX" ]; then \
-        python -m pip install "torch==$(sed -n 's/^torch==//p' constraints.txt)" --index-url "$TORCH_INDEX"; \
-    fi \
-    && PYTHON=python bash scripts/install.sh
+# The CUDA torch goes in first; install.sh keeps it and takes everything else from lock/studio.txt.
+RUN python -m pip install "torch==$(sed -n 's/^torch==//p' constraints.txt)" ${TORCH_INDEX:+--index-url "$TORCH_INDEX"} \
+    && STUDIO_VENV="$VIRTUAL_ENV" bash scripts/install.sh
 
 # The database, run logs and the tiny model live in /data; models come from the Hugging Face
 # cache volume (runs are offline: fill it on a machine with network access).

@@ -72,7 +72,7 @@ def fit_scaling(counts: Sequence[float], throughputs: Sequence[float], model: st
     needed = 3 if with_kappa else 2
     out = {"model": model, "lam": None, "sigma": None, "kappa": None, "r2": None, "rmse": None,
            "peak_n": None, "peak_throughput": None, "max_speedup": None, "parallel_fraction": None,
-           "points": len(pairs), "distinct_counts": len(distinct), "note": ""}
+           "sigma_se": None, "kappa_se": None, "points": len(pairs), "distinct_counts": len(distinct), "note": ""}
     if len(distinct) < needed:
         out["note"] = (f"needs at least {needed} different GPU counts, the sweep has {len(distinct)}")
         return out
@@ -94,17 +94,70 @@ def fit_scaling(counts: Sequence[float], throughputs: Sequence[float], model: st
     out.update(lam=lam, sigma=sigma, kappa=kappa if with_kappa else 0.0,
                r2=(1.0 - float(resid @ resid) / total) if total > 0 else None,
                rmse=float(math.sqrt(float(resid @ resid) / len(xs))))
-    if kappa > 0:
+    se_sigma, se_kappa = _standard_errors(np.array([lam, sigma, kappa]), ns, xs, with_kappa)
+    out.update(sigma_se=se_sigma, kappa_se=se_kappa)
+    top_throughput = float(usl(float(ns.max()), lam, sigma, kappa))
+    noise = out["rmse"] / top_throughput if top_throughput > 0 else 0.0  # the fit's residual, as a share
+    if with_kappa and _told_from_zero(kappa, se_kappa, _share_at_top(ns, sigma, kappa, "kappa"), noise):
         peak = math.sqrt(max(0.0, 1.0 - sigma) / kappa)
         out["peak_n"] = peak
         out["peak_throughput"] = float(usl(peak, lam, sigma, kappa))
-    elif sigma > 0:
+    elif _told_from_zero(sigma, se_sigma, _share_at_top(ns, sigma, kappa, "sigma"), noise):
         out["max_speedup"] = 1.0 / sigma  # Amdahl's asymptote, never reached
+    if kappa > 0 and out["peak_n"] is None:
+        out["note"] = "κ is indistinguishable from zero in this data: no peak within its reach"
     if not with_kappa:
         out["parallel_fraction"] = 1.0 - sigma
     if len(distinct) == needed:
         out["note"] = "as many parameters as GPU counts: the data cannot test this model"
     return out
+
+
+# A coefficient whose whole effect on the largest measured count is below this
+# share of its throughput is float round-off, whatever its standard error says.
+NEGLIGIBLE_SHARE = 1e-6
+
+
+def _share_at_top(ns, sigma: float, kappa: float, which: str) -> float:
+    """The share of the largest count's throughput that σ or κ takes away."""
+    top = float(ns.max())
+    term = sigma * (top - 1.0) if which == "sigma" else kappa * top * (top - 1.0)
+    return term / (1.0 + sigma * (top - 1.0) + kappa * top * (top - 1.0))
+
+
+def _told_from_zero(value: float, se: float | None, share: float, noise: float) -> bool:
+    """Whether the data tell a fitted σ or κ apart from zero: it must exceed twice its
+    standard error, and what it takes off the largest count must exceed both round-off
+    and the fit's residual noise there. A κ of 1e-18 fitted to linear data (a BLAS's
+    rounding) would otherwise put a peak at n* ≈ 1e9."""
+    if not value or value <= 0:
+        return False
+    if se is not None and value <= 2.0 * se:
+        return False
+    return share > max(NEGLIGIBLE_SHARE, noise)
+
+
+def _standard_errors(params: np.ndarray, ns: np.ndarray, xs: np.ndarray, with_kappa: bool):
+    """σ's and κ's standard errors from the Jacobian at the fit (s²(JᵀJ)⁻¹); None
+    where the data leave no degrees of freedom or the matrix is singular."""
+    free = 3 if with_kappa else 2
+    dof = len(ns) - free
+    if dof <= 0:
+        return None, None
+    jac = np.zeros((len(ns), free))
+    base = usl(ns, *params)
+    for j in range(free):
+        step = 1e-6 * max(abs(params[j]), 1e-6)
+        q = params.copy()
+        q[j] += step
+        jac[:, j] = (usl(ns, *q) - base) / step
+    s2 = float(np.sum((xs - base) ** 2)) / dof
+    try:
+        cov = s2 * np.linalg.inv(jac.T @ jac)
+    except np.linalg.LinAlgError:
+        return None, None
+    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    return float(se[1]), (float(se[2]) if with_kappa else None)
 
 
 def _polish(params: np.ndarray, ns: np.ndarray, xs: np.ndarray, with_kappa: bool) -> np.ndarray:

@@ -7,13 +7,16 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
+# Screenshots and pages the browser tests keep for a person to look at: outside the
+# working tree, so a test run never leaves a file for git to see.
+ARTIFACTS = Path(os.environ.get("STUDIO_TEST_ARTIFACTS") or Path(tempfile.gettempdir()) / "scaling-studio-test-artifacts")
 
 # A handful of short prompts keeps every real launch to a few seconds on 2 cores.
 SHORT_PROMPTS = [
@@ -39,6 +42,28 @@ def studio_home(tmp_path_factory):
         os.environ.pop("STUDIO_HOME", None)
     else:
         os.environ["STUDIO_HOME"] = old
+
+
+def _tree_status() -> str | None:
+    """`git status` of the checkout, or None outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def the_tree_stays_clean():
+    """Tests and the commands they run write into temporary folders, never into the
+    working tree: a file left there would be committed by the next `git add`."""
+    before = _tree_status()
+    yield
+    after = _tree_status()
+    if before is not None and after is not None and after != before:
+        new = sorted(set(after.splitlines()) - set(before.splitlines()))
+        pytest.fail("the test run changed the working tree: " + "; ".join(new or after.splitlines())[:2000])
 
 
 @pytest.fixture
@@ -87,7 +112,7 @@ CPU_ONLY_ENV = {"CUDA_VISIBLE_DEVICES": "", "HIP_VISIBLE_DEVICES": ""}
 
 @pytest.fixture
 def artifacts() -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
 
 

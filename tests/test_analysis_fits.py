@@ -43,6 +43,27 @@ def test_linear_scaling_fits_zero_contention():
     assert fit["peak_n"] is None
 
 
+def test_round_off_in_linear_data_gives_no_peak_and_no_speedup_limit():
+    # Linear data with a relative wobble of 1e-12 (what one BLAS's rounding gives
+    # another) fitted κ ≈ 6e-14 and a peak at n* ≈ 4e6 before the significance check.
+    rng = np.random.default_rng(0)
+    for size in (5, 6, 7, 5, 6, 7):
+        n = np.arange(1, size + 1)
+        fit = fit_scaling(n, 30.0 * n * (1 + rng.normal(0, 1e-12, size)), "usl")
+        assert fit["peak_n"] is None and fit["max_speedup"] is None, fit
+        assert fit["kappa"] < 1e-9 and fit["sigma"] < 1e-9
+
+
+def test_noisy_linear_repeats_give_no_peak():
+    rng = np.random.default_rng(3)
+    n = np.repeat(np.arange(1, 6), 3)
+    for _ in range(10):
+        fit = fit_scaling(n, 30.0 * n * (1 + rng.normal(0, 0.02, len(n))), "usl")
+        assert fit["peak_n"] is None, fit
+        if fit["kappa"] > 0:
+            assert "indistinguishable" in fit["note"]
+
+
 def test_falling_throughput_keeps_sigma_a_fraction():
     n = np.array([1, 2, 3, 4])
     fit = fit_scaling(n, [500.0, 300.0, 200.0, 150.0], "usl")

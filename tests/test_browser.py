@@ -1,6 +1,7 @@
 """The studio in a real browser: Playwright drives Debian's Chromium against a
 real `studio serve`, runs a 1- and 2-process sweep on `tiny` from the page, and
-finds the chart and the runs in History. Screenshots go to test-artifacts/.
+finds the chart and the runs in History. Screenshots go to $TMPDIR/scaling-studio-test-artifacts
+(or STUDIO_TEST_ARTIFACTS).
 
 This test never skips: CI installs Chromium through scripts/test.sh, and a
 missing browser is a failure that says how to install it.

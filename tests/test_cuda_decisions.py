@@ -21,8 +21,15 @@ def test_a_gpu_rank_loads_straight_onto_its_device_and_cpu_is_unchanged():
     assert pretrained_load_kwargs("cpu") == ({}, True)
 
 
-def test_synchronize_is_a_no_op_on_cpu():
-    synchronize("cpu")  # would raise on a machine without CUDA if it reached torch.cuda
+def test_synchronize_waits_for_a_cuda_device_and_leaves_cpu_alone(monkeypatch):
+    import torch
+
+    waited = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append(device))
+    synchronize("cpu")
+    assert waited == []
+    synchronize("cuda:1")
+    assert waited == ["cuda:1"]
 
 
 def test_the_device_check_compares_uuids_first_then_names():

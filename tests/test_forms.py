@@ -71,10 +71,19 @@ def test_api_prompts_may_be_jsonl_text():
     assert plan.base.prompts == ("a", "b")
 
 
-def test_the_gpu_count_choices_follow_the_machine():
+def test_the_gpu_count_choices_follow_the_machine(monkeypatch):
+    from runner.hardware import Inventory
+
+    four_gpus = Inventory(gpu_count=4, gpu_names=("NVIDIA H100",) * 4, gpu_memory_mib=(81559,) * 4, cpu_cores=32)
+    monkeypatch.setattr(forms, "detect", lambda: four_gpus)
     choices = forms.device_choices()
-    assert choices["counts"] == list(range(1, choices["max"] + 1))
-    assert choices["device"] in ("cpu", "cuda")
+    assert (choices["device"], choices["max"], choices["counts"]) == ("cuda", 4, [1, 2, 3, 4])
+    assert choices["what"] == "GPUs"
+    # no GPU: CPU processes, at least 8 and two a core
+    monkeypatch.setattr(forms, "detect", lambda: Inventory(gpu_count=0, gpu_names=(), gpu_memory_mib=(), cpu_cores=6))
+    choices = forms.device_choices()
+    assert (choices["device"], choices["max"], choices["counts"]) == ("cpu", 12, list(range(1, 13)))
+    assert "no GPU" in choices["what"]
 
 
 def test_the_model_box_offers_allowed_folders_and_cached_hub_ids(tmp_path, monkeypatch):

@@ -21,7 +21,8 @@ def test_pareto_figure_draws_every_run_and_the_front():
     markers = [t for t in fig.data if t.mode == "markers"]
     assert sum(len(t.x) for t in markers) == 6 and {t.name for t in markers} == {"1 GPU(s)", "2 GPU(s)"}
     front = next(t for t in fig.data if t.name == "Pareto front")
-    assert len(front.x) >= 1
+    # run 5 (1000/15 tokens/s per user, 500 per GPU) beats runs 2, 4 and 6; run 1 (100, 100) beats run 3
+    assert list(front.x) == [1000 / 15, 100.0] and list(front.y) == [500.0, 100.0]
 
 
 def test_heatmap_cells_are_the_medians_of_the_repeats():
