@@ -12,9 +12,11 @@ tests) use it.
   call with all of a rank's prompts; it schedules them itself.
 
 Every path returns, per prompt, the generated token ids (prompt removed) and when
-each of them reached the host (`runner.latency`), and per call the prompt
-positions it fed and the decode steps it ran, which the token accounting and the
-bandwidth roofline need.
+each of them reached the host (`runner.latency.TokenClock` for `generate`,
+transformers' own per-token timestamps for continuous batching, which are also
+read after the tokens are copied to the host), and per call the prompt positions
+it fed and the decode steps it ran, which the token accounting and the bandwidth
+roofline need.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 import transformers
 from packaging.version import Version
 
-from runner.latency import StepClock
+from runner.cuda import synchronize
 
 # transformers 5.24 renamed generate's `past_key_values` to `cache` (the old name warns until 6.0)
 CACHE_KWARG = "cache" if Version(transformers.__version__) >= Version("5.24.0.dev0") else "past_key_values"
@@ -96,12 +98,16 @@ class Generator:
         return self._generate(batch, max_new_tokens)
 
     def _generate(self, batch: Sequence[int], max_new_tokens: int) -> BatchOutput:
+        from runner.latency import TokenClock
+
+        # work still queued on the device (an earlier batch, the warm-up) is not this batch's
+        synchronize(self.device)
         start = time.perf_counter()
         enc = self.tokenizer([self.prompts[i] for i in batch], return_tensors="pt", padding=True).to(self.device)
         kwargs = generate_kwargs(self.config, self.tokenizer, max_new_tokens)
-        clock = StepClock()
+        clock = TokenClock()
         if getattr(self.config, "latency", True):
-            kwargs["logits_processor"] = transformers.LogitsProcessorList([clock])
+            kwargs["streamer"] = clock
         width = int(enc["input_ids"].shape[1])
         if self.path.startswith("static"):
             from transformers import StaticCache
@@ -122,6 +128,7 @@ class Generator:
 
         if self.config.do_sample:
             raise ValueError("continuous batching runs greedy here; switch sampling off or continuous batching off")
+        synchronize(self.device)
         start = time.perf_counter()
         ids = [self.tokenizer(self.prompts[i])["input_ids"] for i in batch]
         eos = self.model.generation_config.eos_token_id
