@@ -6,6 +6,9 @@ tests) use it.
   (longest padded prompt + max new tokens), so every batch of one size has the
   same decode shapes; with `compile` those decode steps run through
   `torch.compile` (transformers' own auto-compile, enabled on every device).
+  One cache object per batch shape, reset between batches (`StaticCachePool`):
+  a new cache has new tensor addresses, which under `compile` re-records the
+  CUDA graphs inside the timed window.
   Without `compile`, transformers' auto-compile is switched off, so "static"
   means static and nothing else.
 - `continuous`: transformers' continuous batching (`model.generate_batch`), one
@@ -21,6 +24,7 @@ roofline need.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -45,6 +49,37 @@ class BatchOutput:
     # scheduled it) and when each of its tokens reached the host (perf_counter seconds)
     starts: list[float] = field(default_factory=list)
     token_times: list[list[float]] = field(default_factory=list)
+
+
+class StaticCachePool:
+    """One StaticCache per (batch size, max cache length), kept for as long as the
+    pool lives (one run) and reset before each reuse.
+
+    A StaticCache takes its batch size from its first batch (lazily), so batches
+    of another size need another cache; one of the same shape is reused, so its
+    tensors keep their addresses and a compiled decode step's CUDA graphs
+    recorded in the warm-up are replayed, not re-recorded. `created` counts the
+    caches built; `serial` tells pools apart (a new pool's caches are cold)."""
+
+    _serials = itertools.count()
+
+    def __init__(self):
+        self.caches: dict[tuple[int, int], object] = {}
+        self.created = 0
+        self.serial = next(self._serials)
+
+    def get(self, model_config, batch_size: int, max_cache_len: int):
+        key = (batch_size, max_cache_len)
+        cache = self.caches.get(key)
+        if cache is None:
+            from transformers import StaticCache
+
+            cache = self.caches[key] = StaticCache(config=model_config, max_cache_len=max_cache_len)
+            self.created += 1
+        else:
+            # generate does not reset a cache it is given: the last batch's length would carry over
+            cache.reset()
+        return cache
 
 
 def path_name(config) -> str:
@@ -75,11 +110,13 @@ class Generator:
     """Runs one batch of prompts (indices into `prompts`) on one path."""
 
     def __init__(self, model, tokenizer, config, device: str, prompts: Sequence[str],
-                 static_cache_len: int | None = None):
+                 static_cache_len: int | None = None, caches: StaticCachePool | None = None):
         self.model, self.tokenizer, self.config, self.device = model, tokenizer, config, device
         self.prompts = prompts
         self.path = path_name(config)
         self.static_cache_len = static_cache_len
+        # one pool for this generator's calls, warm-up and timed alike
+        self.caches = caches if caches is not None else StaticCachePool()
         if self.path.startswith("static"):
             from transformers import CompileConfig
 
@@ -97,6 +134,20 @@ class Generator:
             return self._continuous(batch, max_new_tokens)
         return self._generate(batch, max_new_tokens)
 
+    def cache_len(self, width: int, max_new_tokens: int) -> int:
+        """The static cache length of a batch of padded width `width`: the run's one
+        length (not this batch's), so the compiled decode step sees the same shapes
+        on every batch of one size."""
+        return max(self.static_cache_len or 0, width + max_new_tokens)
+
+    def warm_shape(self, batch_size: int, width: int, max_new_tokens: int) -> tuple:
+        """What must have run before for a batch of this size and padded width to be
+        warm. On the static path that is its pooled cache (a cache of another pool,
+        though of the same shape, has other addresses, and its graphs re-record)."""
+        if not self.path.startswith("static"):
+            return (self.path, batch_size, width)
+        return (self.path, batch_size, width, self.cache_len(width, max_new_tokens), self.caches.serial)
+
     def _generate(self, batch: Sequence[int], max_new_tokens: int) -> BatchOutput:
         from runner.latency import TokenClock
 
@@ -109,14 +160,11 @@ class Generator:
         if getattr(self.config, "latency", True):
             kwargs["streamer"] = clock
         width = int(enc["input_ids"].shape[1])
-        if self.path.startswith("static"):
-            from transformers import StaticCache
-
-            # one cache length for the whole run (not this batch's), so the compiled
-            # decode step sees the same shapes on every batch of this size
-            length = max(self.static_cache_len or 0, width + max_new_tokens)
-            kwargs[CACHE_KWARG] = StaticCache(config=self.model.config, max_cache_len=length)
         with torch.inference_mode():
+            if self.path.startswith("static"):
+                # in inference mode: the pooled cache's tensors were made in it, and only it may reset them
+                kwargs[CACHE_KWARG] = self.caches.get(self.model.config, len(batch),
+                                                      self.cache_len(width, max_new_tokens))
             out = self.model.generate(**enc, **kwargs)
         generated = out[:, width:].tolist()
         return BatchOutput(generated=generated, prompt_positions=int(enc["attention_mask"].numel()),
