@@ -52,14 +52,15 @@ class BatchOutput:
 
 
 class StaticCachePool:
-    """One StaticCache per (batch size, max cache length), kept for as long as the
-    pool lives (one run) and reset before each reuse.
+    """One StaticCache per (batch size, max cache length) of one model, kept for as
+    long as the pool lives (one run) and reset before each reuse.
 
     A StaticCache takes its batch size from its first batch (lazily), so batches
     of another size need another cache; one of the same shape is reused, so its
     tensors keep their addresses and a compiled decode step's CUDA graphs
     recorded in the warm-up are replayed, not re-recorded. `created` counts the
-    caches built; `serial` tells pools apart (a new pool's caches are cold)."""
+    caches built; `serial` tells pools apart (a new pool's caches are cold).
+    The price: the caches of all the run's batch sizes are held at once."""
 
     _serials = itertools.count()
 
