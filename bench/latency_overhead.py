@@ -1,4 +1,4 @@
-"""What per-request latency capture costs: the same run with the step clock on and
+"""What per-request latency capture costs: the same run with the token clock on and
 off, side by side in one invocation, repetitions interleaved.
 
     python -m bench.latency_overhead [--repeats 5] [--batch-size 16] [--max-new-tokens 64]

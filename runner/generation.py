@@ -6,19 +6,25 @@ tests) use it.
   (longest padded prompt + max new tokens), so every batch of one size has the
   same decode shapes; with `compile` those decode steps run through
   `torch.compile` (transformers' own auto-compile, enabled on every device).
+  One cache object per batch shape, reset between batches (`StaticCachePool`):
+  a new cache has new tensor addresses, which under `compile` re-records the
+  CUDA graphs inside the timed window.
   Without `compile`, transformers' auto-compile is switched off, so "static"
   means static and nothing else.
 - `continuous`: transformers' continuous batching (`model.generate_batch`), one
   call with all of a rank's prompts; it schedules them itself.
 
 Every path returns, per prompt, the generated token ids (prompt removed) and when
-each of them reached the host (`runner.latency`), and per call the prompt
-positions it fed and the decode steps it ran, which the token accounting and the
-bandwidth roofline need.
+each of them reached the host (`runner.latency.TokenClock` for `generate`,
+transformers' own per-token timestamps for continuous batching, which are also
+read after the tokens are copied to the host), and per call the prompt positions
+it fed and the decode steps it ran, which the token accounting and the bandwidth
+roofline need.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -27,7 +33,7 @@ import torch
 import transformers
 from packaging.version import Version
 
-from runner.latency import StepClock
+from runner.cuda import synchronize
 
 # transformers 5.24 renamed generate's `past_key_values` to `cache` (the old name warns until 6.0)
 CACHE_KWARG = "cache" if Version(transformers.__version__) >= Version("5.24.0.dev0") else "past_key_values"
@@ -43,6 +49,38 @@ class BatchOutput:
     # scheduled it) and when each of its tokens reached the host (perf_counter seconds)
     starts: list[float] = field(default_factory=list)
     token_times: list[list[float]] = field(default_factory=list)
+
+
+class StaticCachePool:
+    """One StaticCache per (batch size, max cache length) of one model, kept for as
+    long as the pool lives (one run) and reset before each reuse.
+
+    A StaticCache takes its batch size from its first batch (lazily), so batches
+    of another size need another cache; one of the same shape is reused, so its
+    tensors keep their addresses and a compiled decode step's CUDA graphs
+    recorded in the warm-up are replayed, not re-recorded. `created` counts the
+    caches built; `serial` tells pools apart (a new pool's caches are cold).
+    The price: the caches of all the run's batch sizes are held at once."""
+
+    _serials = itertools.count()
+
+    def __init__(self):
+        self.caches: dict[tuple[int, int], object] = {}
+        self.created = 0
+        self.serial = next(self._serials)
+
+    def get(self, model_config, batch_size: int, max_cache_len: int):
+        key = (batch_size, max_cache_len)
+        cache = self.caches.get(key)
+        if cache is None:
+            from transformers import StaticCache
+
+            cache = self.caches[key] = StaticCache(config=model_config, max_cache_len=max_cache_len)
+            self.created += 1
+        else:
+            # generate does not reset a cache it is given: the last batch's length would carry over
+            cache.reset()
+        return cache
 
 
 def path_name(config) -> str:
@@ -73,11 +111,13 @@ class Generator:
     """Runs one batch of prompts (indices into `prompts`) on one path."""
 
     def __init__(self, model, tokenizer, config, device: str, prompts: Sequence[str],
-                 static_cache_len: int | None = None):
+                 static_cache_len: int | None = None, caches: StaticCachePool | None = None):
         self.model, self.tokenizer, self.config, self.device = model, tokenizer, config, device
         self.prompts = prompts
         self.path = path_name(config)
         self.static_cache_len = static_cache_len
+        # one pool for this generator's calls, warm-up and timed alike
+        self.caches = caches if caches is not None else StaticCachePool()
         if self.path.startswith("static"):
             from transformers import CompileConfig
 
@@ -95,22 +135,37 @@ class Generator:
             return self._continuous(batch, max_new_tokens)
         return self._generate(batch, max_new_tokens)
 
+    def cache_len(self, width: int, max_new_tokens: int) -> int:
+        """The static cache length of a batch of padded width `width`: the run's one
+        length (not this batch's), so the compiled decode step sees the same shapes
+        on every batch of one size."""
+        return max(self.static_cache_len or 0, width + max_new_tokens)
+
+    def warm_shape(self, batch_size: int, width: int, max_new_tokens: int) -> tuple:
+        """What must have run before for a batch of this size and padded width to be
+        warm. On the static path that is its pooled cache (a cache of another pool,
+        though of the same shape, has other addresses, and its graphs re-record)."""
+        if not self.path.startswith("static"):
+            return (self.path, batch_size, width)
+        return (self.path, batch_size, width, self.cache_len(width, max_new_tokens), self.caches.serial)
+
     def _generate(self, batch: Sequence[int], max_new_tokens: int) -> BatchOutput:
+        from runner.latency import TokenClock
+
+        # work still queued on the device (an earlier batch, the warm-up) is not this batch's
+        synchronize(self.device)
         start = time.perf_counter()
         enc = self.tokenizer([self.prompts[i] for i in batch], return_tensors="pt", padding=True).to(self.device)
         kwargs = generate_kwargs(self.config, self.tokenizer, max_new_tokens)
-        clock = StepClock()
+        clock = TokenClock()
         if getattr(self.config, "latency", True):
-            kwargs["logits_processor"] = transformers.LogitsProcessorList([clock])
+            kwargs["streamer"] = clock
         width = int(enc["input_ids"].shape[1])
-        if self.path.startswith("static"):
-            from transformers import StaticCache
-
-            # one cache length for the whole run (not this batch's), so the compiled
-            # decode step sees the same shapes on every batch of this size
-            length = max(self.static_cache_len or 0, width + max_new_tokens)
-            kwargs[CACHE_KWARG] = StaticCache(config=self.model.config, max_cache_len=length)
         with torch.inference_mode():
+            if self.path.startswith("static"):
+                # in inference mode: the pooled cache's tensors were made in it, and only it may reset them
+                kwargs[CACHE_KWARG] = self.caches.get(self.model.config, len(batch),
+                                                      self.cache_len(width, max_new_tokens))
             out = self.model.generate(**enc, **kwargs)
         generated = out[:, width:].tolist()
         return BatchOutput(generated=generated, prompt_positions=int(enc["attention_mask"].numel()),
@@ -122,6 +177,7 @@ class Generator:
 
         if self.config.do_sample:
             raise ValueError("continuous batching runs greedy here; switch sampling off or continuous batching off")
+        synchronize(self.device)
         start = time.perf_counter()
         ids = [self.tokenizer(self.prompts[i])["input_ids"] for i in batch]
         eos = self.model.generation_config.eos_token_id

@@ -7,10 +7,17 @@ between its tokens after the first) and `latency_ms` (its batch's start to its
 last real token, through its EOS). A run keeps p50, p90 and p99 of TTFT, TPOT
 and latency over all its requests.
 
-The token times come from `StepClock`, a logits processor that notes the host
-clock at every decode step. It adds no device synchronisation: `generate`
-already waits for each step's tokens to decide whether to stop, so the clock is
-read after the step is done. Pure except for `StepClock` reading the clock.
+The token times come from `TokenClock`, a streamer `generate` hands each step's
+tokens to. transformers calls its `put` right after copying the tokens to the
+host (`tokens.cpu()`, which waits for the device), so each time is read when the
+step's token really is on the host, on CUDA as on CPU; the batch's start is read
+after a device sync (`runner.generation`). It adds no synchronisation of its own:
+`generate` already waits for each step's tokens to decide whether to stop.
+(The logits processor used before read the clock after the step's forward was
+only queued: on CUDA, launch time, with the prefill missing from TTFT.)
+Pure except for `TokenClock` reading the clock; it is built on first use, so
+importing this module imports neither torch nor transformers (the store takes
+its field names from here).
 """
 
 from __future__ import annotations
@@ -24,16 +31,44 @@ METRICS = ("ttft_ms", "tpot_ms", "latency_ms")
 RUN_FIELDS = tuple(f"{m}_p{p}" for m in METRICS for p in PERCENTILES)
 
 
-class StepClock:
-    """A logits processor that changes nothing and notes when each step's scores
-    reach it (the forward pass of that step is done)."""
+def _token_clock_class() -> type:
+    from transformers.generation.streamers import BaseStreamer
 
-    def __init__(self):
-        self.times: list[float] = []
+    class TokenClock(BaseStreamer):
+        """Notes when each generated step's tokens reach the host (`times`, one per
+        step, perf_counter seconds) and when `generate` ends (`ended`).
 
-    def __call__(self, input_ids, scores):
-        self.times.append(time.perf_counter())
-        return scores
+        `generate` puts the prompt first; that put is not a generated token and is
+        skipped. Each later put comes right after the step's blocking copy to the
+        host, so the clock is read first, before any work of its own."""
+
+        def __init__(self):
+            self.times: list[float] = []
+            self.ended: float | None = None
+            self._prompt_seen = False
+
+        def put(self, value) -> None:
+            now = time.perf_counter()
+            if not self._prompt_seen:
+                self._prompt_seen = True
+                return
+            self.times.append(now)
+
+        def end(self) -> None:
+            self.ended = time.perf_counter()
+
+    TokenClock.__qualname__ = "TokenClock"
+    TokenClock.__module__ = __name__
+    return TokenClock
+
+
+def __getattr__(name: str):
+    # built on first use, so the torch-free importers of this module never load transformers
+    if name == "TokenClock":
+        cls = _token_clock_class()
+        globals()["TokenClock"] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def request_latencies(timer_start: float, batch_start: float, token_times: Sequence[float],

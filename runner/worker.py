@@ -193,7 +193,7 @@ class Loaded:
     eos: list
     expected: list
     subworlds: object
-    warmed: set  # shapes this rank has already generated (path, batch size, padded length, static cache length)
+    warmed: set  # shapes this rank has already generated (`Generator.warm_shape`)
 
 
 def run(job: dict) -> int:
@@ -285,9 +285,8 @@ def run_cell(index: int, cell: dict, config: RunConfig, held: Loaded) -> None:
             t = time.time()
             emit("phase", rank=rank, phase="warmup", cell=index)
             for batch in warmup_batches(cell, layout.dp_rank(rank), batches, compiled=config.compile):
-                # a static cache's length is a shape too (compiled decode steps see it)
-                shape = (generate.path, len(batch), max(lengths[i] for i in batch), generate.static_cache_len
-                         if generate.path.startswith("static") else None)
+                # on the static path the shape includes this run's pooled cache, which the timed batches reuse
+                shape = generate.warm_shape(len(batch), max(lengths[i] for i in batch), config.max_new_tokens)
                 if shape not in held.warmed:  # a shape this process ran before is warm already
                     generate(batch, min(config.max_new_tokens, cell.get("warmup_tokens") or 8))
                     held.warmed.add(shape)

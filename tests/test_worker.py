@@ -93,6 +93,16 @@ def test_environment_fingerprint(results):
     assert "git_commit" in env and env["launcher"]["hostname"]
 
 
+def test_a_static_cache_run_through_the_worker_matches_plain(results, tmp_path):
+    # batches of 2, 2, 1: the worker's warm-up and timed batches share the run's cache pool
+    config = RunConfig(prompts=PROMPTS, mode="batched", batch_size=2, max_new_tokens=12, device="cpu",
+                       dtype="float32", cache="static")
+    result = launch(prepare(config), tmp_path)
+    assert result.status == "succeeded", result.error
+    assert [o["output"] for o in result.outputs] == [o["output"] for o in results["batched", 1][0].outputs]
+    assert all(o["ttft_ms"] > 0 and o["latency_ms"] >= o["ttft_ms"] for o in result.outputs)
+
+
 def test_fixed_length_generates_exactly_max_new_tokens(tmp_path):
     config = RunConfig(prompts=PROMPTS[:2], device="cpu", max_new_tokens=7, fixed_length=True, warmup=False)
     result = launch(prepare(config), tmp_path)
