@@ -33,6 +33,7 @@ from runner.generation import BatchOutput, Generator, path_name  # noqa: E402
 from runner.latency import request_latencies  # noqa: E402
 from runner.latency import run_summary as run_latency  # noqa: E402
 from runner.layout import Layout  # noqa: E402
+from runner import fault_hooks  # noqa: E402
 from runner.rank_process import guard_rank, rank_uuid  # noqa: E402
 
 
@@ -227,11 +228,12 @@ def run(job: dict) -> int:
 
     t = time.time()
     emit("phase", rank=rank, phase="load")
-    _test_hook_pause("load")
+    fault_hooks.pause("load")
     # a tensor-parallel launch holds runs of one GPU count only (launch_groups), sharded for that world
     model, tokenizer = load_model_and_tokenizer(job["model"], first, torch_device, dtype_name, state,
                                                 Layout(world, first.tp_size))
     loaded_at = time.time()
+    fault_hooks.fail_in_forward(model, rank, world)
     # the waiting room's timeout: every run's own limit (the launcher enforces each), all together
     subworlds = make_subworlds(world, [c.world_size for c in configs], wait_s=sum(c.timeout_s for c in configs))
     # the launch's own phases, once for all its runs
@@ -320,7 +322,7 @@ def run_cell(index: int, cell: dict, config: RunConfig, held: Loaded) -> None:
     calls: list[tuple[list[int], int]] = []  # (padded prompt lengths, decode steps) per timed call
     try:
         for b, batch in enumerate(batches):
-            _test_hook_fail(index, rank, n)
+            fault_hooks.fail_cell(index, rank, n)
             t = time.time()
             out: BatchOutput = generate(batch, config.max_new_tokens)
             prompt_positions += out.prompt_positions
@@ -339,7 +341,7 @@ def run_cell(index: int, cell: dict, config: RunConfig, held: Loaded) -> None:
                 emit("outputs", rank=rank, batch=b, cell=index, outputs=outputs[len(outputs) - len(batch):])
                 emit("progress", rank=rank, done=done, total=my_count, cell=index,
                      tokens=sum(o["tokens"] for o in outputs))
-            _test_hook_pause("batch")
+            fault_hooks.pause("batch")
         synchronize(device)
         seconds = time.perf_counter() - start
         meter.stop()
@@ -439,22 +441,7 @@ def _write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def _test_hook_pause(where: str) -> None:
-    """TEST HOOK, unset in real use: STUDIO_TEST_PAUSE_LOAD / STUDIO_TEST_PAUSE_BATCH
-    (seconds) hold a rank at that point, so fault tests can kill or stop a run there."""
-    seconds = os.environ.get(f"STUDIO_TEST_PAUSE_{where.upper()}")
-    if seconds:
-        time.sleep(float(seconds))
-
-
 COMM_SAMPLE_TOKENS = 8  # new tokens of the profiled sample batch: enough decode steps, little time
-
-
-def _test_hook_fail(cell: int, rank: int, ranks: int) -> None:
-    """TEST HOOK, unset in real use: STUDIO_TEST_FAIL_CELL=k raises on the last rank
-    of the launch's run k, at its first timed batch, as an out-of-memory would."""
-    if os.environ.get("STUDIO_TEST_FAIL_CELL") == str(cell) and rank == ranks - 1:
-        raise RuntimeError(f"injected failure in run {cell} of the launch (STUDIO_TEST_FAIL_CELL)")
 
 
 def main(argv: list[str] | None = None) -> int:
