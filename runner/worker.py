@@ -306,6 +306,7 @@ def run_cell(index: int, cell: dict, config: RunConfig, held: Loaded) -> None:
 
         torch.cuda.reset_peak_memory_stats()
     meter = EnergyMeter(device, rank_uuid(device, held.expected, held.state.local_process_index))
+    meter.open()  # NVML's start-up takes a different time on each rank: never between barrier and timer
     t = time.time()
     # kernels still queued from loading (or warm-up) must not run on the timed clock
     synchronize(device)
