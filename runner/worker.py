@@ -34,7 +34,7 @@ from runner.latency import request_latencies  # noqa: E402
 from runner.latency import run_summary as run_latency  # noqa: E402
 from runner.layout import Layout  # noqa: E402
 from runner import fault_hooks  # noqa: E402
-from runner.rank_process import guard_rank, rank_uuid  # noqa: E402
+from runner.rank_process import guard_rank, leave_failed_tensor_group, rank_uuid  # noqa: E402
 
 
 class Timeline:
@@ -198,6 +198,8 @@ class Loaded:
 
 
 def run(job: dict) -> int:
+    from datetime import timedelta
+
     import torch
     import torch.distributed as dist
     from accelerate import PartialState
@@ -211,7 +213,10 @@ def run(job: dict) -> int:
     first = configs[0]
     world = int(job.get("world_size") or max(c.world_size for c in configs))
     device, dtype_name = job["device"], job["dtype"]
-    state = PartialState(cpu=(device == "cpu"))
+    # no collective may wait longer than a run may take (the launcher ends a run at its limit);
+    # the default would be 10 minutes on NCCL, too short for a long load or warm-up
+    limit = max(c.timeout_s for c in configs)
+    state = PartialState(cpu=(device == "cpu"), timeout=timedelta(seconds=limit))
     rank = state.process_index
     emit("started", rank=rank, pid=os.getpid(), hostname=socket.gethostname(), time=PROCESS_START)
 
@@ -235,7 +240,8 @@ def run(job: dict) -> int:
     loaded_at = time.time()
     fault_hooks.fail_in_forward(model, rank, world)
     # the waiting room's timeout: every run's own limit (the launcher enforces each), all together
-    subworlds = make_subworlds(world, [c.world_size for c in configs], wait_s=sum(c.timeout_s for c in configs))
+    subworlds = make_subworlds(world, [c.world_size for c in configs], wait_s=sum(c.timeout_s for c in configs),
+                               timeout_s=limit)
     # the launch's own phases, once for all its runs
     emit("launch-phases", rank=rank, imports=[PROCESS_START, imported], load=[t, loaded_at])
     held = Loaded(state=state, rank=rank, device=torch_device, device_kind=device, dtype_name=dtype_name,
@@ -297,6 +303,7 @@ def run_cell(index: int, cell: dict, config: RunConfig, held: Loaded) -> None:
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
+        leave_failed_tensor_group(layout.tp, rank, error)
     ready = all_gather(error, n, sub)  # every rank of the run reports before any times
     if any(ready):
         return _finish_failed(index, cell, config, held, ready, cell_start)
@@ -361,6 +368,7 @@ def run_cell(index: int, cell: dict, config: RunConfig, held: Loaded) -> None:
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
+        leave_failed_tensor_group(layout.tp, rank, error)
     t = time.time()
     record = {"error": error} if error else {
         "rank": rank,
