@@ -25,6 +25,7 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from runner import fault_hooks  # noqa: E402
 from runner.accounting import count_generated  # noqa: E402
 from runner.batching import make_batches, split_contiguous, warmup_shapes  # noqa: E402
 from runner.config import RunConfig  # noqa: E402
@@ -33,7 +34,6 @@ from runner.generation import BatchOutput, Generator, path_name  # noqa: E402
 from runner.latency import request_latencies  # noqa: E402
 from runner.latency import run_summary as run_latency  # noqa: E402
 from runner.layout import Layout  # noqa: E402
-from runner import fault_hooks  # noqa: E402
 from runner.rank_process import guard_rank, leave_failed_tensor_group, rank_uuid  # noqa: E402
 
 
