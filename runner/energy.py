@@ -1,7 +1,8 @@
 """Energy of the generation window, where the hardware reports it. Never an estimate.
 
-Each rank reads NVML's total-energy counter of its own GPU (millijoules since the
-driver loaded; Volta and newer) at the start and the end of its timed window.
+Each rank opens NVML before its run's barrier and reads the total-energy counter
+of its own GPU (millijoules since the driver loaded; Volta and newer) at the start
+and the end of its timed window.
 `nvidia-ml-py` (imported as `pynvml`) is an optional dependency, imported only by
 GPU workers. Where there is no counter (a CPU run, no NVML, an older GPU) the
 figures are None and `note` says why.
@@ -22,7 +23,10 @@ class EnergyMeter:
         self._nvml = self._handle = self._start_mj = None
         self.joules: float | None = None
 
-    def _open(self) -> None:
+    def open(self) -> None:
+        """NVML's start-up and the device look-up: before the ranks meet at the
+        barrier, because they take milliseconds that differ from rank to rank and
+        would start each rank's timer at a different moment (see docs/gpu-truth-ranks.md)."""
         if not self.device.startswith("cuda"):
             self.note = "no energy counter: CPU run (no readable GPU counter, and RAPL is not read)"
             return
@@ -51,7 +55,7 @@ class EnergyMeter:
             return None
 
     def start(self) -> None:
-        self._open()
+        """The counter's reading, and nothing else: it sits between barrier and timer."""
         if self._nvml is not None:
             self._start_mj = self._read_mj()
 

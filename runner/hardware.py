@@ -13,7 +13,7 @@ import json
 import os
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 # nvidia-smi lists GPUs in PCI bus order; the launcher sets CUDA_DEVICE_ORDER to the
@@ -254,8 +254,7 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-@lru_cache(maxsize=1)
-def detect() -> Inventory:
+def _look() -> Inventory:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     gpus = nvidia_gpus()
     if gpus:
@@ -265,3 +264,23 @@ def detect() -> Inventory:
     # HIP reads HIP_VISIBLE_DEVICES first and honours CUDA_VISIBLE_DEVICES too
     visible = os.environ.get("HIP_VISIBLE_DEVICES", visible)
     return inventory_from(visible_gpus(visible, gpus), cpu_cores())
+
+
+_first_look = lru_cache(maxsize=1)(_look)
+
+
+def detect() -> Inventory:
+    """This machine's devices, looked up once per process (a server's GPUs do not
+    change under it), with each GPU's free memory read at every call: other
+    processes take and give back memory, and a long-running server that planned on
+    its first reading would size every later sweep's batches on a stale figure."""
+    first = _first_look()
+    if not first.gpu_count:
+        return first
+    now = _look()
+    # the same devices, or the fresh figures belong to others: then free memory is unknown
+    free = now.gpu_free_mib if now.gpu_uuids == first.gpu_uuids else (None,) * first.gpu_count
+    return replace(first, gpu_free_mib=free)
+
+
+detect.cache_clear = _first_look.cache_clear  # tests and the page's no-GPU fixture forget the first look

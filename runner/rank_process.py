@@ -1,5 +1,6 @@
 """A worker rank's process hygiene and identity: its stderr tagged with its rank,
-its death with its launcher and owner, its GPU's UUID. Used by `runner/worker.py`."""
+its death with its launcher and owner, its end when its tensor group cannot go on,
+its GPU's UUID. Used by `runner/worker.py`."""
 
 from __future__ import annotations
 
@@ -37,6 +38,23 @@ def guard_rank() -> None:
     die_with_parent()
     watch_owner()
     sys.stderr = RankPrefixed(sys.stderr, os.environ.get("RANK", "0"))
+
+
+def leave_failed_tensor_group(tp: int, rank: int, error: str) -> None:
+    """A rank of a tensor group (tp > 1) whose generation raised ends at once, its
+    error reported. Its peers are inside a step's all-reduce on the group's
+    communicator and wait there for it, while it would wait for them in the run's
+    gather: each blocked in a collective the other never joins, until a timeout (10
+    minutes on NCCL, the run's limit otherwise). The launcher fails the run on the
+    error event and stops the peers; gloo peers fail at once on the closed socket."""
+    if tp <= 1:
+        return
+    from runner.events import emit
+
+    emit("error", rank=rank, message=error)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def rank_uuid(device: str, expected: list[dict], local_index: int) -> str | None:

@@ -24,11 +24,14 @@ class SubWorlds:
         return self.groups.get(n)
 
 
-def make_subworlds(world: int, counts: Sequence[int], wait_s: float = 3600.0) -> SubWorlds:
+def make_subworlds(world: int, counts: Sequence[int], wait_s: float = 3600.0,
+                   timeout_s: float | None = None) -> SubWorlds:
     """One group per distinct count below the world, and a waiting room: the world
     again, over gloo with a timeout as long as the launch's runs may take (the
     default group's, 10-30 minutes, would end ranks that wait out a long run; and
     on GPUs a waiting rank then holds no kernel spinning on its device).
+    Every other group of this rank (the default, a tensor-parallel mesh's, the
+    runs') gets `timeout_s`, the longest a run may take: see `bound_groups`.
     torch.distributed.new_group must be called by every rank, in the same order:
     once per launch, sorted."""
     from datetime import timedelta
@@ -38,11 +41,29 @@ def make_subworlds(world: int, counts: Sequence[int], wait_s: float = 3600.0) ->
     groups: dict = {}
     waiting = None
     if world > 1 and dist.is_initialized():
+        timeout = timedelta(seconds=timeout_s) if timeout_s else None
         for n in sorted(set(counts)):
             if 1 < n < world:
-                groups[n] = dist.new_group(ranks=list(range(n)))
+                groups[n] = dist.new_group(ranks=list(range(n)), timeout=timeout)
+        if timeout_s:
+            bound_groups(timeout_s)
         waiting = dist.new_group(backend="gloo", timeout=timedelta(seconds=wait_s))
     return SubWorlds(world=world, groups=groups, waiting=waiting)
+
+
+def bound_groups(seconds: float) -> None:
+    """Every process group this rank is in times out after `seconds`. A group made
+    without a timeout gets the backend's default whatever the default group's is
+    (new_group does not inherit it): 10 minutes on NCCL, 30 on gloo. Longer than the
+    run's limit it only outlives the run; shorter, it ends a run that is allowed to
+    take longer. torch.distributed has no public setter: `_set_pg_timeout` is the one
+    DeviceMesh users are pointed to."""
+    from datetime import timedelta
+
+    from torch.distributed import distributed_c10d as c10d
+
+    for group in list(c10d._world.pg_map):
+        c10d._set_pg_timeout(timedelta(seconds=seconds), group)
 
 
 def _active(n: int) -> bool:

@@ -17,12 +17,19 @@ from __future__ import annotations
 import re
 import statistics
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from runner.layout import Layout
 
-# Collective kernels and ops as the profiler names them: gloo and c10d on CPU,
-# NCCL kernels on CUDA, the functional collectives DTensor issues on both.
-COLLECTIVE = re.compile(r"all_?reduce|all_?gather|reduce_?scatter|broadcast|nccl|gloo|c10d", re.IGNORECASE)
+# What the profiler's events are named (recorded: tests/fixtures/gloo_tp2_events.json).
+# Host side, on every backend: the c10d ops (`c10d::allreduce_`), the functional
+# collectives DTensor issues (`_c10d_functional::all_reduce`, `::wait_tensor`) and the
+# backend's record of the work from enqueue to completion (`gloo:all_reduce`, run on
+# gloo's own thread; `nccl:all_reduce` on CUDA, where it ends at the kernel's launch).
+HOST_COLLECTIVE = re.compile(r"^(c10d::|_c10d_functional::|c10d_functional::|gloo:)")
+# Device side: NCCL's kernels, `ncclDevKernel_AllReduce_Sum_f32_RING_LL(...)` since NCCL
+# 2.19, `ncclKernel_AllReduce_RING_LL_Sum_float(...)` before.
+NCCL_KERNEL = re.compile(r"^nccl(Dev)?Kernel")
 
 
 def build_mesh(device_type: str, layout: Layout):
@@ -98,14 +105,39 @@ def merged_seconds(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def collective_intervals(events) -> list[tuple[float, float]]:
-    """(start, end) in seconds of the profiler events that are collectives."""
-    out = []
-    for event in events:
-        if COLLECTIVE.search(event.name or ""):
-            start = event.time_range.start / 1e6
-            out.append((start, event.time_range.end / 1e6))
-    return out
+@dataclass(frozen=True)
+class ProfiledEvent:
+    """What the selection needs of one torch profiler event."""
+
+    name: str
+    device_type: str  # torch's DeviceType name: "CPU" for host ops and runtime calls, "CUDA" for kernels
+    start_us: float
+    end_us: float
+
+
+def profiled_events(events) -> list[ProfiledEvent]:
+    """`prof.events()` (torch FunctionEvents) as ProfiledEvents."""
+    return [ProfiledEvent(e.name or "", getattr(e.device_type, "name", str(e.device_type)),
+                          e.time_range.start, e.time_range.end) for e in events]
+
+
+def comm_seconds(events: list[ProfiledEvent], on_cuda: bool) -> float | None:
+    """Seconds collectives held a rank, from one profiled sample.
+
+    On CUDA the NCCL kernels' device time, nothing else: the host ops only enqueue
+    them, on the host's clock and ahead of the device, so adding their intervals
+    to the kernels' counted each all-reduce about twice. On CPU (gloo) there are no
+    kernels: the host events, the op and gloo's work from enqueue to completion,
+    during which a synchronous all-reduce holds the caller (it waits outside any op,
+    as the recorded fixture shows). Either way nested or overlapping events count
+    once. None on CUDA when the profiler recorded no device activity at all."""
+    if on_cuda:
+        if not any(e.device_type == "CUDA" for e in events):
+            return None
+        chosen = [e for e in events if e.device_type == "CUDA" and NCCL_KERNEL.match(e.name)]
+    else:
+        chosen = [e for e in events if e.device_type == "CPU" and HOST_COLLECTIVE.match(e.name)]
+    return merged_seconds([(e.start_us / 1e6, e.end_us / 1e6) for e in chosen])
 
 
 def measure_comm(generate, batch: list[int], new_tokens: int, device: str) -> dict:
@@ -125,10 +157,13 @@ def measure_comm(generate, batch: list[int], new_tokens: int, device: str) -> di
         generate(batch, new_tokens)
         synchronize(device)
         wall = time.perf_counter() - start
-    comm = merged_seconds(collective_intervals(prof.events()))
-    return {"sample_seconds": wall, "comm_seconds": comm, "fraction": min(1.0, comm / wall) if wall > 0 else None,
+    on_cuda = device.startswith("cuda")
+    comm = comm_seconds(profiled_events(prof.events()), on_cuda)
+    counted = "NCCL kernels' device time" if on_cuda else "host collective ops (gloo), enqueue to completion"
+    return {"sample_seconds": wall, "comm_seconds": comm,
+            "fraction": min(1.0, comm / wall) if comm is not None and wall > 0 else None,
             "sample_prompts": len(batch), "sample_new_tokens": new_tokens,
-            "source": "torch profiler, one sample batch after the timed window"}
+            "source": f"torch profiler, one sample batch after the timed window; {counted}"}
 
 
 def run_comm_fraction(ranks: list[dict]) -> float | None:

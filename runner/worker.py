@@ -25,6 +25,7 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from runner import fault_hooks  # noqa: E402
 from runner.accounting import count_generated  # noqa: E402
 from runner.batching import make_batches, split_contiguous, warmup_shapes  # noqa: E402
 from runner.config import RunConfig  # noqa: E402
@@ -33,7 +34,7 @@ from runner.generation import BatchOutput, Generator, path_name  # noqa: E402
 from runner.latency import request_latencies  # noqa: E402
 from runner.latency import run_summary as run_latency  # noqa: E402
 from runner.layout import Layout  # noqa: E402
-from runner.rank_process import guard_rank, rank_uuid  # noqa: E402
+from runner.rank_process import guard_rank, leave_failed_tensor_group, rank_uuid  # noqa: E402
 
 
 class Timeline:
@@ -197,6 +198,8 @@ class Loaded:
 
 
 def run(job: dict) -> int:
+    from datetime import timedelta
+
     import torch
     import torch.distributed as dist
     from accelerate import PartialState
@@ -210,7 +213,10 @@ def run(job: dict) -> int:
     first = configs[0]
     world = int(job.get("world_size") or max(c.world_size for c in configs))
     device, dtype_name = job["device"], job["dtype"]
-    state = PartialState(cpu=(device == "cpu"))
+    # no collective may wait longer than a run may take (the launcher ends a run at its limit);
+    # the default would be 10 minutes on NCCL, too short for a long load or warm-up
+    limit = max(c.timeout_s for c in configs)
+    state = PartialState(cpu=(device == "cpu"), timeout=timedelta(seconds=limit))
     rank = state.process_index
     emit("started", rank=rank, pid=os.getpid(), hostname=socket.gethostname(), time=PROCESS_START)
 
@@ -227,13 +233,15 @@ def run(job: dict) -> int:
 
     t = time.time()
     emit("phase", rank=rank, phase="load")
-    _test_hook_pause("load")
+    fault_hooks.pause("load")
     # a tensor-parallel launch holds runs of one GPU count only (launch_groups), sharded for that world
     model, tokenizer = load_model_and_tokenizer(job["model"], first, torch_device, dtype_name, state,
                                                 Layout(world, first.tp_size))
     loaded_at = time.time()
+    fault_hooks.fail_in_forward(model, rank, world)
     # the waiting room's timeout: every run's own limit (the launcher enforces each), all together
-    subworlds = make_subworlds(world, [c.world_size for c in configs], wait_s=sum(c.timeout_s for c in configs))
+    subworlds = make_subworlds(world, [c.world_size for c in configs], wait_s=sum(c.timeout_s for c in configs),
+                               timeout_s=limit)
     # the launch's own phases, once for all its runs
     emit("launch-phases", rank=rank, imports=[PROCESS_START, imported], load=[t, loaded_at])
     held = Loaded(state=state, rank=rank, device=torch_device, device_kind=device, dtype_name=dtype_name,
@@ -294,6 +302,7 @@ def run_cell(index: int, cell: dict, config: RunConfig, held: Loaded) -> None:
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
+        leave_failed_tensor_group(layout.tp, rank, error)
     ready = all_gather(error, n, sub)  # every rank of the run reports before any times
     if any(ready):
         return _finish_failed(index, cell, config, held, ready, cell_start)
@@ -303,6 +312,7 @@ def run_cell(index: int, cell: dict, config: RunConfig, held: Loaded) -> None:
 
         torch.cuda.reset_peak_memory_stats()
     meter = EnergyMeter(device, rank_uuid(device, held.expected, held.state.local_process_index))
+    meter.open()  # NVML's start-up takes a different time on each rank: never between barrier and timer
     t = time.time()
     # kernels still queued from loading (or warm-up) must not run on the timed clock
     synchronize(device)
@@ -319,7 +329,7 @@ def run_cell(index: int, cell: dict, config: RunConfig, held: Loaded) -> None:
     calls: list[tuple[list[int], int]] = []  # (padded prompt lengths, decode steps) per timed call
     try:
         for b, batch in enumerate(batches):
-            _test_hook_fail(index, rank, n)
+            fault_hooks.fail_cell(index, rank, n)
             t = time.time()
             out: BatchOutput = generate(batch, config.max_new_tokens)
             prompt_positions += out.prompt_positions
@@ -338,7 +348,7 @@ def run_cell(index: int, cell: dict, config: RunConfig, held: Loaded) -> None:
                 emit("outputs", rank=rank, batch=b, cell=index, outputs=outputs[len(outputs) - len(batch):])
                 emit("progress", rank=rank, done=done, total=my_count, cell=index,
                      tokens=sum(o["tokens"] for o in outputs))
-            _test_hook_pause("batch")
+            fault_hooks.pause("batch")
         synchronize(device)
         seconds = time.perf_counter() - start
         meter.stop()
@@ -357,6 +367,7 @@ def run_cell(index: int, cell: dict, config: RunConfig, held: Loaded) -> None:
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
+        leave_failed_tensor_group(layout.tp, rank, error)
     t = time.time()
     record = {"error": error} if error else {
         "rank": rank,
@@ -438,22 +449,7 @@ def _write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def _test_hook_pause(where: str) -> None:
-    """TEST HOOK, unset in real use: STUDIO_TEST_PAUSE_LOAD / STUDIO_TEST_PAUSE_BATCH
-    (seconds) hold a rank at that point, so fault tests can kill or stop a run there."""
-    seconds = os.environ.get(f"STUDIO_TEST_PAUSE_{where.upper()}")
-    if seconds:
-        time.sleep(float(seconds))
-
-
 COMM_SAMPLE_TOKENS = 8  # new tokens of the profiled sample batch: enough decode steps, little time
-
-
-def _test_hook_fail(cell: int, rank: int, ranks: int) -> None:
-    """TEST HOOK, unset in real use: STUDIO_TEST_FAIL_CELL=k raises on the last rank
-    of the launch's run k, at its first timed batch, as an out-of-memory would."""
-    if os.environ.get("STUDIO_TEST_FAIL_CELL") == str(cell) and rank == ranks - 1:
-        raise RuntimeError(f"injected failure in run {cell} of the launch (STUDIO_TEST_FAIL_CELL)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,6 +37,7 @@ def test_no_figure_unless_every_rank_read_one_and_the_reason_is_kept():
 
 def test_a_cpu_meter_reads_nothing_and_says_why():
     meter = EnergyMeter("cpu", None)
+    meter.open()
     meter.start()
     meter.stop()
     assert meter.to_dict() == {"joules": None, "note": meter.note} and "CPU run" in meter.note
@@ -66,6 +67,7 @@ def test_a_gpu_meter_reads_its_own_gpu_by_uuid(monkeypatch):
     fake = FakeNvml([10_000, 460_000])
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     meter = EnergyMeter("cuda:1", "8932f937-d72c")
+    meter.open()
     meter.start()
     meter.stop()
     assert fake.asked == "GPU-8932f937-d72c"
@@ -75,10 +77,71 @@ def test_a_gpu_meter_reads_its_own_gpu_by_uuid(monkeypatch):
 def test_no_nvml_is_a_reason_not_a_failure(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", FakeNvml([], fail_init=True))
     meter = EnergyMeter("cuda:0", "GPU-1")
+    meter.open()
     meter.start()
     meter.stop()
     assert meter.joules is None and "NVML unavailable" in meter.note
     monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed
     meter = EnergyMeter("cuda:0", "GPU-1")
+    meter.open()
     meter.start()
     assert "nvidia-ml-py is not installed" in meter.note
+
+
+def test_a_rank_opens_nvml_before_the_barrier_and_reads_only_the_counter_between_barrier_and_timer(
+        monkeypatch, tmp_path):
+    # The worker's own run_cell on a pretend GPU rank: NVML, the barrier, the timer and generate are
+    # fakes that write down when they are called. nvmlInit and the UUID look-up take milliseconds,
+    # differently on each rank; between the barrier and the timer they would start the ranks' clocks
+    # at different moments.
+    import time as real_time
+
+    import torch
+
+    from runner import cuda, subworld, worker
+    from runner.config import RunConfig
+
+    calls: list[str] = []
+
+    class Nvml(FakeNvml):
+        def __getattribute__(self, name):
+            if name.startswith("nvml"):
+                calls.append(name)
+            return super().__getattribute__(name)
+
+    class Clock:
+        def __getattr__(self, name):
+            return getattr(real_time, name)
+
+        def perf_counter(self):
+            calls.append("timer")
+            return real_time.perf_counter()
+
+    class Generate:
+        path = "dynamic"
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __call__(self, batch, new_tokens):
+            calls.append("generate")
+            raise RuntimeError("the test stops the run here")
+
+    monkeypatch.setitem(sys.modules, "pynvml", Nvml([10_000, 20_000]))
+    monkeypatch.setattr(subworld, "barrier", lambda n, sub: calls.append("barrier"))
+    monkeypatch.setattr(cuda, "synchronize", lambda device: None)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a: None)
+    monkeypatch.setattr(worker, "time", Clock())
+    monkeypatch.setattr(worker, "Generator", Generate)
+    config = RunConfig(prompts=["One.", "Two."], device="cuda", gpus_per_node=1, warmup=False, max_new_tokens=4)
+    held = worker.Loaded(state=types.SimpleNamespace(local_process_index=0), rank=0, device="cuda:0",
+                         device_kind="cuda", dtype_name="float16", model=None,
+                         tokenizer=lambda prompts: {"input_ids": [[1, 2, 3] for _ in prompts]}, eos=[],
+                         expected=[{"index": 0, "name": "GPU", "uuid": "GPU-1"}],
+                         subworlds=subworld.SubWorlds(world=1, groups={}), warmed=set())
+    worker.run_cell(0, {"config": config.to_dict(), "result_path": str(tmp_path / "result.json")}, config, held)
+
+    barrier, timer = calls.index("barrier"), calls.index("timer")
+    assert calls[:barrier] == ["nvmlInit", "nvmlDeviceGetHandleByUUID"], calls
+    assert calls[barrier + 1:timer] == ["nvmlDeviceGetTotalEnergyConsumption"], calls
+    assert calls[timer + 1] == "generate", calls

@@ -145,3 +145,36 @@ def test_amd_smi_and_rocm_smi_parse():
 def test_inventory_from_an_empty_list_is_a_cpu_machine():
     inv = inventory_from([], 2)
     assert (inv.gpu_count, inv.default_device, inv.min_capability()) == (0, "cpu", None)
+
+
+def test_each_plan_reads_free_memory_now_while_the_devices_are_looked_up_once(monkeypatch):
+    # A long-running server plans sweep after sweep: another process takes 50 GB of GPU 0 in between,
+    # so the second plan must see 31004 MiB free, not the first look's 81004.
+    from runner.config import RunConfig
+    from runner.planner import plan_for
+    from runner.validate import prepare
+
+    free, looks = [81004], []
+
+    def smi():
+        looks.append(free[0])
+        return parse_nvidia_smi(SMI.splitlines()[0].replace(", 81004,", f", {free[0]},"))
+
+    monkeypatch.setattr(hardware, "nvidia_gpus", smi)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    hardware.detect.cache_clear()
+    try:
+        config = RunConfig(model="tiny", prompts=["Hello there.", "Hi."], device="cuda", gpus_per_node=1,
+                           mode="auto", max_new_tokens=8)
+        prepared = prepare(config, hardware.detect())
+        first = plan_for(prepared)
+        free[0] = 31004  # another process took 50 GB
+        second = plan_for(prepared)
+        names = hardware.detect().gpu_names
+    finally:
+        hardware.detect.cache_clear()
+    budgets = [p["memory"]["budget"]["bytes"] for p in (first, second)]
+    assert budgets == [int(81004 * 2**20 * 0.9), int(31004 * 2**20 * 0.9)], budgets
+    assert "30.3 GiB free" in second["memory"]["budget"]["source"], second["memory"]["budget"]["source"]
+    assert names == ("NVIDIA H100 80GB HBM3",)
+    assert looks.count(31004) == 2  # the second plan read it, and so did the last look (free memory only)

@@ -113,3 +113,32 @@ def test_a_killed_rank_of_a_tensor_group_fails_the_run_within_seconds(store, tmp
     row = store.get_run(run_id)
     assert row["status"] == "failed" and "rank 1" in row["error"], row["error"]
     assert_no_leftovers([victim, *log.rank_pids().values()], timeout=5)
+
+
+def test_an_error_inside_generate_on_one_rank_of_a_tensor_group_fails_the_run_within_seconds(store, tmp_path,
+                                                                                              monkeypatch):
+    # Rank 1 raises at its third forward (prefill and one decode step done): rank 0 is by then in that
+    # step's all-reduce, which rank 1 never joins. Before the fix rank 1 went on to the run's gather
+    # while rank 0 waited in the all-reduce, until the run's time limit (120 s here) ended both.
+    monkeypatch.setenv("STUDIO_TEST_FAIL_FORWARD", "3")
+    config = RunConfig(prompts=SHORT, device="cpu", max_new_tokens=4, batch_size=1, gpus_per_node=2, tp_size=2,
+                       warmup=False, timeout_s=120)
+    log, holder = EventLog(), {}
+    run_id = store.create_run(config.to_dict(), dp_size=1)
+    started = time.monotonic()
+    thread = threading.Thread(target=lambda: holder.update(result=run_one(
+        prepare(config), store, run_id, on_event=log, run_dir=tmp_path / "run")), daemon=True)
+    thread.start()
+    log.wait_for(lambda e: e["event"] == "phase" and e["phase"] == "generate" and e["rank"] == 1, 120,
+                 "rank 1 to start generating")
+    generating = time.monotonic()
+    thread.join(150)
+    ended = time.monotonic()
+    print(f"tp-2 run with a failing rank: {ended - started:.1f} s in all, "
+          f"{ended - generating:.1f} s after rank 1 started generating; error: {store.get_run(run_id)['error']}")
+    assert not thread.is_alive(), "the run did not end within 150 s"
+    row = store.get_run(run_id)
+    assert row["status"] == "failed"
+    assert "rank 1" in row["error"] and "injected failure at forward 3" in row["error"], row["error"]
+    assert ended - generating < 20 and ended - started < 60, f"took {ended - started:.1f} s"
+    assert_no_leftovers([*log.rank_pids().values()], timeout=5)
