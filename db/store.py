@@ -270,6 +270,8 @@ class Store:
                 "stderr_tail": result.stderr_tail, "exit_code": result.exit_code, "partial": int(result.partial),
                 "bandwidth_gbps": roofline.get("achieved_gbps"), "bandwidth_utilisation": roofline.get("utilisation"),
                 "roofline": _json(roofline or None), "comm_fraction": measured(result.comm_fraction),
+                "roofline_weight_bytes": roofline.get("weight_bytes_moved"),
+                "roofline_kv_bytes": roofline.get("kv_bytes_moved"), "roofline_cache": roofline.get("cache"),
                 **{name: latency.get(name) for name in LATENCY_RUN_FIELDS},
                 **{name: energy.get(name) for name in ENERGY_FIELDS},
             })

@@ -1,13 +1,14 @@
 """Memory-bandwidth roofline of a decode run. Torch-free.
 
-Decoding one token per sequence has to read every weight once and the KV cache
-of every sequence in the batch. So a run moves at least
+Decoding one token per sequence has to read every weight once and move the KV
+cache of every sequence in the batch. So a run moves at least
 
-    bytes = sum over decode steps of (weight bytes + KV bytes read at that step)
+    bytes = sum over decode steps of (weight bytes + KV cache bytes moved at that step)
 
 and its achieved bandwidth is bytes / generation seconds. Over the device's
 peak bandwidth this is the utilisation: 1.0 means generation ran as fast as the
-memory system allows (for batches small enough to be memory-bound).
+memory system allows (for batches small enough to be memory-bound). How many
+KV bytes a step moves depends on the cache kind (`KV_TRAFFIC`).
 """
 
 from __future__ import annotations
@@ -79,9 +80,9 @@ def known_bandwidth_gbps(device_name: str | None) -> float | None:
 
 
 def kv_positions_read(prompt_lengths: Sequence[int], max_new_tokens: int, generated: int | None = None) -> int:
-    """KV positions one batch reads over its decode steps. With left padding every
-    row holds the batch's longest prompt; step t (from 1) reads longest + t - 1
-    positions in every row. `generated` is the number of decode steps actually run
+    """KV positions one batch holds over its decode steps. With left padding every
+    row holds the batch's longest prompt; at step t (from 1) a row holds
+    longest + t - 1 positions. `generated` is the number of decode steps actually run
     (a batch stops early when every row hit EOS)."""
     if not prompt_lengths:
         return 0
@@ -92,13 +93,50 @@ def kv_positions_read(prompt_lengths: Sequence[int], max_new_tokens: int, genera
     return rows * (steps * longest + steps * (steps - 1) // 2)
 
 
-def bytes_moved(weight_bytes: int, kv_bytes_per_token: int, batches: Sequence[tuple[Sequence[int], int]]) -> int:
-    """Bytes a run must move: `batches` holds (prompt lengths, decode steps) per
-    generate call; each step reads all weights once plus the batch's KV cache."""
-    total = 0
+# Cache kinds by the generation path that uses them (runner.generation.path_name).
+CACHE_OF_PATH = {"plain": "dynamic", "static": "static", "static+compile": "static", "continuous": "paged"}
+# Times a step moves the positions a row holds, read off transformers 5.25 cache_utils:
+# - dynamic: DynamicLayer.update is `torch.cat([self.keys, key_states])`, a new tensor
+#   each step: the L old positions are read, L (+1) written, and attention then reads
+#   the L (+1) it returned: 3 x the cache, not the 1 x of reading it in place.
+# - paged (continuous batching): the new position is written into its page and attention
+#   reads the pages in use: 1 x.
+# - static: StaticLayer.update `index_copy_`s the new position in place (one position
+#   written), but returns the whole preallocated buffer, and attention reads all of it,
+#   masked positions too: 1 x the buffer's length (`cache_len`), not the positions in use.
+KV_TRAFFIC = {"dynamic": 3, "paged": 1, "static": 1}
+
+
+def kv_positions_moved(prompt_lengths: Sequence[int], steps: int, cache: str = "dynamic",
+                       cache_len: int | None = None) -> int:
+    """Positions (of every layer's keys and values) one batch moves over `steps`
+    decode steps with this cache kind; `cache_len` is a static cache's buffer length."""
+    if cache not in KV_TRAFFIC:
+        raise ValueError(f"unknown cache kind {cache!r}; one of {sorted(KV_TRAFFIC)}")
+    if cache == "static" and cache_len:
+        return KV_TRAFFIC["static"] * len(prompt_lengths) * steps * cache_len
+    return KV_TRAFFIC[cache] * kv_positions_read(prompt_lengths, steps, steps)
+
+
+def traffic(weight_bytes: int, kv_bytes_per_token: int, batches: Sequence[tuple[Sequence[int], int]],
+            cache: str = "dynamic", cache_len: int | None = None) -> dict:
+    """Bytes a run must move, split into weights and KV cache: `batches` holds (prompt
+    lengths, decode steps) per generate call; each step reads all weights once and
+    moves the batch's KV cache as its cache kind does. A static cache's buffer is
+    `cache_len` long, or the batch's longest prompt plus its steps when not given."""
+    weights = kv = 0
     for lengths, steps in batches:
-        total += steps * weight_bytes + kv_bytes_per_token * kv_positions_read(lengths, steps, steps)
-    return total
+        weights += steps * weight_bytes
+        length = max(cache_len or 0, max(lengths, default=0) + steps) if cache == "static" else None
+        kv += kv_bytes_per_token * kv_positions_moved(lengths, steps, cache, length)
+    return {"weight_bytes_moved": weights, "kv_bytes_moved": kv, "bytes": weights + kv, "cache": cache,
+            "kv_traffic": KV_TRAFFIC[cache]}
+
+
+def bytes_moved(weight_bytes: int, kv_bytes_per_token: int, batches: Sequence[tuple[Sequence[int], int]],
+                cache: str = "dynamic", cache_len: int | None = None) -> int:
+    """Total of `traffic`."""
+    return traffic(weight_bytes, kv_bytes_per_token, batches, cache, cache_len)["bytes"]
 
 
 def utilisation(bytes_total: int, seconds: float, peak_gbps: float | None) -> dict:
@@ -136,7 +174,7 @@ def describe(roofline: dict | None) -> str:
     """One line for the run-detail view."""
     if not roofline or roofline.get("achieved_gbps") is None:
         return "Bandwidth: not measured for this run."
-    text = f"Bandwidth: {roofline['achieved_gbps']:.1f} GB/s moved (weights + KV cache reads per decode step)"
+    text = f"Bandwidth: {roofline['achieved_gbps']:.1f} GB/s moved (weights + KV cache traffic per decode step)"
     if roofline.get("utilisation") is not None:
         source = roofline.get("peak_source", "")
         text += (f", {roofline['utilisation']:.0%} of the {roofline['peak_gbps']:.0f} GB/s peak"
@@ -160,6 +198,11 @@ def run_roofline(ranks: list[dict]) -> dict | None:
     peaks = [f.get("peak_gbps") for f in figures]
     peak = sum(peaks) if all(peaks) else None
     run = utilisation(total, seconds, peak)
+    # the split the what-if predictions scale by (None for ranks stored before it was kept)
+    for part in ("weight_bytes_moved", "kv_bytes_moved"):
+        values = [f.get(part) for f in figures]
+        run[part] = sum(values) if all(v is not None for v in values) else None
+    run["cache"] = figures[0].get("cache")
     run["peak_source"] = figures[0].get("peak_source", "")
     notes = sorted({f["peak_note"] for f in figures if f.get("peak_note")})
     run["peak_note"] = "; ".join(notes) or None

@@ -108,19 +108,21 @@ def eos_ids(model, tokenizer) -> list[int]:
 
 
 def rank_roofline(model, calls: list[tuple[list[int], int]], seconds: float, device: str, rank: int,
-                  tp: int = 1) -> dict:
-    """Bytes this rank had to move (weights + KV cache reads per decode step) over
-    its generation time, against its device's peak bandwidth. A rank of a tensor
-    group holds its share of the weights and of the key-value heads."""
+                  tp: int = 1, path: str = "plain", static_cache_len: int | None = None) -> dict:
+    """Bytes this rank had to move (weights + KV cache traffic per decode step, as
+    its generation path's cache moves it) over its generation time, against its
+    device's peak bandwidth. A rank of a tensor group holds its share of the
+    weights and of the key-value heads."""
     from runner.cuda import free_device_bytes, probe_decision
     from runner.planner import shape_from_config
-    from runner.roofline import MEASURED_LABEL, bytes_moved, known_bandwidth_gbps, measure_copy_bandwidth_gbps, utilisation
+    from runner.roofline import (CACHE_OF_PATH, MEASURED_LABEL, known_bandwidth_gbps, measure_copy_bandwidth_gbps,
+                                 traffic, utilisation)
 
     local = [p.to_local() if hasattr(p, "to_local") else p for p in model.parameters()]  # DTensor shards
     weight_bytes = sum(p.numel() * p.element_size() for p in local)
     dtype_name = str(local[0].dtype).replace("torch.", "")
     kv_per_token = shape_from_config(model.config.to_dict(), dtype_name).kv_bytes_per_token // tp
-    total = bytes_moved(weight_bytes, kv_per_token, calls)
+    moved = traffic(weight_bytes, kv_per_token, calls, CACHE_OF_PATH[path], static_cache_len)
     note = None
     if device.startswith("cuda"):
         import torch
@@ -140,8 +142,8 @@ def rank_roofline(model, calls: list[tuple[list[int], int]], seconds: float, dev
     else:
         # no table for CPUs: a single-threaded copy measures what one rank can stream
         peak, source = measure_copy_bandwidth_gbps("cpu", megabytes=128, repeats=3), f"CPU, {MEASURED_LABEL}"
-    figures = utilisation(total, seconds, peak)
-    return {**figures, "peak_source": source, "peak_note": note, "weight_bytes": weight_bytes,
+    figures = utilisation(moved["bytes"], seconds, peak)
+    return {**moved, **figures, "peak_source": source, "peak_note": note, "weight_bytes": weight_bytes,
             "kv_bytes_per_token": kv_per_token, "decode_steps": sum(steps for _, steps in calls), "rank": rank}
 
 
@@ -355,7 +357,8 @@ def run_cell(index: int, cell: dict, config: RunConfig, held: Loaded) -> None:
         # before the roofline figures, whose bandwidth probe allocates buffers of its own
         peaks = memory_peaks(device)
         t = time.time()
-        roofline = rank_roofline(held.model, calls, seconds, device, rank, layout.tp)
+        roofline = rank_roofline(held.model, calls, seconds, device, rank, layout.tp, generate.path,
+                                 generate.static_cache_len)
         timeline.span("roofline", t, time.time())
         comm = None
         if layout.tp > 1 and batches:

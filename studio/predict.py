@@ -94,10 +94,12 @@ def _roof_shape(roof: dict | None, ranks: list[dict], batch: int) -> dict | None
     rows = rank.get("num_prompts") or batch
     calls = max(1, math.ceil(rows / batch))
     t = roof["decode_steps"] / calls
-    kv_positions = (roof["bytes"] - roof["decode_steps"] * roof["weight_bytes"]) / roof["kv_bytes_per_token"]
+    # a cache that moves its positions k times a step (runner.roofline.KV_TRAFFIC) costs k x per position;
+    # a static cache's whole-buffer reads do not fit this form, so L comes out as an effective length
+    kv = roof["kv_bytes_per_token"] * (roof.get("kv_traffic") or 1)
+    kv_positions = (roof["bytes"] - roof["decode_steps"] * roof["weight_bytes"]) / kv
     longest = max(0.0, (kv_positions / rows - t * (t - 1) / 2) / t) if t else 0.0
-    return {"weight_bytes": roof["weight_bytes"], "kv_bytes_per_token": roof["kv_bytes_per_token"],
-            "prompt_length": longest}
+    return {"weight_bytes": roof["weight_bytes"], "kv_bytes_per_token": kv, "prompt_length": longest}
 
 
 def _weights_only(run: dict, n: int, batch: int, prompts: int, steps: int) -> dict | None:

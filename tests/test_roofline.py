@@ -10,6 +10,8 @@ from runner.roofline import (
     bandwidth_row,
     bytes_moved,
     describe,
+    kv_positions_moved,
+    traffic,
     known_bandwidth_gbps,
     kv_positions_read,
     run_roofline,
@@ -74,7 +76,8 @@ def test_bytes_moved_and_utilisation():
     # llama-2-7b bf16 at batch 16: weights dominate
     weights, kv = 13_476_831_232, 2 * 32 * 32 * 128 * 2
     total = bytes_moved(weights, kv, [([20] * 16, 100)])
-    assert total == 100 * weights + kv * 16 * (100 * 20 + 100 * 99 // 2)
+    # the dynamic cache moves its positions three times a step (read, rewrite, attention)
+    assert total == 100 * weights + 3 * kv * 16 * (100 * 20 + 100 * 99 // 2)
     fig = utilisation(total, seconds=total / 1.675e12, peak_gbps=3350)  # half of an H100's peak
     assert abs(fig["utilisation"] - 0.5) < 1e-9
 
@@ -100,3 +103,61 @@ def test_phase_breakdown_splits_generation_from_overhead():
     assert abs(other["seconds"] - 0.5) < 1e-9  # 13 s of launch..result, 12.5 s in named phases
     assert abs(sum(r["share"] for r in b["rows"]) - 1.0) < 1e-9
     assert "overhead 10.5 s" in describe_phases(phases) and "not recorded" in describe_phases(None)
+
+
+# A known config: 2 layers, 4 query heads, 2 key-value heads of 16 dimensions, bfloat16.
+SMALL = {"model_type": "llama", "vocab_size": 100, "hidden_size": 64, "intermediate_size": 128,
+         "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2}
+
+
+def test_each_cache_kind_moves_its_own_kv_bytes_on_a_known_config():
+    from runner.planner import shape_from_config
+
+    shape = shape_from_config(SMALL, "bfloat16")
+    kv = 2 * 2 * 2 * 16 * 2  # keys and values x layers x kv heads x head dim x 2 bytes
+    assert shape.kv_bytes_per_token == kv == 256
+    weights = shape.weight_bytes
+    batches = [([10, 7], 3)]  # 2 rows padded to 10, 3 decode steps: rows hold 10, 11, 12 positions
+    held = 2 * (10 + 11 + 12)
+    # dynamic: torch.cat reads the old cache and writes the new one, attention reads the new one
+    dynamic = traffic(weights, kv, batches, "dynamic")
+    assert dynamic["weight_bytes_moved"] == 3 * weights
+    assert dynamic["kv_bytes_moved"] == 3 * held * kv == 50_688
+    assert dynamic["bytes"] == 3 * weights + 50_688 == bytes_moved(weights, kv, batches)
+    # paged: read in place
+    assert traffic(weights, kv, batches, "paged")["kv_bytes_moved"] == held * kv == 16_896
+    # static: attention reads the whole buffer every step, its length given or the batch's own 10 + 3
+    assert traffic(weights, kv, batches, "static", cache_len=20)["kv_bytes_moved"] == 2 * 3 * 20 * kv == 30_720
+    assert traffic(weights, kv, batches, "static")["kv_bytes_moved"] == 2 * 3 * 13 * kv == 19_968
+    assert kv_positions_moved([10, 7], 3, "static", 20) == 120
+    with pytest.raises(ValueError):
+        kv_positions_moved([10], 1, "quantized")
+
+
+def test_a_run_adds_up_the_weight_and_kv_bytes_of_its_ranks():
+    ranks = [{"seconds": 1.0, "roofline": {"bytes": 10, "weight_bytes_moved": 6, "kv_bytes_moved": 4,
+                                           "cache": "dynamic", "peak_gbps": 1.0}},
+             {"seconds": 1.0, "roofline": {"bytes": 12, "weight_bytes_moved": 6, "kv_bytes_moved": 6,
+                                           "cache": "dynamic", "peak_gbps": 1.0}}]
+    fig = run_roofline(ranks)
+    assert (fig["bytes"], fig["weight_bytes_moved"], fig["kv_bytes_moved"], fig["cache"]) == (22, 12, 10, "dynamic")
+    del ranks[1]["roofline"]["kv_bytes_moved"]  # a rank of an older worker: no split, not a wrong one
+    assert run_roofline(ranks)["kv_bytes_moved"] is None
+
+
+def test_a_stored_run_carries_the_bytes_its_roofline_used(db_path):
+    from db.store import Store
+    from runner.config import RunConfig
+    from runner.result import RunResult
+
+    store = Store(db_path)
+    cfg = RunConfig(prompts=["a"]).to_dict()
+    run_id = store.create_run(cfg)
+    roofline = run_roofline([{"seconds": 2.0, "roofline": {
+        **traffic(1000, 256, [([10, 7], 3)], "dynamic"), "peak_gbps": None, "rank": 0}}])
+    store.finish_run(run_id, RunResult(status="succeeded", config=cfg, device="cuda", dtype="bfloat16",
+                                       world_size=1, tokens=6, seconds=2.0, roofline=roofline,
+                                       ranks=[{"rank": 0, "num_prompts": 2, "tokens": 6, "seconds": 2.0}]))
+    run = store.get_run(run_id)
+    assert (run["roofline_weight_bytes"], run["roofline_kv_bytes"], run["roofline_cache"]) == (3000, 50_688, "dynamic")
+    assert run["roofline"]["bytes"] == 53_688
