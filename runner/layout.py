@@ -65,18 +65,20 @@ def _or_list(values: list[int]) -> str:
 
 
 def layout_memory_bytes(weight_bytes: int, kv_bytes_per_token: int, tokens_per_sequence: int, batch: int,
-                        tp: int) -> int:
-    """What one GPU of a `tp` group holds: its share of the weights and of the KV
-    cache of a full batch (key-value heads are split across the group too)."""
-    return (weight_bytes + kv_bytes_per_token * tokens_per_sequence * batch) // tp
+                        tp: int, replicated_bytes: int = 0) -> int:
+    """What one GPU of a `tp` group holds: its share of the split weights and of the
+    KV cache of a full batch (key-value heads are split across the group too), and
+    the `replicated_bytes` of weights the tp plan keeps whole on every rank."""
+    split = weight_bytes - replicated_bytes + kv_bytes_per_token * tokens_per_sequence * batch
+    return replicated_bytes + split // tp
 
 
 def smallest_fitting_tp(weight_bytes: int, kv_bytes_per_token: int, tokens_per_sequence: int, batch: int,
-                        budget: int, heads: int, kv_heads: int, most: int = 64) -> int | None:
+                        budget: int, heads: int, kv_heads: int, most: int = 64, replicated_bytes: int = 0) -> int | None:
     """The smallest tp whose per-GPU share fits `budget` and splits the heads, up to `most` GPUs."""
     for tp in range(1, most + 1):
-        if heads_problem(tp, heads, kv_heads) is None and \
-                layout_memory_bytes(weight_bytes, kv_bytes_per_token, tokens_per_sequence, batch, tp) <= budget:
+        if heads_problem(tp, heads, kv_heads) is None and layout_memory_bytes(
+                weight_bytes, kv_bytes_per_token, tokens_per_sequence, batch, tp, replicated_bytes) <= budget:
             return tp
     return None
 

@@ -42,6 +42,11 @@ GPU_MEMORY_SHARE = 0.9
 # Eager attention materialises the scores (in the model's dtype) and softmaxes
 # them in float32, so each prompt position pair costs this many bytes per head.
 EAGER_SCORE_EXTRA_BYTES = 4
+# What the estimate does not count, said in every plan (the budget's fill leaves room for them).
+LEFT_OUT = ("NCCL's communication buffers (tensor-parallel and multi-rank runs), which NCCL sizes itself",
+            "the CUDA context and the allocator's rounding and fragmentation",
+            "host memory: safetensors files are mapped, so their pages count in a rank's host RSS "
+            "while they load, beside the device memory the weights take")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,19 @@ class ModelShape:
     head_dim: int
     vocab: int
     heads: int = 0
+    # parameters every rank of a tensor group holds whole: Llama's tp plan (transformers'
+    # LlamaConfig.base_model_tp_plan) splits the layers' projections and the lm_head, and
+    # leaves embed_tokens and the norms replicated; a tied lm_head is embed_tokens itself
+    replicated_params: int = 0
+
+    def per_rank(self, tp: int) -> "ModelShape":
+        """One rank's share of a tensor group of `tp`: the split parameters and the
+        key-value heads divided, the replicated parameters whole."""
+        if tp <= 1:
+            return self
+        split = self.params - self.replicated_params
+        return dataclasses.replace(self, params=self.replicated_params + split // tp,
+                                   kv_heads=max(1, self.kv_heads // tp))
 
     @property
     def weight_bytes(self) -> int:
@@ -80,6 +98,17 @@ class ModelShape:
             return 0
         return self.heads * prompt_length * prompt_length * (self.bytes_per_param + EAGER_SCORE_EXTRA_BYTES)
 
+    def prefill_mask_bytes(self, attention: str, prompt_length: int, kv_length: int, padded: bool) -> int:
+        """Bytes one sequence's share of the prefill's [B, 1, L, kv] attention mask takes.
+        transformers' sdpa_mask leaves a causal mask to SDPA's is_causal only when no row is
+        padded and the keys are the prompt itself; left padding, or a static cache longer
+        than the prompt, makes it build the whole mask, one bool byte an element (1 GiB at
+        64 x 4096 x 4096). Eager turns that bool mask into one of the model's dtype."""
+        if attention != "eager" and not padded and kv_length == prompt_length:
+            return 0
+        per_element = 1 + (self.bytes_per_param if attention == "eager" else 0)
+        return prompt_length * kv_length * per_element
+
     def to_dict(self) -> dict:
         return {"params": self.params, "weight_bytes": self.weight_bytes,
                 "kv_bytes_per_token": self.kv_bytes_per_token, "bytes_per_param": self.bytes_per_param}
@@ -100,8 +129,10 @@ def shape_from_config(config: dict, dtype: str) -> ModelShape:
     per_layer = attention + mlp + 2 * hidden
     embeddings = vocab * hidden * (1 if config.get("tie_word_embeddings", False) else 2)
     params = layers * per_layer + embeddings + hidden
+    replicated = vocab * hidden + layers * 2 * hidden + hidden  # embed_tokens, the norms
     return ModelShape(params=params, bytes_per_param=DTYPE_BYTES.get(dtype, 4), layers=layers, hidden=hidden,
-                      intermediate=intermediate, kv_heads=kv_heads, head_dim=head_dim, vocab=vocab, heads=heads)
+                      intermediate=intermediate, kv_heads=kv_heads, head_dim=head_dim, vocab=vocab, heads=heads,
+                      replicated_params=replicated)
 
 
 def model_config(model: dict) -> dict:
@@ -168,21 +199,25 @@ def memory_budget_bytes(budget_gb: float | None, device: str, world_size: int,
             f"{CPU_MEMORY_SHARE:.0%} of the {available / 2**30:.1f} GiB of free RAM, split over {world_size} process(es)")
 
 
-def per_sequence_bytes(shape: ModelShape, longest_prompt: int, max_new_tokens: int, attention: str = "auto") -> dict:
-    """What one sequence of the batch costs, by part."""
+def per_sequence_bytes(shape: ModelShape, longest_prompt: int, max_new_tokens: int, attention: str = "auto",
+                       cache: str = "dynamic", padded: bool = True) -> dict:
+    """What one sequence of the batch costs, by part. `padded`: whether a batch's rows
+    differ in length (left padding), which makes the prefill build its attention mask."""
+    kv_length = longest_prompt + max_new_tokens if cache == "static" else longest_prompt
     return {
         "kv_cache": (longest_prompt + max_new_tokens) * shape.kv_bytes_per_token,
         "prefill_activations": longest_prompt * shape.prefill_bytes_per_token(),
         "attention_workspace": shape.attention_workspace_bytes(attention, longest_prompt),
+        "attention_mask": shape.prefill_mask_bytes(attention, longest_prompt, kv_length, padded),
     }
 
 
 def max_batch_for_memory(shape: ModelShape, budget: int, longest_prompt: int, max_new_tokens: int,
-                         attention: str = "auto") -> int:
-    """The largest batch whose KV cache, prefill activations and (eager) attention
-    scores fit beside the weights."""
+                         attention: str = "auto", cache: str = "dynamic", padded: bool = True) -> int:
+    """The largest batch whose KV cache, prefill activations, attention mask and
+    (eager) attention scores fit beside the weights."""
     free = budget * BUDGET_FILL - shape.weight_bytes
-    per_sequence = sum(per_sequence_bytes(shape, longest_prompt, max_new_tokens, attention).values())
+    per_sequence = sum(per_sequence_bytes(shape, longest_prompt, max_new_tokens, attention, cache, padded).values())
     if free <= 0:
         return 0
     return int(free // per_sequence)
@@ -230,6 +265,7 @@ def make_plan(
     batch_limit: int = 1024,
     every_shape_warmup: bool = False,
     attention: str = "auto",
+    cache: str = "dynamic",
 ) -> dict:
     """The plan for these prompt lengths; pure, so tests can feed it known inputs."""
     n = len(lengths)
@@ -237,8 +273,9 @@ def make_plan(
         raise ValueError("no prompts to plan for")
     longest = max(lengths)
     per_rank = math.ceil(n / world_size)
-    by_memory = max_batch_for_memory(shape, budget_bytes, longest, max_new_tokens, attention)
-    parts = per_sequence_bytes(shape, longest, max_new_tokens, attention)
+    padded = min(lengths) != longest
+    by_memory = max_batch_for_memory(shape, budget_bytes, longest, max_new_tokens, attention, cache, padded)
+    parts = per_sequence_bytes(shape, longest, max_new_tokens, attention, cache, padded)
     if by_memory < 1:
         raise ValueError(
             f"the model's weights ({shape.weight_bytes / 2**30:.2f} GiB) and one sequence do not fit the memory "
@@ -263,8 +300,11 @@ def make_plan(
         f"Memory: {shape.weight_bytes / 2**30:.2f} GiB of weights, {shape.kv_bytes_per_token / 1024:.1f} KiB of KV "
         f"cache per token; at {longest} + {max_new_tokens} tokens a sequence, {by_memory} sequences fit "
         f"{BUDGET_FILL:.0%} of {budget_source or f'{budget_bytes / 2**30:.1f} GiB'}"
-        + (f", counting {parts['attention_workspace'] / 2**20:.1f} MiB of eager attention scores a sequence."
-           if parts["attention_workspace"] else "."),
+        + (f", counting {parts['attention_workspace'] / 2**20:.1f} MiB of eager attention scores a sequence"
+           if parts["attention_workspace"] else "")
+        + (f", and {parts['attention_mask'] / 2**20:.1f} MiB of the prefill's attention mask a sequence "
+           f"(rows of unequal length are padded)" if parts["attention_mask"] else "") + ".",
+        "Not in the estimate: " + "; ".join(LEFT_OUT) + ".",
         f"Batch size {batch_size} "
         + ("(every prompt of a rank in one batch)" if rounds == 1 else
            "(memory-bound; the user's batch size is not used in auto mode)")
@@ -290,7 +330,7 @@ def make_plan(
         "memory": {"budget_bytes": budget_bytes, **shape.to_dict(),
                    "budget": {"source": budget_source or "given", "bytes": budget_bytes, "fill": BUDGET_FILL,
                               "weights_bytes": shape.weight_bytes, "attention": attention,
-                              "per_sequence_bytes": parts}},
+                              "per_sequence_bytes": parts, "left_out": list(LEFT_OUT)}},
         "lengths_source": lengths_source,
         "reasons": reasons,
     }
@@ -313,17 +353,17 @@ def plan_for(prepared, inventory=None) -> dict:
     if config.tp_size > 1:
         # each rank of a tensor group holds its share of the weights and key-value heads, and the
         # prompts go to the data-parallel groups: plan for one rank's share over dp_size groups
-        shape = dataclasses.replace(shape, params=shape.params // config.tp_size,
-                                    kv_heads=max(1, shape.kv_heads // config.tp_size))
+        shape = shape.per_rank(config.tp_size)
     plan = make_plan(lengths, max_new_tokens=config.max_new_tokens, world_size=config.dp_size, shape=shape,
                      budget_bytes=budget, budget_source=budget_source, lengths_source=source,
-                     every_shape_warmup=config.compile, attention=config.attention)
+                     every_shape_warmup=config.compile, attention=config.attention, cache=config.cache)
     plan["generation"] = {"cache": config.cache, "compile": config.compile, "attention": config.attention}
     if config.tp_size > 1:
         plan["tp_size"] = config.tp_size
         plan["reasons"].insert(0, f"Tensor parallel: {config.tp_size} ranks share each copy of the model, so the "
                                f"plan is over its {config.dp_size} copies (a 'rank' below is one copy), each rank "
-                               f"holding 1/{config.tp_size} of the weights and KV cache.")
+                               f"holding 1/{config.tp_size} of the split weights and of the KV cache, and the "
+                               f"replicated ones (embeddings, norms) whole.")
     return plan
 
 

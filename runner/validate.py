@@ -125,7 +125,8 @@ def check_layout(config: RunConfig, spec: ModelSpec, device: str, dtype: str, in
                                          inventory.gpu_memory_mib, inventory.gpu_free_mib)
     batch = 1 if config.mode in ("simple", "auto") else min(config.batch_size, len(config.prompts))
     longest = max(token_lengths(config.prompts, spec.to_dict())[0]) + config.max_new_tokens
-    need = layout_memory_bytes(shape.weight_bytes, shape.kv_bytes_per_token, longest, batch, tp)
+    replicated = shape.replicated_params * shape.bytes_per_param
+    need = layout_memory_bytes(shape.weight_bytes, shape.kv_bytes_per_token, longest, batch, tp, replicated)
     if need <= budget:
         return
     gib = 2**30
@@ -134,7 +135,7 @@ def check_layout(config: RunConfig, spec: ModelSpec, device: str, dtype: str, in
             f"GiB of weights and the KV cache of a batch of {batch} at {longest} tokens{split}), more than "
             f"{source} ({budget / gib:.1f} GiB)")
     fits = smallest_fitting_tp(shape.weight_bytes, shape.kv_bytes_per_token, longest, batch, budget,
-                               shape.heads, shape.kv_heads)
+                               shape.heads, shape.kv_heads, replicated_bytes=replicated)
     if fits is None:
         raise ConfigError("tp", f"{what}; no tensor-parallel size up to 64 fits: lower the batch size or new tokens, "
                           "or use a smaller dtype")

@@ -175,6 +175,10 @@ def test_an_auto_run_stores_its_plan_phases_and_bandwidth(db_path, prompts, tmp_
     assert [o["prompt_index"] for o in run["outputs"]] == list(range(len(prompts)))
     assert run["bandwidth_gbps"] > 0 and 0 < run["bandwidth_utilisation"] < 1
     assert run["roofline"]["bytes"] > 0 and len(run["roofline"]["per_rank"]) == 2
+    # the split the roofline used is stored: weights plus the dynamic cache's 3 x traffic of 8,192-byte positions
+    assert run["roofline_cache"] == "dynamic"
+    assert run["roofline_weight_bytes"] + run["roofline_kv_bytes"] == run["roofline"]["bytes"]
+    assert run["roofline_kv_bytes"] > 0 and run["roofline_kv_bytes"] % (3 * 2 * 4 * 4 * 64 * 4) == 0
     assert {"launch", "imports", "load", "warmup", "generate", "gather", "total", "store"} <= set(run["phases"])
     assert breakdown(run["phases"])["generation"] == run["phases"]["generate"]
     # a CPU run: no energy counter, said so; host memory in its own column, no device figures
@@ -182,3 +186,58 @@ def test_an_auto_run_stores_its_plan_phases_and_bandwidth(db_path, prompts, tmp_
     assert "CPU run" in run["energy_note"]
     assert all(r["host_rss_peak_bytes"] > 0 and r["device_allocated_peak_bytes"] is None for r in run["ranks"])
     assert "measured copy, not a data-sheet peak" in run["roofline"]["peak_source"]
+
+
+# Llama-2-7B's config, written out: the numbers below are worked from it by hand.
+LLAMA_7B = {"model_type": "llama", "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008,
+            "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
+            "tie_word_embeddings": False}
+
+
+def test_left_padding_under_sdpa_counts_the_prefills_attention_mask():
+    from runner.planner import per_sequence_bytes
+
+    shape = shape_from_config(LLAMA_7B, "bfloat16")
+    # a bool [B, 1, L, L] mask: at batch 64 and 4096 positions, 64 x 4096 x 4096 bytes = 1 GiB
+    padded = per_sequence_bytes(shape, 4096, 100, "sdpa", padded=True)["attention_mask"]
+    assert padded == 4096 * 4096 and 64 * padded == GiB
+    # rows of one length under dynamic cache: SDPA's is_causal, no mask
+    assert per_sequence_bytes(shape, 4096, 100, "sdpa", padded=False)["attention_mask"] == 0
+    # a static cache's keys are the whole buffer, prompt + new tokens long, padded or not
+    assert per_sequence_bytes(shape, 4096, 100, "sdpa", "static", padded=False)["attention_mask"] == 4096 * 4196
+    # eager makes a bfloat16 mask from the bool one: 1 + 2 bytes an element
+    assert per_sequence_bytes(shape, 4096, 100, "eager", padded=False)["attention_mask"] == 4096 * 4096 * 3
+    # the plan holds it against the budget: the tiny fp32 model, 8 GiB, 4096-token prompts, 100 new tokens
+    kv = 2 * 4 * 4 * 64 * 4  # 8,192 bytes a position
+    prefill = (4 * 256 + 3 * 688) * 4  # 12,352 bytes a prompt position
+    free = 8 * GiB * 0.8 - 3_230_720 * 4
+    even = plan(1, lengths=[4096] * 64)
+    ragged = plan(1, lengths=[4096] * 63 + [4000])
+    assert even["max_batch_by_memory"] == int(free // (4196 * kv + 4096 * prefill)) == 80
+    assert ragged["max_batch_by_memory"] == int(free // (4196 * kv + 4096 * prefill + 4096 * 4096)) == 67
+    assert ragged["memory"]["budget"]["per_sequence_bytes"]["attention_mask"] == 4096 * 4096
+    assert "attention mask" in " ".join(ragged["reasons"])
+
+
+def test_tensor_parallel_keeps_the_embeddings_whole_on_every_rank():
+    from runner.layout import layout_memory_bytes
+
+    shape = shape_from_config(LLAMA_7B, "bfloat16")
+    assert shape.params == 6_738_415_616
+    # Llama's tp plan splits the projections and the lm_head; embed_tokens and the norms stay whole
+    replicated = 32000 * 4096 + 32 * 2 * 4096 + 4096
+    assert shape.replicated_params == replicated == 131_338_240
+    half = shape.per_rank(2)
+    assert half.params == 131_338_240 + (6_738_415_616 - 131_338_240) // 2 == 3_434_876_928
+    assert half.kv_heads == 16 and shape.per_rank(1) is shape
+    # the validator's per-GPU need: replicated bytes whole, the rest split
+    weights, whole = shape.weight_bytes, replicated * 2
+    assert layout_memory_bytes(weights, 0, 100, 1, 2, whole) == whole + (weights - whole) // 2
+    assert layout_memory_bytes(weights, 0, 100, 1, 2, whole) - weights // 2 == whole // 2  # 125 MiB more a rank
+
+
+def test_the_plan_says_what_its_estimate_leaves_out():
+    p = plan(1)
+    text = " ".join(p["reasons"])
+    assert "NCCL" in text and "safetensors" in text and "host RSS" in text
+    assert any("NCCL" in item for item in p["memory"]["budget"]["left_out"])
