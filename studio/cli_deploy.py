@@ -75,7 +75,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from studio.doctor import FAIL, as_dicts, format_checks, run_checks
 
-    checks = run_checks(db=args.db, ports={"studio": args.port, "main (multi-node)": args.main_port})
+    checks = run_checks(db=args.db, ports={"studio": args.port, "main (multi-node)": args.main_port},
+                        web_optional=args.web_optional)
     if args.json:
         print(json.dumps(as_dicts(checks), indent=2))
     else:
@@ -133,5 +134,7 @@ def add_deploy_commands(sub) -> None:
     doctor.add_argument("--port", type=int, default=7860, help="the studio's web port to check (default 7860)")
     doctor.add_argument("--main-port", type=int, default=29500, help="a multi-node rendezvous port to check")
     doctor.add_argument("--json", action="store_true")
+    doctor.add_argument("--web-optional", action="store_true",
+                        help="a machine that only runs benchmarks: gradio and plotly missing is a warning, not a failure")
     add_db_option(doctor)
     doctor.set_defaults(func=cmd_doctor)

@@ -85,17 +85,27 @@ def check_accelerate() -> Check:
     return Check("accelerate", OK, f"{detail}; no default accelerate config (runs get their own)")
 
 
-def check_packages() -> Check:
+# Packages only the web page and its charts need: runs, the CLI and the store do without them.
+WEB_PACKAGES = ("gradio", "plotly")
+
+
+def check_packages(web_optional: bool = False) -> Check:
+    """`web_optional`: a machine that only runs benchmarks (a GPU node driven by the
+    CLI) needs no web page, so gradio and plotly missing there is a warning."""
     from importlib.metadata import PackageNotFoundError, version
 
     found, missing = [], []
-    for package in ("transformers", "gradio", "plotly", "sqlite-utils"):
+    for package in ("transformers", *WEB_PACKAGES, "sqlite-utils"):
         try:
             found.append(f"{package} {version(package)}")
         except PackageNotFoundError:
             missing.append(package)
-    if missing:
+    needed = [p for p in missing if not (web_optional and p in WEB_PACKAGES)]
+    if needed:
         return Check("packages", FAIL, "missing: " + ", ".join(missing), "run bash scripts/install.sh")
+    if missing:
+        return Check("packages", WARN, ", ".join(found) + "; missing (web page only): " + ", ".join(missing),
+                     "runs work without them; install them (bash scripts/install.sh) to serve the studio here")
     return Check("packages", OK, ", ".join(found))
 
 
@@ -213,10 +223,11 @@ def check_shared_memory() -> Check:
     return Check("shared memory", OK, detail)
 
 
-def run_checks(*, db: str | None = None, ports: dict[str, int] | None = None) -> list[Check]:
+def run_checks(*, db: str | None = None, ports: dict[str, int] | None = None,
+               web_optional: bool = False) -> list[Check]:
     ports = ports or {"studio": 7860, "main (multi-node)": 29500}
     checks: list[Callable[[], Check]] = [
-        check_gpus, check_torch, check_accelerate, check_packages, check_distributed,
+        check_gpus, check_torch, check_accelerate, lambda: check_packages(web_optional), check_distributed,
         lambda: check_ports(ports), lambda: check_database(db), check_folders, check_shared_memory,
     ]
     results = []

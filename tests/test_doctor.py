@@ -57,3 +57,28 @@ def test_doctor_reports_what_is_wrong_and_how_to_fix_it(tmp_path):
     assert accelerate["status"] == "warn"
     assert "default_config.yaml" in accelerate["detail"] and "ACCELERATE_MIXED_PRECISION" in accelerate["detail"]
     assert "its own config" in accelerate["hint"]
+
+
+def test_web_packages_are_optional_on_a_benchmark_only_machine(monkeypatch):
+    """A GPU node driven by the CLI has no gradio or plotly: with --web-optional that
+    is a warning, while a missing package that runs need still fails."""
+    import importlib.metadata
+
+    from studio.cli import build_parser
+    from studio.doctor import FAIL, WARN, check_packages
+
+    real = importlib.metadata.version
+    absent = {"gradio", "plotly"}
+
+    def version(name):
+        if name in absent:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    assert check_packages().status == FAIL
+    relaxed = check_packages(web_optional=True)
+    assert relaxed.status == WARN and "gradio" in relaxed.detail and "plotly" in relaxed.detail
+    absent.add("sqlite-utils")
+    assert check_packages(web_optional=True).status == FAIL
+    assert build_parser().parse_args(["doctor", "--web-optional"]).web_optional is True
