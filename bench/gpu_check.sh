@@ -1,109 +1,49 @@
 #!/usr/bin/env bash
-# One-shot GPU acceptance check for a machine with one GPU (an H100 or H200).
+# The GPU acceptance run of issue 21: one command, at most 10 minutes on one H200.
 #
-#   bash bench/gpu_check.sh            # run it: about 5-8 minutes with the install
-#   bash bench/gpu_check.sh --dry-run  # print the plan and exit 0 (no GPU needed)
+#   bash bench/gpu_check.sh            # run it; one JSON into bench/results/gpu_check-<gpu>-<date>.json
+#   bash bench/gpu_check.sh --dry-run  # print the plan with each step's estimated minutes (no GPU needed)
 #
-# Runs `studio doctor`, then 1-GPU runs of `tiny` and of `arch:llama-2-7b` in
-# bfloat16 on the reference post's workload (100 prompts, 100 new tokens,
-# --fixed-length) in `batched` batch 16 and in `auto`. Checks each run succeeded
-# on cuda with device peak memory, bandwidth utilisation and energy filled, and
-# that auto beat batched; writes a Markdown block for docs/performance.md to
-# $GPU_CHECK_OUT (default bench/results/gpu-check-<date>.md). Exits non-zero on
-# any failure.
+# Steps (bench/gpu_check.py plans and judges them, bench/gpu_probes.py runs them):
+# studio doctor with web packages optional; arch:llama-2-7b from config at batch 16
+# x 512-token prompts, 100 new tokens, timed by the old logits-processor clock, CUDA
+# events and the studio's TokenClock in one generate (fails when the studio's TTFT is
+# more than 5 % off the events'); a one-rank NCCL all-reduce under the profiler;
+# --cache static --compile with CUDA-graph records counted after warm-up (0 expected);
+# plain vs static cache memory; energy per token from NVML. Exit 0 only when every
+# verdict passes.
 #
-# Packages: the GPU image has torch, transformers and accelerate but not
-# sqlite-utils (the store) nor nvidia-ml-py (the energy counter). Wheels in
-# ./.whl (see docs/performance.md, "GPU acceptance check", for the download
-# command) are installed into /tmp/site first; without them pip is asked.
-set -euo pipefail
+# Packages: the GPU machine has no network. What the image lacks (bench/gpu_check.py
+# NEEDS) comes as wheels in .whl/ (bash bench/gpu_wheels.sh fetches them where pip
+# works) and is installed from there with --no-index, never from an index; when
+# everything needed imports already, nothing is installed.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-
-DRY_RUN=0
-for arg in "$@"; do
-  case "$arg" in
-    --dry-run) DRY_RUN=1 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    *) echo "gpu_check: unknown option $arg (use --dry-run or nothing)" >&2; exit 2 ;;
-  esac
-done
-
-STAMP="$(date -u +%Y-%m-%d)"
-OUT="${GPU_CHECK_OUT:-bench/results/gpu-check-$STAMP.md}"
-if [ "$DRY_RUN" = 1 ]; then
-  WORK="${GPU_CHECK_WORK:-/tmp/gpu-check.XXXXXX}"  # a dry run creates nothing
-else
-  WORK="${GPU_CHECK_WORK:-$(mktemp -d /tmp/gpu-check.XXXXXX)}"
-fi
-DB="$WORK/studio.db"
-export STUDIO_HOME="$WORK/home"
-COMMON=(--gpus 1 --device cuda --db "$DB" --json --timeout 600)
-POST=(--preset seed --max-new-tokens 100 --fixed-length --dtype bfloat16)
-STEPS=(
-  "tiny|--model tiny --max-new-tokens 32 --name tiny"
-  "7b-batched|--model arch:llama-2-7b ${POST[*]} --mode batched --batch-size 16 --name 7b-batched"
-  "7b-auto|--model arch:llama-2-7b ${POST[*]} --mode auto --name 7b-auto"
-)
-
-plan() {
-  echo "GPU acceptance check: plan"
-  echo "  0. install what the image lacks: .whl/*.whl into /tmp/site if present, else pip (sqlite-utils, nvidia-ml-py)"
-  echo "  1. python3 -m studio doctor"
-  local i=2
-  for step in "${STEPS[@]}"; do
-    echo "  $i. python3 -m studio run ${step#*|} ${COMMON[*]}"
-    i=$((i + 1))
-  done
-  echo "  $i. python3 -m bench.gpu_check $DB $OUT: every run succeeded on cuda; device peak memory,"
-  echo "     bandwidth utilisation and energy filled; auto beat batched; Markdown block written to $OUT"
-}
-
-if [ "$DRY_RUN" = 1 ]; then
-  plan
-  echo "dry run: nothing was run"
-  exit 0
-fi
-
-plan
-if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
-  echo "gpu_check: FAILED: no NVIDIA GPU here (nvidia-smi missing or failing); use --dry-run to see the plan" >&2
-  exit 1
-fi
-
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-fi
+PY="${PYTHON:-python3}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if ! python3 -c "import sqlite_utils" 2>/dev/null; then
-  python3 -m pip install -q sqlite-utils || { echo "gpu_check: FAILED: sqlite-utils missing; bring it as a wheel in .whl" >&2; exit 1; }
-fi
-python3 -c "import pynvml" 2>/dev/null || python3 -m pip install -q nvidia-ml-py \
-  || echo "gpu_check: nvidia-ml-py missing: energy will be null and the check will fail on it" >&2
 
-mkdir -p "$WORK" "$(dirname "$OUT")"
-status=0
-python3 -m studio doctor || { echo "gpu_check: FAILED: studio doctor" >&2; status=1; }
-for step in "${STEPS[@]}"; do
-  label="${step%%|*}"
-  # shellcheck disable=SC2086  # the step's options are words on purpose
-  if ! python3 -m studio run ${step#*|} "${COMMON[@]}" >"$WORK/$label.json" 2>"$WORK/$label.err"; then
-    echo "gpu_check: FAILED: $label (stderr tail below)" >&2
-    tail -20 "$WORK/$label.err" >&2
-    status=1
+case "${1:-}" in
+  --dry-run)
+    "$PY" -m bench.gpu_check plan || exit 1
+    echo "dry run: nothing was run"
+    exit 0 ;;
+  -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+  "") ;;
+  *) echo "gpu_check: unknown option $1 (use --dry-run or nothing)" >&2; exit 2 ;;
+esac
+
+if ! "$PY" -m bench.gpu_check needs; then
+  if ! ls .whl/*.whl >/dev/null 2>&1; then
+    echo "gpu_check: FAILED: packages missing and no wheels in .whl/ (run bash bench/gpu_wheels.sh where pip" \
+         "works and carry .whl); nothing is fetched from an index here" >&2
+    exit 1
   fi
-done
+  SITE="$(mktemp -d /tmp/gpu-check-site.XXXXXX)"
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/*.whl \
+    || { echo "gpu_check: FAILED: installing the carried wheels" >&2; exit 1; }
+  export PYTHONPATH="$PWD:$SITE${PYTHONPATH#"$PWD"}"
+  "$PY" -m bench.gpu_check needs || { echo "gpu_check: FAILED: the carried wheels do not cover NEEDS" >&2; exit 1; }
+fi
 
-MACHINE="$(python3 - <<'PY'
-import json, subprocess, datetime
-import torch, transformers
-smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                     capture_output=True, text=True).stdout.strip().splitlines()
-name, driver = (smi[0].split(", ") + ["?"])[:2] if smi else ("?", "?")
-print(json.dumps({"gpu": name, "driver": driver, "cuda": torch.version.cuda, "torch": torch.__version__,
-                  "transformers": transformers.__version__, "date": datetime.date.today().isoformat()}))
-PY
-)"
-python3 -m bench.gpu_check "$DB" "$OUT" "$MACHINE" || status=1
-echo "gpu_check: runs and logs in $WORK; Markdown block in $OUT"
-exit "$status"
+# the run writes its JSON after every step, so a stop at the limit keeps what was measured
+exec timeout --signal=INT 570 "$PY" -m bench.gpu_check run --out bench/results
