@@ -206,8 +206,11 @@ def run_roofline(ranks: list[dict]) -> dict | None:
     run["peak_source"] = figures[0].get("peak_source", "")
     notes = sorted({f["peak_note"] for f in figures if f.get("peak_note")})
     run["peak_note"] = "; ".join(notes) or None
+    # each rank's shape of its bytes too: a stored run keeps no rank rows' roofline, and the
+    # what-if predictions recover weights per step, KV per position and prompt length from these
     run["per_rank"] = [
-        {"rank": f.get("rank"), "achieved_gbps": f.get("achieved_gbps"), "utilisation": f.get("utilisation")}
+        {"rank": f.get("rank"), "achieved_gbps": f.get("achieved_gbps"), "utilisation": f.get("utilisation"),
+         **{k: f[k] for k in ("bytes", "weight_bytes", "kv_bytes_per_token", "kv_traffic", "decode_steps") if k in f}}
         for f in figures
     ]
     return run

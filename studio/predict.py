@@ -79,6 +79,11 @@ def _observation(run: dict, ranks: list[dict]) -> dict:
         per_round = sum(spans) / len(spans)
     roof = next((r["roofline"] for r in ranks if isinstance(r.get("roofline"), dict)
                  and r["roofline"].get("weight_bytes")), None)
+    stored = (run.get("roofline") or {}).get("per_rank") if isinstance(run.get("roofline"), dict) else None
+    if roof is None and stored:  # rank rows from the store carry no roofline: the run's per-rank figures do
+        roof = next((f for f in stored if f.get("weight_bytes") and f.get("bytes")), None)
+        if roof is not None:
+            ranks = [{**r, "roofline": roof} if r.get("rank") == roof.get("rank") else r for r in ranks]
     shape = _roof_shape(roof, ranks, b) if roof else _weights_only(run, n, b, prompts, steps)
     return {"run": run, "gpus": n, "batch_size": b, "num_prompts": prompts, "max_new_tokens": steps,
             "rounds": rounds, "per_round": per_round, "from_timeline": bool(spans),

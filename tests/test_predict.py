@@ -143,3 +143,23 @@ def test_a_real_cpu_sweep_predicts_three_processes_from_one_and_two(tmp_path):
     # one noisy shared 2-core machine: the honest interval should hold the point; if it
     # does not, it must at least be within a factor 2 (the roofline calculators' miss)
     assert p["low"] <= m <= p["high"] or 0.5 < p["tokens_per_second"] / m < 2.0
+
+
+def test_a_stored_run_gives_the_weight_and_kv_shares_not_the_weights_only_fallback():
+    """Rank rows read back from the store carry no roofline; the run's per-rank figures
+    do, so a batch size the sweep did not run scales by weights and KV apart."""
+    from runner.roofline import run_roofline, traffic
+
+    from studio.predict import _observation
+
+    # one rank, one generate call: 2 rows padded to 10, 3 steps, 1000 weight bytes, 256 KV bytes a position
+    figures = {**traffic(1000, 256, [([10, 10], 3)], "dynamic"), "weight_bytes": 1000, "kv_bytes_per_token": 256,
+               "decode_steps": 3, "rank": 0, "peak_gbps": None}
+    run = {"num_prompts": 2, "max_new_tokens": 3, "batch_size": 2, "mode": "batched", "num_gpus": 1,
+           "num_nodes": 1, "seconds": 1.0, "tokens": 6,
+           "roofline": run_roofline([{"seconds": 1.0, "roofline": figures}])}
+    rows = [{"rank": 0, "num_prompts": 2, "seconds": 1.0, "timeline": None}]  # as the store returns them
+    shape = _observation(run, rows)["roofline"]
+    assert not shape.get("weights_only")
+    # bytes 3 x 1000 + 3 x 256 x 2 x (10 + 11 + 12) = 53,688; KV at 3 x 256 a position gives back L = 10
+    assert shape == {"weight_bytes": 1000, "kv_bytes_per_token": 768, "prompt_length": 10.0}
