@@ -115,8 +115,14 @@ def rank_roofline(model, calls: list[tuple[list[int], int]], seconds: float, dev
     weights and of the key-value heads."""
     from runner.cuda import free_device_bytes, probe_decision
     from runner.planner import shape_from_config
-    from runner.roofline import (CACHE_OF_PATH, MEASURED_LABEL, known_bandwidth_gbps, measure_copy_bandwidth_gbps,
-                                 traffic, utilisation)
+    from runner.roofline import (
+        CACHE_OF_PATH,
+        MEASURED_LABEL,
+        known_bandwidth_gbps,
+        measure_copy_bandwidth_gbps,
+        traffic,
+        utilisation,
+    )
 
     local = [p.to_local() if hasattr(p, "to_local") else p for p in model.parameters()]  # DTensor shards
     weight_bytes = sum(p.numel() * p.element_size() for p in local)

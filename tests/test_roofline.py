@@ -10,11 +10,11 @@ from runner.roofline import (
     bandwidth_row,
     bytes_moved,
     describe,
-    kv_positions_moved,
-    traffic,
     known_bandwidth_gbps,
+    kv_positions_moved,
     kv_positions_read,
     run_roofline,
+    traffic,
     utilisation,
 )
 
