@@ -26,7 +26,7 @@ class EnergyMeter:
     def open(self) -> None:
         """NVML's start-up and the device look-up: before the ranks meet at the
         barrier, because they take milliseconds that differ from rank to rank and
-        would start each rank's timer at a different moment (see docs/gpu-truth-ranks.md)."""
+        would start each rank's timer at a different moment (see docs/performance.md, "How each figure is timed on CUDA")."""
         if not self.device.startswith("cuda"):
             self.note = "no energy counter: CPU run (no readable GPU counter, and RAPL is not read)"
             return
