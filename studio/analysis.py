@@ -29,9 +29,14 @@ def _sweep_settings(sweep: dict, runs: list[dict]) -> dict:
     for key in ("mode", "batch_size", "num_prompts", "max_new_tokens", "model"):
         if settings.get(key) is None:
             settings[key] = sweep.get(key)
-    for key in (*SETTING_AXES, "num_prompts"):
+    for key in SETTING_AXES:
         if runs and (settings.get(key) is None or key in (settings.get("axes") or {})):
             settings[key] = runs[0].get(key)
+    # the prompts the runs really had: a sweep stored before synthetic prompts were
+    # counted says 1, and every round and ceiling would follow it
+    ran = {r.get("num_prompts") for r in runs if r.get("num_prompts")}
+    if len(ran) == 1:
+        settings["num_prompts"] = ran.pop()
     return settings
 
 

@@ -215,8 +215,9 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
         return (*render(sweep_id, None), sweep_id)
 
     ui.preset.click(lambda: (forms.preset_text(), None), None, [ui.prompts, ui.prompt_file], **private())
-    for source in (ui.prompts, ui.prompt_file):
-        source.change(forms.prompt_summary, [ui.prompts, ui.prompt_file], ui.prompt_info,
+    for source in (ui.prompts, ui.prompt_file, ui.prompt_tokens, ui.num_prompts):
+        source.change(forms.prompt_summary, [ui.prompts, ui.prompt_file, ui.prompt_tokens, ui.num_prompts],
+                      ui.prompt_info,
                       trigger_mode="always_last", **private(show_progress="hidden"))
     for field in (ui.batch_size, ui.max_new_tokens, ui.gpu_counts, ui.repeats, ui.prompt_tokens, ui.tp):
         field.change(lambda *values: forms.grid_summary(request_of(*values)), form, ui.grid_info,

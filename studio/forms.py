@@ -204,8 +204,17 @@ def check_request(request: SweepRequest) -> dict[str, str]:
     return {}
 
 
-def prompt_summary(text: str | None, file_path: str | None) -> str:
-    """One line under the prompt inputs saying what a Run would use."""
+def prompt_summary(text: str | None, file_path: str | None, prompt_tokens=None, num_prompts=None) -> str:
+    """One line under the prompt inputs saying what a Run would use: synthetic
+    prompts, when a prompt length is set, replace the box and the file."""
+    if prompt_tokens not in (None, "", []):
+        try:
+            lengths = ", ".join(str(n) for n in parse_axis("prompt_tokens", prompt_tokens))
+            count = 100 if num_prompts in (None, "") else _whole("num_prompts", num_prompts, "number of prompts")
+        except ConfigError as exc:
+            return f"⚠ {field_message(exc)}"
+        return (f"{count} synthetic prompts of {lengths} tokens each (Prompt tokens is set: the text box "
+                "and any file are not used).")
     try:
         prompts = collect_prompts(text, file_path)
     except ConfigError as exc:

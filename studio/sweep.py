@@ -75,8 +75,9 @@ class SweepPlan:
         if self.slo:
             out["slo"] = self.slo
         out["launch"] = self.launch_mode
-        if len(self.prepared) > 1 and len({len(p.config.prompts) for p in self.prepared}) == 1:
-            out["num_prompts"] = len(self.prepared[0].config.prompts)
+        # what the cells run, not the base's stand-in: synthetic prompts replace the base's one placeholder
+        counts = {len(p.config.prompts) for p in self.prepared}
+        out["num_prompts"] = counts.pop() if len(counts) == 1 else None
         return out
 
 

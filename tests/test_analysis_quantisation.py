@@ -124,3 +124,13 @@ def test_ab_calls_a_difference_inside_the_noise_a_tie():
     assert verdicts[1].startswith("tie")
     assert verdicts[2] == "B faster"
     assert result["rows"][1]["ratio"] == pytest.approx(200 / 181)
+
+
+def test_rounds_follow_the_prompts_the_runs_had_not_a_stale_sweep_setting():
+    # sweeps stored before the fix say 1 prompt for 8 synthetic ones; the runs know better
+    sweep = reference_sweep([(1, 100.0, 1.0)], "batched", 4)
+    sweep["settings"]["num_prompts"] = sweep["num_prompts"] = 1
+    for r in sweep["runs"]:
+        r["num_prompts"] = 8
+    analysis = analyse_sweep(sweep)
+    assert analysis["quantisation"][0]["rounds"] == 2

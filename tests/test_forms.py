@@ -100,3 +100,22 @@ def test_the_model_box_offers_allowed_folders_and_cached_hub_ids(tmp_path, monke
     assert choices[0] == "tiny" and "arch:llama-2-7b" in choices
     assert str(folder) in choices and "org/name" in choices
     assert not any("not-a-model" in c or "data" in c for c in choices)
+
+
+def test_a_synthetic_sweep_of_one_count_stores_the_prompts_it_runs():
+    # a one-cell sweep kept the base's single "(synthetic)" stand-in: "1 prompts" and 1 round
+    plan = forms.plan_request(request(prompts_text="", prompt_tokens="16", num_prompts=8, batch_size=4,
+                                      gpu_counts=["1"], max_new_tokens=8))
+    assert len(plan.prepared) == 1 and len(plan.prepared[0].config.prompts) == 8
+    assert plan.settings()["num_prompts"] == 8
+    # two lengths of the same count, and the text box's prompts, are counted the same way
+    grid = forms.plan_request(request(prompts_text="", prompt_tokens="16,32", num_prompts=8, gpu_counts=["1"]))
+    assert grid.settings()["num_prompts"] == 8
+    assert forms.plan_request(request()).settings()["num_prompts"] == 2
+
+
+def test_the_prompt_line_names_synthetic_prompts_when_they_replace_the_box():
+    line = forms.prompt_summary("a\nb\nc", None, "16", 8)
+    assert line.startswith("8 synthetic prompts of 16 tokens") and "text box" in line
+    assert forms.prompt_summary("a\nb\nc", None, "16,32", 8).startswith("8 synthetic prompts of 16, 32 tokens")
+    assert forms.prompt_summary("a\nb\nc", None, "", 8).startswith("3 prompt(s) from the text box")
