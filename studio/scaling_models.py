@@ -137,13 +137,9 @@ def _told_from_zero(value: float, se: float | None, share: float, noise: float) 
     return share > max(NEGLIGIBLE_SHARE, noise)
 
 
-def _standard_errors(params: np.ndarray, ns: np.ndarray, xs: np.ndarray, with_kappa: bool):
-    """σ's and κ's standard errors from the Jacobian at the fit (s²(JᵀJ)⁻¹); None
-    where the data leave no degrees of freedom or the matrix is singular."""
-    free = 3 if with_kappa else 2
-    dof = len(ns) - free
-    if dof <= 0:
-        return None, None
+def _jacobian(params: np.ndarray, ns: np.ndarray, free: int) -> tuple[np.ndarray, np.ndarray]:
+    """The USL's throughputs at `params` and their forward-difference Jacobian in the
+    first `free` parameters (λ, σ, and κ when it is fitted)."""
     jac = np.zeros((len(ns), free))
     base = usl(ns, *params)
     for j in range(free):
@@ -151,6 +147,17 @@ def _standard_errors(params: np.ndarray, ns: np.ndarray, xs: np.ndarray, with_ka
         q = params.copy()
         q[j] += step
         jac[:, j] = (usl(ns, *q) - base) / step
+    return base, jac
+
+
+def _standard_errors(params: np.ndarray, ns: np.ndarray, xs: np.ndarray, with_kappa: bool):
+    """σ's and κ's standard errors from the Jacobian at the fit (s²(JᵀJ)⁻¹); None
+    where the data leave no degrees of freedom or the matrix is singular."""
+    free = 3 if with_kappa else 2
+    dof = len(ns) - free
+    if dof <= 0:
+        return None, None
+    base, jac = _jacobian(params, ns, free)
     s2 = float(np.sum((xs - base) ** 2)) / dof
     try:
         cov = s2 * np.linalg.inv(jac.T @ jac)
@@ -167,13 +174,7 @@ def _polish(params: np.ndarray, ns: np.ndarray, xs: np.ndarray, with_kappa: bool
     damping = 1e-3
     current = _sse(p, ns, xs)
     for _ in range(100):
-        jac = np.zeros((len(ns), free))
-        base = usl(ns, *p)
-        for j in range(free):
-            step = 1e-6 * max(abs(p[j]), 1e-6)
-            q = p.copy()
-            q[j] += step
-            jac[:, j] = (usl(ns, *q) - base) / step
+        base, jac = _jacobian(p, ns, free)
         resid = xs - base
         jtj = jac.T @ jac
         grad = jac.T @ resid
