@@ -182,4 +182,25 @@ def compare(a: dict, b: dict, alpha: float = ALPHA) -> dict:
                      "ratio": xb["median"] / xa["median"], "a_repeats": xa["n"], "b_repeats": xb["n"],
                      "test": test["test"], "p": test["p"], "verdict": verdict})
     only = sorted(set(a_by) ^ set(b_by))
-    return {"a": a["sweep"]["id"], "b": b["sweep"]["id"], "alpha": alpha, "rows": rows, "unpaired_counts": only}
+    return {"a": a["sweep"]["id"], "b": b["sweep"]["id"], "alpha": alpha, "rows": rows, "unpaired_counts": only,
+            "caveats": ab_caveats(a, b)}
+
+
+def _hardware(analysis: dict) -> str:
+    settings = analysis.get("settings") or {}
+    return str(settings.get("hardware") or analysis.get("device") or settings.get("device") or "unknown hardware")
+
+
+def ab_caveats(a: dict, b: dict) -> list[str]:
+    """What makes an A/B more than a change of one setting: a ratio between two
+    models, or two machines, measures them, not the setting."""
+    out = []
+    for what, of in (("models", lambda x: x["sweep"].get("model") or (x.get("settings") or {}).get("model")),
+                     ("hardware", _hardware),
+                     ("dtypes", lambda x: (x.get("settings") or {}).get("dtype"))):
+        va, vb = of(a), of(b)
+        if va and vb and va != vb:
+            out.append(f"Different {what}: A is {va}, B is {vb}; the ratio compares them, not one setting.")
+    if bool(a["sweep"].get("external")) != bool(b["sweep"].get("external")):
+        out.append("One side is published figures, not measured here: its timing method is the publisher's.")
+    return out

@@ -18,6 +18,7 @@ import pandas as pd
 from db.store import Store
 from studio import analysis_figures as figs
 from studio import grid_figures as grid_figs
+from studio import history
 from studio.analysis import compare
 from studio.energy_figures import has_energy, joules_per_token_figure
 from studio.grid import describe_cell, sweep_layouts, sweep_value
@@ -53,7 +54,14 @@ def sweep_label(sweep: dict) -> str:
 
 def list_sweep_choices(store: Store) -> list[tuple[str, str]]:
     """(label, id) for every stored sweep, newest first."""
-    return [(sweep_label(s), str(s["id"])) for s in store.list_sweeps()]
+    return sweep_menu(store)[0]
+
+
+def sweep_menu(store: Store) -> tuple[list[tuple[str, str]], str | None]:
+    """(label, id) for every stored sweep, newest first, and the one the tab opens on."""
+    stored = store.list_sweeps()
+    opening = history.opening_sweep(stored)
+    return [(sweep_label(s), str(s["id"])) for s in stored], (str(opening) if opening is not None else None)
 
 
 def _frame(headers_rows: tuple[list[str], list[list[str]]]) -> pd.DataFrame:
@@ -109,6 +117,8 @@ def analyse(store: Store, sweep_id, compare_id=None, setting_index=None) -> dict
     text = "\n\n".join(analysis["explanation"].splitlines())
     if analysis["sweep"].get("external"):
         text = ("*Published figures from the reference post (read-only, not measured here).*\n\n" + text)
+    if comparison and comparison["caveats"]:
+        text = "\n\n".join(f"**A/B caveat:** {c}" for c in comparison["caveats"]) + "\n\n" + text
     return {
         "explanation": text,
         "points": _frame(points_rows(analysis)),
@@ -197,9 +207,8 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     """The tab's components and events; `tab.select` refreshes the sweep list."""
 
     def refresh(current_a, current_b):
-        choices = list_sweep_choices(store)
+        choices, newest = sweep_menu(store)
         ids = {value for _, value in choices}
-        newest = choices[0][1] if choices else None  # the tab opens on the newest sweep
         return (gr.update(choices=choices, value=current_a if current_a in ids else newest),
                 gr.update(choices=[("none", "")] + choices, value=current_b if current_b in ids else ""))
 
@@ -237,8 +246,8 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     gr.Markdown("Why throughput stops growing: repeats with 95% intervals, Amdahl and USL fits, the "
                 "work-quantisation ceiling and each rank's timeline. Pick a sweep; pick a second one for A/B.")
     with gr.Row():
-        initial = list_sweep_choices(store)
-        sweep = gr.Dropdown(label="Sweep (A)", choices=initial, value=initial[0][1] if initial else None, scale=3,
+        initial, opening = sweep_menu(store)
+        sweep = gr.Dropdown(label="Sweep (A)", choices=initial, value=opening, scale=3,
                             elem_id="analysis-sweep")
         other = gr.Dropdown(label="Compare with (B, optional)", choices=[("none", "")] + initial, value="",
                             scale=3, elem_id="analysis-compare")

@@ -38,12 +38,13 @@ def build_compare_tab(store: Store, export_dir: Path) -> SimpleNamespace:
         ui.file = gr.File(label="Charts (self-contained HTML)", visible=False, interactive=False)
 
     def choices(chosen_sweeps, chosen_runs):
-        sweeps = history.sweep_choices(store)
+        stored = store.list_sweeps()
+        sweeps = [(history.sweep_label(s), s["id"]) for s in stored]
         runs = store.list_runs(limit=2000)
         sweep_ids = {v for _, v in sweeps}
         keep = [s for s in chosen_sweeps or [] if s in sweep_ids]
         if not keep and not chosen_runs and sweeps:
-            keep = [sweeps[0][1]]  # a first visit shows the newest sweep rather than nothing
+            keep = [history.opening_sweep(stored)]  # a first visit shows a sweep rather than nothing
         return (gr.Dropdown(choices=sweeps, value=keep),
                 gr.Dropdown(choices=history.run_choices(runs), value=list(chosen_runs or [])))
 

@@ -67,7 +67,19 @@ def _hover(series: Series, point: Point, key: str, unit: str, fmt: str, label: s
     return "<br>".join(lines) + "<br>" + settings_text(point.runs[0])
 
 
-def _layout(fig: go.Figure, title: str, y_title: str, xs: list[int]) -> go.Figure:
+def count_axis_title(runs: list[dict]) -> str:
+    """What the count axis counts, from the runs' own devices: a published RTX 3090
+    sweep counts GPUs even when this machine has none."""
+    devices = {str(r.get("device") or (r.get("config") or {}).get("device") or "").split(":")[0] for r in runs}
+    devices.discard("")
+    if devices == {"cpu"}:
+        return "CPU processes (no GPU)"
+    if devices and "cpu" not in devices:
+        return "GPUs"
+    return "GPUs (CPU processes for the CPU runs)"
+
+
+def _layout(fig: go.Figure, title: str, y_title: str, xs: list[int], runs: list[dict]) -> go.Figure:
     fig.update_layout(
         title=dict(text=title, x=0.01, xanchor="left"),
         template="plotly_white",
@@ -77,7 +89,7 @@ def _layout(fig: go.Figure, title: str, y_title: str, xs: list[int]) -> go.Figur
         legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
         height=420,
     )
-    fig.update_xaxes(title_text="GPUs (CPU processes without a GPU)", tickmode="array",
+    fig.update_xaxes(title_text=count_axis_title(runs), tickmode="array",
                      tickvals=sorted(set(xs)) or [1], rangemode="tozero")
     fig.update_yaxes(title_text=y_title, rangemode="tozero")
     return fig
@@ -121,7 +133,7 @@ def _metric_figure(runs: list[dict], key: str, title: str, y_title: str, unit: s
                 mode="lines", line=dict(color=color, width=1.5, dash="dot"), opacity=0.6,
                 hovertemplate="ideal: %{y:.1f} " + unit + "<extra></extra>",
             ))
-    return _layout(fig, title, y_title, xs)
+    return _layout(fig, title, y_title, xs, runs)
 
 
 def throughput_figure(runs: list[dict], ideal: bool = True, title: str = "Throughput against GPU count") -> go.Figure:
@@ -165,7 +177,7 @@ def speedup_figure(runs: list[dict], title: str = "Speedup against GPU count") -
                                  else f"ideal (linear from {x0})", mode="lines",
                                  line=dict(color=IDEAL_COLOR, dash="dash", width=2),
                                  hovertemplate="ideal: %{y:.2f}×<extra></extra>"))
-    fig = _layout(fig, title, "speedup (×)", xs)
+    fig = _layout(fig, title, "speedup (×)", xs, runs)
     return fig
 
 

@@ -113,6 +113,15 @@ def sweep_choices(store: Store) -> list[tuple[str, int]]:
     return [(sweep_label(s), s["id"]) for s in store.list_sweeps()]
 
 
+def opening_sweep(sweeps: list[dict]) -> int | None:
+    """The sweep a tab opens on, from a newest-first list: the newest one measured
+    here. Published sweeps are added on demand and so take the highest ids; opening
+    on them would hide the user's own newest sweep."""
+    measured = next((s for s in sweeps if not s.get("external")), None)
+    chosen = measured or (sweeps[0] if sweeps else None)
+    return chosen["id"] if chosen else None
+
+
 def selected_runs(store: Store, sweep_ids=None, run_ids=None) -> list[dict]:
     """Runs of the chosen sweeps plus the chosen runs, each once, oldest first."""
     ids = set(id_list("run_ids", run_ids))

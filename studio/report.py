@@ -231,7 +231,8 @@ def report_html(analysis: dict, other: dict | None = None) -> str:
         parts.append(f"<h2>A/B: sweep {sweep['id']} (A) vs sweep {other['sweep']['id']} (B)</h2>"
                      + _table(headers, rows)
                      + f"<p class='small'>Welch t-test on the repeats (one-sample when a side has a single value), "
-                       f"α = {comparison['alpha']}; a difference inside the noise is a tie.</p>")
+                       f"α = {comparison['alpha']}; a difference inside the noise is a tie.</p>"
+                     + "".join(f"<p class='note'>{html.escape(c)}</p>" for c in comparison["caveats"]))
     parts.append("<h2>Charts</h2>")
     first = True
     for name, fig in figures(analysis, other).items():

@@ -134,3 +134,19 @@ def test_rounds_follow_the_prompts_the_runs_had_not_a_stale_sweep_setting():
         r["num_prompts"] = 8
     analysis = analyse_sweep(sweep)
     assert analysis["quantisation"][0]["rounds"] == 2
+
+
+def test_an_ab_of_two_models_on_two_machines_says_so():
+    from studio.reference import HARDWARE
+
+    a = analyse_sweep(reference_sweep(BATCHED, "batched", 16))
+    a["sweep"].update(model="tiny", external=False)
+    a["device"], a["settings"]["hardware"] = "cpu", None
+    b = analyse_sweep(reference_sweep(BATCHED, "batched", 16, sweep_id=2))
+    b["sweep"].update(model="meta-llama/Llama-2-7b-hf", external=True)
+    b["settings"]["hardware"] = HARDWARE
+    caveats = compare(a, b)["caveats"]
+    assert any("Different models: A is tiny, B is meta-llama/Llama-2-7b-hf" in c for c in caveats)
+    assert any("Different hardware: A is cpu, B is 1-5x NVIDIA GeForce RTX 3090" in c for c in caveats)
+    assert any("published figures" in c for c in caveats)
+    assert compare(a, a)["caveats"] == []

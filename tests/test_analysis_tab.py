@@ -152,3 +152,17 @@ def test_tab_renders_charts_in_chromium(db_path, artifacts, tmp_path, browser):
     assert filename == f"sweep-{sweep_id}-report.html"
     assert "Per-rank timeline" in report and "window.PlotlyConfig" in report
     assert not errors
+
+
+def test_the_tabs_open_on_the_newest_measured_sweep_not_on_published_ones(store):
+    from studio import history
+    from studio.analysis_tab import sweep_menu
+    from studio.reference import ensure_reference_sweeps
+
+    mine = store.create_sweep({"model": "tiny", "mode": "batched", "batch_size": 4}, [1, 2], 1)
+    ensure_reference_sweeps(store)  # added later: the highest ids
+    choices, opening = sweep_menu(store)
+    assert int(choices[0][1]) > mine and opening == str(mine)
+    assert history.opening_sweep(store.list_sweeps()) == mine
+    # with nothing measured, a published sweep is better than an empty tab
+    assert history.opening_sweep([s for s in store.list_sweeps() if s["external"]]) == int(choices[0][1])

@@ -126,3 +126,15 @@ def test_charts_download_is_one_self_contained_page():
     assert not re.search(r"<script[^>]+src=", page)  # ... and nothing is fetched
     assert page.count('class="plotly-graph-div"') == 2
     assert "<title>A &lt;b&gt;</title>" in page
+
+
+def test_the_count_axis_says_what_the_runs_counted():
+    from studio.figures import count_axis_title, throughput_figure
+
+    gpu = [{"id": 1, "device": "cuda", "num_gpus": 1, "world_size": 1, "status": "succeeded",
+            "tokens_per_second": 10.0, "seconds": 1.0}]
+    cpu = [{**gpu[0], "id": 2, "device": "cpu"}]
+    assert throughput_figure(gpu).layout.xaxis.title.text == "GPUs"
+    assert count_axis_title(cpu) == "CPU processes (no GPU)"
+    assert count_axis_title(gpu + cpu) == "GPUs (CPU processes for the CPU runs)"
+    assert count_axis_title([{"config": {"device": "cuda:0"}}]) == "GPUs"
