@@ -184,17 +184,25 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
                 chart = figures.empty_figure("No run of this sweep succeeded: nothing to plot", CHART_TITLE)
             else:
                 chart = figures.empty_figure(EMPTY_CHART, CHART_TITLE)
-        return (views.progress_html(snapshot), table, chart, views.log_html(snapshot),
-                gr.Timer(active=running), signature)
+        queue = supervisor.queue()
+        # the timer keeps going while anything waits, so a queued sweep is shown once it starts
+        return (views.progress_html(snapshot, queue), table, chart, views.log_html(snapshot),
+                gr.Timer(active=running or bool(queue)), signature)
 
     def start(*values):
         try:
             plan = forms.plan_request(request_of(*values))
+            current = supervisor.status(None)
             sweep_id = supervisor.submit(plan)
         except ConfigError as exc:  # the validator caught it unless the machine changed in between
             raise gr.Error(forms.field_message(exc), print_exception=False) from None
         except RuntimeError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
+        if current is not None and current["state"] == "running":
+            # the running sweep stays in view (the new one is listed in its queue line);
+            # watching None follows whichever sweep runs next
+            gr.Info(f"Sweep {sweep_id} is queued behind sweep {current['sweep_id']}.")
+            return (*render(None, None), None)
         return (*render(sweep_id, None), sweep_id)
 
     def poll(sweep_id, drawn):

@@ -108,11 +108,31 @@ def _bar(done: int, total: int, color: str) -> str:
             f"<div style='width:{share}%; background:{color}'></div></div>")
 
 
-def progress_html(snapshot: dict | None) -> str:
-    """A line for the sweep and a progress bar per run (prompts done / total)."""
+def setting_text(settings: dict, key: str) -> str:
+    """A sweep's setting as its header shows it: a grid stores a varied setting as
+    None at the top level and its values under `axes`."""
+    value = settings.get(key)
+    if value is None and (settings.get("axes") or {}).get(key):
+        return ", ".join(str(v) for v in settings["axes"][key])
+    return "–" if value is None else str(value)
+
+
+def queue_line(queue: list[dict], shown: int | None) -> str:
+    """The sweeps waiting behind the running one, so a submit never hides what runs."""
+    waiting = [q for q in queue if q["state"] == "queued" and q["sweep_id"] != shown]
+    if not waiting:
+        return ""
+    names = ", ".join(f"sweep {q['sweep_id']} (position {q['position']})" for q in waiting)
+    return f"<div class='studio-queue'>Waiting in the queue: {names}. Each starts when the one before it ends.</div>"
+
+
+def progress_html(snapshot: dict | None, queue: list[dict] | None = None) -> str:
+    """A line for the sweep, a progress bar per run (prompts done / total), and the
+    sweeps queued behind it."""
+    waiting = queue_line(queue or [], snapshot["sweep_id"] if snapshot else None)
     if snapshot is None:
         return ("<div class='studio-progress studio-empty'>No sweep yet. Choose prompts and settings, "
-                "then press <b>Run sweep</b>.</div>")
+                "then press <b>Run sweep</b>." + waiting + "</div>")
     e = html.escape
     state = snapshot["state"] or "?"
     runs = snapshot["runs"]
@@ -132,8 +152,11 @@ def progress_html(snapshot: dict | None) -> str:
     settings = snapshot.get("settings") or {}
     if settings.get("model"):  # what the shown sweep ran; the form above may hold other settings now
         lines.append(f"<div class='studio-settings'>{e(str(settings['model']))} · {e(str(settings.get('mode')))}"
-                     f" · batch {e(str(settings.get('batch_size')))} · {e(str(settings.get('max_new_tokens')))} new"
-                     f" tokens · {e(str(settings.get('num_prompts')))} prompts</div>")
+                     f" · batch {e(setting_text(settings, 'batch_size'))}"
+                     f" · {e(setting_text(settings, 'max_new_tokens'))} new tokens"
+                     f" · {e(setting_text(settings, 'num_prompts'))} prompts</div>")
+    if waiting:
+        lines.append(waiting)
     for run in runs:
         status_word = run["status"] or "?"
         color = STATUS_COLORS.get(status_word, "#6b7280")

@@ -129,3 +129,20 @@ def test_a_grid_sweep_names_each_run_s_cell(store):
         (1, "batch 1", 1.0), (1, "batch 8", 1.0), (2, "batch 1", 1.8), (2, "batch 8", 1.8)]
     html = views.progress_html(views.sweep_snapshot(None, store.get_sweep(sweep_id)))
     assert "1 process · batch 8" in html and "2 processes · batch 1" in html
+
+
+def test_the_running_sweep_stays_in_view_with_the_queue_behind_it(store):
+    grid = {"model": "tiny", "mode": "batched", "batch_size": None, "max_new_tokens": 8, "num_prompts": 16,
+            "axes": {"batch_size": [1, 8], "gpus_per_node": [1, 2]}}
+    sweep_id = store.create_sweep(grid, [1, 2], 1)
+    ids = [store.create_run(RunConfig(prompts=["a", "b"], gpus_per_node=n).to_dict(), sweep_id=sweep_id) for n in (1, 2)]
+    snapshot = views.sweep_snapshot(live_status(sweep_id, ids, status="running"), store.get_sweep(sweep_id))
+    queue = [{"sweep_id": sweep_id, "state": "running", "position": 0},
+             {"sweep_id": sweep_id + 1, "state": "queued", "position": 1},
+             {"sweep_id": sweep_id + 2, "state": "queued", "position": 2}]
+    page = views.progress_html(snapshot, queue)
+    # a grid's varied batch is its values, never "batch None"
+    assert "batch 1, 8 · 8 new tokens · 16 prompts" in page and "None" not in page
+    assert f"<b>Sweep {sweep_id}</b>" in page
+    assert f"sweep {sweep_id + 1} (position 1), sweep {sweep_id + 2} (position 2)" in page
+    assert "Waiting in the queue" not in views.progress_html(snapshot, queue[:1])
