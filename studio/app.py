@@ -339,7 +339,7 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
             gr.Plot(figures.phases_figure(run), visible=bool(run.get("phases"))),
             gr.Accordion(visible=bool(plan)), describe_plan(plan) if plan else "", plan,
             gr.Accordion(visible=bool(run.get("environment"))), run.get("environment"),
-            gr.Dataframe(views.outputs_table(run), visible=bool(run.get("outputs"))),
+            gr.Dataframe(views.outputs_table(run), label=views.outputs_label(run), visible=bool(run.get("outputs"))),
         )
 
     detail_out = [ui.open_id, ui.detail_error, ui.detail_stderr, ui.detail_title, ui.detail_settings,

@@ -13,6 +13,7 @@ import pandas as pd
 
 from db.store import Store
 from runner.config import ConfigError
+from runner.latency import RUN_FIELDS
 from studio.grid import sweep_layouts, sweep_value
 from studio.layouts import agreement_cells, run_layout, tp_of
 from studio.params import id_list, record_id
@@ -148,7 +149,8 @@ def get_run(store: Store, run_id) -> dict:
 EXPORT_COLUMNS = ("id", "sweep_id", "repeat_index", "status", "created_at", "started_at", "finished_at", "model",
                   "mode", "batch_size", "max_new_tokens", "num_prompts", "num_gpus", "num_nodes", "world_size",
                   "tp_size", "dp_size", "device", "dtype", "tokens", "raw_tokens", "padding_tokens", "seconds",
-                  "tokens_per_second", "imbalance", "comm_fraction", "agreement", "agreement_reference", "label", "error")
+                  "tokens_per_second", *RUN_FIELDS, "imbalance", "comm_fraction", "agreement", "agreement_reference",
+                  "label", "error")
 
 
 def export_text(store: Store, runs: list[dict], fmt: str) -> str:

@@ -126,6 +126,15 @@ def queue_line(queue: list[dict], shown: int | None) -> str:
     return f"<div class='studio-queue'>Waiting in the queue: {names}. Each starts when the one before it ends.</div>"
 
 
+def ended_text(ended: list[str], total: int) -> str:
+    """"3 of 4 run(s) finished", or, when some did not succeed, how each ended: a
+    cancelled sweep's runs did not finish."""
+    if all(status == "succeeded" for status in ended):
+        return f"{len(ended)} of {total} run(s) finished"
+    words = ", ".join(f"{ended.count(s)} {s}" for s in FINAL_STATES if ended.count(s))
+    return f"{len(ended)} of {total} run(s) ended: {words}"
+
+
 def progress_html(snapshot: dict | None, queue: list[dict] | None = None) -> str:
     """A line for the sweep, a progress bar per run (prompts done / total), and the
     sweeps queued behind it."""
@@ -136,12 +145,12 @@ def progress_html(snapshot: dict | None, queue: list[dict] | None = None) -> str
     e = html.escape
     state = snapshot["state"] or "?"
     runs = snapshot["runs"]
-    finished = sum(1 for r in runs if r["status"] in FINAL_STATES)
+    ended = [r["status"] for r in runs if r["status"] in FINAL_STATES]
     head = f"<b>Sweep {snapshot['sweep_id']}</b>"
     if snapshot.get("name"):
         head += f" “{e(snapshot['name'])}”"
     head += (f" <span class='studio-state' style='color:{STATUS_COLORS.get(state, '#111')}'>{e(state)}</span>"
-             f" · {finished} of {len(runs)} run(s) finished")
+             f" · {ended_text(ended, len(runs))}")
     if snapshot.get("queue_position"):
         head += f" · waiting: position {snapshot['queue_position']} in the queue, behind another sweep"
     lines = [f"<div class='studio-head'>{head}</div>"]
@@ -306,6 +315,16 @@ def error_markdown(run: dict) -> str:
     if run.get("partial"):
         text += "\n\nOnly part of the outputs were stored (the ones finished before it stopped)."
     return text
+
+
+def outputs_label(run: dict) -> str:
+    """The outputs' caption: `tiny` and `arch:` models have random weights, and their
+    text ("aaaa", bytes that are not UTF-8) would otherwise read as a broken run."""
+    model = str(run.get("model") or (run.get("config") or {}).get("model") or "")
+    if model == "tiny" or model.startswith("arch:"):
+        return (f"Outputs ({model} has random weights: the text is noise by design; "
+                "the token counts and times are what the run measures)")
+    return "Outputs"
 
 
 def outputs_table(run: dict) -> pd.DataFrame:

@@ -78,3 +78,11 @@ def test_delete_removes_the_selection_and_refuses_running_runs(store):
     assert store.get_sweep(sweep_id) is None and all(store.get_run(i) is None for i in ids)
     with pytest.raises(ConfigError, match="nothing selected"):
         history.delete_selected(store, [], [])
+
+
+def test_the_csv_carries_the_latency_percentiles_the_run_table_shows(store):
+    sweep_id, ids = sweep_with_runs(store)
+    runs = [{**r, "ttft_ms_p50": 12.5, "tpot_ms_p99": 3.25} for r in history.selected_runs(store, [sweep_id])]
+    rows = list(csv.DictReader(io.StringIO(history.export_text(store, runs, "csv"))))
+    assert {"ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p99", "tpot_ms_p50", "latency_ms_p99"} <= set(rows[0])
+    assert [(r["ttft_ms_p50"], r["tpot_ms_p99"]) for r in rows] == [("12.5", "3.25")] * 2

@@ -146,3 +146,16 @@ def test_the_running_sweep_stays_in_view_with_the_queue_behind_it(store):
     assert f"<b>Sweep {sweep_id}</b>" in page
     assert f"sweep {sweep_id + 1} (position 1), sweep {sweep_id + 2} (position 2)" in page
     assert "Waiting in the queue" not in views.progress_html(snapshot, queue[:1])
+
+
+def test_a_cancelled_sweep_does_not_call_its_runs_finished():
+    assert views.ended_text(["succeeded", "succeeded"], 3) == "2 of 3 run(s) finished"
+    assert views.ended_text(["cancelled", "cancelled"], 2) == "2 of 2 run(s) ended: 2 cancelled"
+    assert views.ended_text(["succeeded", "failed", "cancelled"], 3) == \
+        "3 of 3 run(s) ended: 1 succeeded, 1 failed, 1 cancelled"
+
+
+def test_outputs_of_a_random_weight_model_say_their_text_is_noise():
+    assert "random weights" in views.outputs_label({"model": "tiny"})
+    assert "random weights" in views.outputs_label({"config": {"model": "arch:llama-2-7b"}})
+    assert views.outputs_label({"model": "/models/my-llama"}) == "Outputs"
