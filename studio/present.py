@@ -162,7 +162,8 @@ font-weight:600;color:#1f4e9c;margin:10px 0}.small{font-size:.9em;color:#444}.no
 padding:4px 10px;text-align:left}.kv th{background:#f3f3f3;width:220px}.kv{font-size:1.15em}
 #bar{position:fixed;bottom:0;left:0;right:0;height:34px;display:flex;align-items:center;gap:12px;
 padding:0 16px;background:#f4f7fb;border-top:1px solid #dde;font-size:.95em}#bar button{font-size:1em}
-#counter{font-variant-numeric:tabular-nums;font-weight:600}
+#counter{font-variant-numeric:tabular-nums;font-weight:600;white-space:nowrap}
+#bar span{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;min-width:0}
 """
 
 SCRIPT = """
@@ -202,6 +203,28 @@ SCRIPT = """
 """
 
 
+# Read from across a room off a 1080p projector: the report's 11-12 px ticks are not.
+DECK_FONT = 20
+DECK_TITLE_FONT = 24
+
+
+def projector_fonts(layout: dict) -> dict:
+    """A figure layout's fonts sized for the deck: ticks, axis titles, legend, title."""
+    layout["font"] = {**(layout.get("font") or {}), "size": DECK_FONT}
+    for key in [k for k in layout if k.startswith(("xaxis", "yaxis"))]:
+        axis = layout[key]
+        axis["tickfont"] = {**(axis.get("tickfont") or {}), "size": DECK_FONT}
+        title = axis.get("title")
+        if isinstance(title, dict):
+            title["font"] = {**(title.get("font") or {}), "size": DECK_FONT}
+    layout["legend"] = {**(layout.get("legend") or {}), "font": {"size": DECK_FONT - 2}}
+    if isinstance(layout.get("title"), dict):
+        layout["title"]["font"] = {**(layout["title"].get("font") or {}), "size": DECK_TITLE_FONT}
+    for note in layout.get("annotations") or []:
+        note["font"] = {**(note.get("font") or {}), "size": max(DECK_FONT - 2, (note.get("font") or {}).get("size") or 0)}
+    return layout
+
+
 def deck_html(analysis: dict) -> str:
     """The whole deck as one HTML page."""
     steps = deck_steps(analysis)
@@ -215,6 +238,7 @@ def deck_html(analysis: dict) -> str:
             # the chart fills its step (full window) instead of the report's fixed height
             figs[div_id]["layout"].pop("height", None)
             figs[div_id]["layout"]["autosize"] = True
+            projector_fonts(figs[div_id]["layout"])
             divs.append(f"<div class='fig' id='{div_id}'></div>")
         sections.append(f"<section class='step' id='step-{i}' data-id='{step['id']}' data-title='{_esc(step['title'])}'>"
                         f"<h1>{_esc(step['title'])}</h1>{step['html']}<div class='figs'>{''.join(divs)}</div>"

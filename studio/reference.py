@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from db.store import Store
 
-POST = "LLM Inference on multiple GPUs with 🤗 Accelerate (Geronimo, 2023)"
+# the post's title has the Hugging Face emoji; written out, it renders on a projector without an emoji font
+POST = "LLM Inference on multiple GPUs with (Hugging Face) Accelerate (Geronimo, 2023)"
 PUBLISHED = "2023-11-27"  # the post's date: its figures are dated by it, not by when they were loaded
 HARDWARE = "1-5x NVIDIA GeForce RTX 3090 (power cap 290 W)"
 SOURCE_PREFIX = "reference:accelerate-post"

@@ -165,7 +165,7 @@ def test_deck_renders_every_chart_offline_in_chromium(store, tmp_path, artifacts
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})  # a 1080p projector
         errors, requests = [], []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
@@ -178,6 +178,12 @@ def test_deck_renders_every_chart_offline_in_chromium(store, tmp_path, artifacts
                 # drawn, not just framed: at least one trace (line, bar or heatmap) inside the chart
                 page.wait_for_function(f"document.querySelectorAll('{fig} .scatterlayer .trace, {fig} .barlayer "
                                        f".trace, {fig} .hm').length > 0", timeout=20000)
+            if step["figures"]:
+                # ticks read from across a room: at least 18 px as drawn
+                sizes = page.eval_on_selector_all(f"#step-{i} .xtick text, #step-{i} .ytick text",
+                                                  "els => els.map(e => parseFloat(getComputedStyle(e).fontSize))")
+                assert sizes and min(sizes) >= 18, (step["id"], sizes)
+            assert page.locator("#counter").bounding_box()["height"] < 30  # "1 / 9" on one line
             if step["id"] in ("rounds", "grid"):
                 page.screenshot(path=str(artifacts / f"present-deck-{which}-{step['id']}.png"))
             if which == "reference" and step["id"] == "throughput-4":
@@ -185,7 +191,7 @@ def test_deck_renders_every_chart_offline_in_chromium(store, tmp_path, artifacts
             page.keyboard.press("Space" if i % 2 else "ArrowRight")
         page.keyboard.press("ArrowLeft")
         assert page.locator("#counter").inner_text() == f"{len(steps) - 1} / {len(steps)}"
-        page.mouse.click(640, 60)  # a click off the charts advances
+        page.mouse.click(960, 60)  # a click off the charts advances
         assert page.locator("#counter").inner_text() == f"{len(steps)} / {len(steps)}"
         browser.close()
     assert not errors and not requests, (errors, requests)
@@ -295,3 +301,15 @@ def test_the_page_has_the_present_tab(db_path):
     tabs = [b for b in app.blocks.values() if isinstance(b, gr.Tab)]
     assert [t.label for t in tabs].count("Present") == 1
     assert any(b.elem_id == "present-explainer" for b in app.blocks.values() if hasattr(b, "elem_id"))
+
+
+def test_the_deck_is_sized_for_a_projector_and_needs_no_emoji_font(store):
+    sweep_id = ensure_reference_sweeps(store)["batched"]
+    html = deck_html(load_analysis(store, sweep_id))
+    for fig in figures_of(html).values():
+        layout = fig["layout"]
+        axes = [v for k, v in layout.items() if k.startswith(("xaxis", "yaxis"))]
+        assert axes and all(a["tickfont"]["size"] >= 18 for a in axes)
+        assert layout["font"]["size"] >= 18
+    visible = html.split("<script>", 1)[0] + html.rsplit("</script></head>", 1)[1].split("<script type=", 1)[0]
+    assert not [c for c in visible if ord(c) >= 0x1F000], "a glyph that needs an emoji font"
