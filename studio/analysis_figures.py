@@ -50,8 +50,8 @@ def _error_bars(points: list[dict], key: str = "throughput") -> dict | None:
 
 
 def _sweep_label(analysis: dict) -> str:
-    sweep = analysis["sweep"]
-    return f"#{sweep['id']} {sweep.get('name') or ''}".strip()
+    # the id only: a chart title holding the sweep's name is cut at the chart's edge (the picker names it)
+    return f"#{analysis['sweep']['id']}"
 
 
 def _fit_traces(fig: go.Figure, analysis: dict, scale: float = 1.0, speedup: bool = False) -> None:

@@ -21,6 +21,7 @@ from studio import grid_figures as grid_figs
 from studio import history
 from studio.analysis import compare
 from studio.energy_figures import has_energy, joules_per_token_figure
+from studio.explain import cause_sentence
 from studio.grid import describe_cell, sweep_layouts, sweep_value
 from studio.layout_figures import layout_figure
 from studio.layouts import run_layout, tp_of
@@ -95,7 +96,8 @@ def setting_label(setting: dict, available: list[dict]) -> str:
 def analyse(store: Store, sweep_id, compare_id=None, setting_index=None) -> dict:
     """Everything the tab shows for one sweep (and an optional B sweep); a grid
     sweep's scaling is shown for one of its settings (`setting_index`)."""
-    empty = {"explanation": "Pick a sweep to see why it scales the way it does.", "points": _frame(([], [])),
+    empty = {"headline": "", "explanation": "Pick a sweep to see why it scales the way it does.",
+             "points": _frame(([], [])),
              "fits": _frame(([], [])), "ab": _frame(([], [])), "throughput": None, "speedup": None,
              "efficiency": None, "run_choices": [], "run": None, "timeline": None, "setting_choices": [],
              "setting": None, "pareto": None, "heatmap": None, "lines": None, "energy": None, "layouts": None,
@@ -120,6 +122,7 @@ def analyse(store: Store, sweep_id, compare_id=None, setting_index=None) -> dict
     if comparison and comparison["caveats"]:
         text = "\n\n".join(f"**A/B caveat:** {c}" for c in comparison["caveats"]) + "\n\n" + text
     return {
+        "headline": cause_sentence(analysis),
         "explanation": text,
         "points": _frame(points_rows(analysis)),
         "fits": _frame(fit_rows(analysis)),
@@ -144,9 +147,10 @@ def _grid_views(analysis: dict) -> dict:
     return {
         "layouts": layout_figure(layouts["rows"]) if layouts.get("varied") else None,
         "layout_table": _frame(layout_table(layouts)) if layouts.get("varied") else _frame(([], [])),
+        "color_axis": second,  # the colour control names what the lines are coloured by
         "setting_choices": [(setting_label(s, available), str(i)) for i, s in enumerate(available)],
         "setting": str(available.index(analysis["setting"])) if analysis.get("setting") in available else None,
-        "pareto": grid_figs.pareto_figure(analysis["grid"]),
+        "pareto": grid_figs.pareto_figure(analysis["grid"]) if (analysis["grid"] or {}).get("pareto_points") else None,
         "heatmap": grid_figs.heatmap_figure(runs, "gpus", second),
         "lines": grid_figs.lines_figure(runs, "gpus", second, facet=varied[1] if len(varied) > 1 else None),
         "energy": joules_per_token_figure(runs) if has_energy(runs) else None,
@@ -224,13 +228,20 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
         def part(value):
             return gr.update(value=value, visible=shown)
 
-        return (out["explanation"], part(out["points"]), part(out["fits"]),
+        # the answer first; without one (no sweep) the one line in its place says why
+        headline = f"### {out['headline']}" if shown and out["headline"] else out["explanation"]
+        timeline = out["run"] is not None  # published figures have no ranks to draw
+        return (headline, gr.update(value=out["explanation"]), gr.update(visible=shown),
+                part(out["points"]), part(out["fits"]),
                 gr.update(value=out["ab"], visible=bool(compare_id)),
                 part(out["throughput"]), part(out["speedup"]), part(out["efficiency"]),
-                gr.update(choices=out["run_choices"], value=out["run"]), out["timeline"],
+                gr.update(choices=out["run_choices"], value=out["run"], visible=timeline),
+                gr.update(value=out["timeline"], visible=timeline),
                 gr.update(interactive=out["throughput"] is not None), gr.update(value=None, visible=False),
                 gr.update(choices=out["setting_choices"], value=out["setting"], visible=grid),
-                out["pareto"], gr.update(value=out["heatmap"], visible=grid), gr.update(value=out["lines"], visible=grid),
+                gr.update(value=out["pareto"], visible=out["pareto"] is not None),
+                gr.update(value=out["heatmap"], visible=grid), gr.update(value=out["lines"], visible=grid),
+                gr.update(visible=grid), gr.update(value=out.get("color_axis") or "batch_size"),
                 gr.update(value=out["energy"], visible=out["energy"] is not None),
                 gr.update(value=out["layouts"], visible=out["layouts"] is not None),
                 gr.update(value=out["layout_table"], visible=out["layouts"] is not None))
@@ -255,24 +266,31 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
         reference_button = gr.Button("Add the reference post's sweeps", scale=1, size="sm")
     setting = gr.Dropdown(label="Setting shown against GPU count (this sweep is a grid)", choices=[], value=None,
                           visible=False, elem_id="analysis-setting")
-    explanation = gr.Markdown(elem_id="analysis-explanation")
-    layouts = gr.Plot(label="Layouts", show_label=False, elem_id="analysis-layouts", visible=False)
-    layout_rows = gr.Dataframe(label="Layouts at equal GPU count (tp: ranks per copy of the model, dp: copies)",
-                               interactive=False, wrap=True, visible=False, elem_id="analysis-layout-table")
-    points = gr.Dataframe(label="Per GPU count", interactive=False, wrap=True, visible=bool(initial))
-    fits = gr.Dataframe(label="Fits: X(n) = λn / (1 + σ(n−1) + κn(n−1))", interactive=False, wrap=True,
-                        visible=bool(initial))
-    ab = gr.Dataframe(label="A/B, count by count (Welch t-test on the repeats)", interactive=False,
-                      visible=False)
+    # the answer, then its chart, then the table; the reasoning behind it folds away below
+    headline = gr.Markdown(elem_id="analysis-headline")
     with gr.Row():
         throughput = gr.Plot(label="Throughput", show_label=False, elem_id="analysis-throughput", visible=bool(initial))
         speedup = gr.Plot(label="Speedup", show_label=False, elem_id="analysis-speedup", visible=bool(initial))
-    efficiency = gr.Plot(label="Efficiency", show_label=False, elem_id="analysis-efficiency", visible=bool(initial))
+    points = gr.Dataframe(label="Per GPU count", interactive=False, wrap=True, visible=bool(initial),
+                          elem_id="analysis-points", elem_classes="studio-table")
+    ab = gr.Dataframe(label="A/B, count by count (Welch t-test on the repeats)", interactive=False,
+                      visible=False, elem_classes="studio-table")
+    with gr.Accordion("Why: the reasoning, the fits and the ceilings", open=False,
+                      visible=bool(initial), elem_id="analysis-why") as why:
+        explanation = gr.Markdown(elem_id="analysis-explanation")
+        fits = gr.Dataframe(label="Fits: X(n) = λn / (1 + σ(n−1) + κn(n−1))", interactive=False, wrap=True,
+                            visible=bool(initial), elem_classes="studio-table")
+        efficiency = gr.Plot(label="Efficiency", show_label=False, elem_id="analysis-efficiency",
+                             visible=bool(initial))
+    layouts = gr.Plot(label="Layouts", show_label=False, elem_id="analysis-layouts", visible=False)
+    layout_rows = gr.Dataframe(label="Layouts at equal GPU count (tp: ranks per copy of the model, dp: copies)",
+                               interactive=False, wrap=True, visible=False, elem_id="analysis-layout-table",
+                               elem_classes="studio-table")
     with gr.Row():
-        pareto = gr.Plot(label="Pareto", show_label=False, elem_id="analysis-pareto")
+        pareto = gr.Plot(label="Pareto", show_label=False, elem_id="analysis-pareto", visible=False)
         heatmap = gr.Plot(label="Heatmap", show_label=False, elem_id="analysis-heatmap", visible=False)
     axis_choices = [(grid_figs.AXIS_TITLES[a], a) for a in grid_figs.GRID_AXES]
-    with gr.Row():
+    with gr.Row(visible=False) as grid_controls:
         x_axis = gr.Dropdown(axis_choices, value="gpus", label="x axis", elem_id="grid-x")
         color = gr.Dropdown(axis_choices, value="batch_size", label="colour (a line each)", elem_id="grid-color")
         facet = gr.Dropdown([("none", "none"), *axis_choices], value="none", label="facet (a panel each)",
@@ -280,14 +298,14 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     lines = gr.Plot(label="Grid lines", show_label=False, elem_id="analysis-lines", visible=False)
     energy = gr.Plot(label="Energy per token", show_label=False, elem_id="analysis-energy", visible=False)
     build_what_if(gr, store, sweep, PRIVATE)
-    run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None)
-    timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline")
+    run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None, visible=False)
+    timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline", visible=False)
     with gr.Row():
         make = gr.Button("Make HTML report", interactive=False, scale=0, min_width=220)
         report = gr.File(label="HTML report (opens offline)", visible=False, elem_id="analysis-report")
 
-    outputs = [explanation, points, fits, ab, throughput, speedup, efficiency, run, timeline, make, report,
-               setting, pareto, heatmap, lines, energy, layouts, layout_rows]
+    outputs = [headline, explanation, why, points, fits, ab, throughput, speedup, efficiency, run, timeline, make,
+               report, setting, pareto, heatmap, lines, grid_controls, color, energy, layouts, layout_rows]
     # opening the tab shows the newest sweep at once; a value set at build time fires no change event
     tab.select(refresh, [sweep, other], [sweep, other], **PRIVATE).then(show, [sweep, other], outputs, **PRIVATE)
     refresh_button.click(refresh, [sweep, other], [sweep, other], **PRIVATE)

@@ -53,6 +53,12 @@ CSS = """
               border: 1px solid var(--border-color-primary); border-radius: 8px;
               background: var(--block-background-fill); }
 .studio-log pre { margin: 0; padding: 8px 12px; font-size: 12px; line-height: 1.45; white-space: pre-wrap; }
+/* table headers break between words, never inside one ("GPU s", "speedu p") */
+.studio-table th, .studio-table th * { word-break: normal !important; overflow-wrap: normal !important;
+                                       hyphens: none !important; }
+#analysis-headline h3 { font-size: 20px; line-height: 1.35; margin: 6px 0 2px; }
+/* a long sweep label stops before the dropdown's arrow */
+#analysis-sweep input, #analysis-compare input { text-overflow: ellipsis; padding-right: 28px; }
 """
 
 

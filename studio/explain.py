@@ -195,3 +195,24 @@ def explain_layouts(summary: dict | None, model: str | None = None) -> list[str]
                          "and bfloat16/float16 round each partial sum), not a bug; greedy float32 should agree exactly.")
             lines.append(text)
     return lines
+
+
+def explanation_line(explanation: str, prefix: str) -> str | None:
+    return next((line for line in explanation.splitlines() if line.startswith(prefix)), None)
+
+
+def cause_sentence(analysis: dict) -> str:
+    """The analysis' own verdict as one sentence: its "Cause:" line cut at the
+    first full stop after the label, or the line saying there is nothing to explain."""
+    explanation = analysis.get("explanation") or ""
+    line = explanation_line(explanation, "Cause:")
+    if line:
+        head, _, rest = line.partition(". ")
+        first = rest.partition("; ")[0].partition(". ")[0].rstrip(".")
+        return f"{head}: {first[0].lower() + first[1:]}." if first else head + "."
+    verdict = (analysis.get("diagnosis") or {}).get("verdict")
+    for prefix in ("Every count runs", "Only one GPU count", "This sweep has no succeeded run"):
+        found = explanation_line(explanation, prefix)
+        if found:
+            return found
+    return f"The analysis gives no single cause (verdict: {verdict or 'none'})."

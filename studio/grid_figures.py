@@ -114,6 +114,8 @@ def lines_figure(runs: list[dict], x_axis: str = "gpus", color: str = "batch_siz
                                      line=dict(color=COLORS[i % len(COLORS)], width=2.5)), row=1, col=col)
     fig.update_layout(title=dict(text=title, x=0.01), template="plotly_white", font=FONT, height=420,
                       legend=dict(orientation="h", yanchor="top", y=-0.18, x=0), margin=dict(l=60, r=20, t=70, b=50))
-    fig.update_xaxes(title_text=AXIS_TITLES[x_axis])
+    # every setting on the x axis is a whole number: ticks at the values run, never at 1.2, 1.4
+    fig.update_xaxes(title_text=AXIS_TITLES[x_axis], tickmode="array",
+                     tickvals=sorted({r[x_axis] for r in rows if r[x_axis] is not None}))
     fig.update_yaxes(title_text="tokens / second", rangemode="tozero", col=1)
     return fig

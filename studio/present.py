@@ -22,6 +22,7 @@ from plotly.offline import get_plotlyjs
 from studio import analysis_figures as figs
 from studio import grid_figures
 from studio import present_figures as pfigs
+from studio.explain import cause_sentence, explanation_line
 from studio.report import ReportError, load_analysis
 from studio.stats import varied_settings
 
@@ -33,27 +34,6 @@ def _esc(value) -> str:
 def _kv(rows: list[tuple[str, object]]) -> str:
     return "<table class='kv'>" + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows) \
         + "</table>"
-
-
-def _line(explanation: str, prefix: str) -> str | None:
-    return next((line for line in explanation.splitlines() if line.startswith(prefix)), None)
-
-
-def cause_sentence(analysis: dict) -> str:
-    """The analysis' own verdict as one sentence: its "Cause:" line cut at the
-    first full stop after the label, or the line saying there is nothing to explain."""
-    explanation = analysis.get("explanation") or ""
-    line = _line(explanation, "Cause:")
-    if line:
-        head, _, rest = line.partition(". ")
-        first = rest.partition("; ")[0].partition(". ")[0].rstrip(".")
-        return f"{head}: {first[0].lower() + first[1:]}." if first else head + "."
-    verdict = (analysis.get("diagnosis") or {}).get("verdict")
-    for prefix in ("Every count runs", "Only one GPU count", "This sweep has no succeeded run"):
-        found = _line(explanation, prefix)
-        if found:
-            return found
-    return f"The analysis gives no single cause (verdict: {verdict or 'none'})."
 
 
 def _settings_step(analysis: dict) -> dict:
@@ -94,7 +74,7 @@ def _rounds_step(analysis: dict) -> dict | None:
     rows = pfigs.measured_rows(analysis)
     if not rows:
         return None
-    text = _line(analysis["explanation"], "Going from") or (
+    text = explanation_line(analysis["explanation"], "Going from") or (
         "Rounds on the busiest rank: " + ", ".join(f"{r['gpus']} GPU(s) {r['rounds']}" for r in rows) + ".")
     return {"id": "rounds", "title": "Rounds per rank: where the time goes", "html": f"<p>{_esc(text)}</p>",
             "figures": [pfigs.rounds_blocks_figure(rows, "Each block is one generate call; the tallest column "

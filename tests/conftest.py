@@ -163,13 +163,14 @@ def analysis_tab_page(browser, store, tmp_path):
     import gradio as gr
 
     from studio.analysis_tab import build_analysis_tab
+    from studio.app import CSS, theme
 
     with gr.Blocks() as demo:
         with gr.Tab("Runs"):
             gr.Markdown("another tab")
         build_analysis_tab(store, tmp_path)
     port = find_free_port()
-    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, css=CSS, theme=theme())
     try:
         page = browser.new_page(viewport={"width": 1300, "height": 900})
         errors: list[str] = []

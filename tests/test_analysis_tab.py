@@ -64,6 +64,8 @@ def test_reference_sweep_analysis(db_path, tmp_path):
     assert {"median (95% CI)", "quantisation prediction", "USL fit", "ideal"} <= names
     assert isinstance(out["speedup"], go.Figure) and isinstance(out["efficiency"], go.Figure)
     assert out["run_choices"] == [] and out["timeline"] is None  # published figures have no timeline
+    # the tab leads with the same one-sentence answer the deck gives, and hides the empty Pareto chart
+    assert out["headline"].startswith("Cause: work quantisation") and out["pareto"] is None
     path = write_report(store, str(ids["batched"]), "", tmp_path)
     html = path.read_text(encoding="utf-8")
     assert path.name == f"sweep-{ids['batched']}-report.html" and path.parent.parent == tmp_path
@@ -132,10 +134,17 @@ def test_tab_renders_charts_in_chromium(db_path, artifacts, tmp_path, browser):
             page.wait_for_timeout(500)
             page.locator("#analysis-sweep input").click()
         page.locator("[role=option]", has_text="Reference post: batched").first.click()
+        page.get_by_text("Why: the reasoning, the fits and the ceilings").click()  # folded below the answer
         for name in ("throughput", "speedup", "efficiency"):
             page.wait_for_selector(f"#analysis-{name} .main-svg", timeout=60000)
         page.wait_for_function("document.querySelector('#analysis-explanation').innerText"
                                ".includes('work quantisation')", timeout=30000)
+        # the answer leads; what a published sweep cannot show is not shown empty
+        assert page.locator("#analysis-headline").inner_text().startswith("Cause: work quantisation")
+        for absent in ("#analysis-timeline", "#analysis-pareto", "#grid-x"):
+            assert not page.locator(absent).is_visible(), absent
+        breaks = page.eval_on_selector_all("#analysis-points th", "els => els.map(e => getComputedStyle(e).wordBreak)")
+        assert breaks and set(breaks) == {"normal"}  # "GPU s", "speedu p" no more
         # a measured sweep: the Gantt of its run draws
         page.locator("#analysis-sweep input").click()
         page.locator("[role=option]", has_text=f"#{sweep_id} ").first.click()

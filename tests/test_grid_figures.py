@@ -41,3 +41,8 @@ def test_lines_against_any_setting_with_panels():
                                         facet="prompt_tokens")
     titles = [a.text for a in faceted.layout.annotations]
     assert titles == ["prompt tokens 32", "prompt tokens 128"] or titles == ["prompt tokens 128", "prompt tokens 32"]
+
+
+def test_the_lines_chart_ticks_only_at_the_values_run():
+    fig = grid_figures.lines_figure(RUNS, "gpus", "batch_size")
+    assert list(fig.layout.xaxis.tickvals) == [1, 2]

@@ -24,6 +24,7 @@ def test_the_analysis_tab_compares_the_layouts_of_a_sweep(db_path, artifacts, tm
     sweep_id, ids = layout_sweep(store, dtype="bfloat16", below={3: (0.97, DETAIL)})
     with analysis_tab_page(browser, store, tmp_path) as (page, errors):  # opens on the newest sweep: this one
         page.wait_for_selector("#analysis-layouts .main-svg", timeout=60_000)
+        page.get_by_text("Why: the reasoning, the fits and the ceilings").click()  # folded below the answer
         page.wait_for_function("document.querySelector('#analysis-explanation').innerText"
                                ".includes('4 replicas gave 3.1x the tokens/s of tp 4')", timeout=30_000)
         explanation = page.locator("#analysis-explanation").inner_text()

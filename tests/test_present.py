@@ -13,7 +13,8 @@ from conftest import run_cli
 from db.store import Store
 from runner.config import RunConfig
 from runner.result import RunResult
-from studio.present import cause_sentence, deck_html, deck_steps, write_deck
+from studio.explain import cause_sentence
+from studio.present import deck_html, deck_steps, write_deck
 from studio.present_figures import block_positions, check_explainer_inputs, explainer_figure, whatif_rows
 from studio.reference import ensure_reference_sweeps
 from studio.report import ReportError, load_analysis
