@@ -28,7 +28,7 @@ from studio.page_kit import error_text, private
 from studio.present_tab import build_present_tab
 
 POLL_SECONDS = 1.0
-CHART_TITLE = "Throughput against GPU count (dotted: ideal linear scaling)"
+CHART_TITLE = "Throughput against GPU count"  # the legend names the dotted ideal line; a long title is cut on a phone
 EMPTY_CHART = "The chart grows as each GPU count finishes"
 
 CSS = """
@@ -53,6 +53,12 @@ CSS = """
               border: 1px solid var(--border-color-primary); border-radius: 8px;
               background: var(--block-background-fill); }
 .studio-log pre { margin: 0; padding: 8px 12px; font-size: 12px; line-height: 1.45; white-space: pre-wrap; }
+/* a phone: a run's name and counts on one line, its bar under them, nothing wider than the screen */
+@media (max-width: 640px) {
+  .studio-run { grid-template-columns: 1fr auto; gap: 4px 8px; }
+  .studio-run .studio-bar { grid-column: 1 / -1; grid-row: 2; }
+  .studio-run .studio-detail { grid-column: 1 / -1; }
+}
 /* table headers break between words, never inside one ("GPU s", "speedu p") */
 .studio-table th, .studio-table th * { word-break: normal !important; overflow-wrap: normal !important;
                                        hyphens: none !important; }
@@ -86,9 +92,11 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
                                     placeholder="The King is dead. Long live the Queen.\nCall me Ishmael.")
             ui.preset = gr.Button("Use the reference post's prompts (10 first lines of novels × 10)", size="sm",
                                   elem_id="preset")
-            ui.prompt_file = gr.File(label="…or upload a .txt (one a line), .jsonl or .csv file ('prompt' field)",
+            # a short label: a long one wraps on a phone and runs over "Drop File Here"
+            ui.prompt_file = gr.File(label="…or upload a file",
                                      file_types=[".txt", ".jsonl", ".csv"], type="filepath", height=110,
                                      elem_id="prompt-file")
+            gr.Markdown("Files: .txt (one prompt a line), .jsonl or .csv (a 'prompt' field).", elem_classes="studio-note")
             ui.prompt_info = gr.Markdown(forms.prompt_summary(forms.preset_text(), None), elem_classes="studio-note")
         with gr.Column(scale=4):
             gr.Markdown("### 2 · Settings")
@@ -419,7 +427,8 @@ def build_app(supervisor, db_path: str | Path | None = None) -> gr.Blocks:
         gr.Markdown("# Scaling Studio\nRun a generation benchmark over 1, 2, … GPUs and see where scaling "
                     "plateaus. A sweep keeps running on the server if you close this tab.",
                     elem_classes="studio-header")
-        with gr.Tabs(selected="run") as tabs:
+        # on a phone the tabs wrap onto a second line instead of hiding behind an unlabelled "…"
+        with gr.Tabs(selected="run", overflow_behavior="wrap") as tabs:
             with gr.Tab("Run", id="run"):
                 run = build_run_tab(supervisor, store)
             with gr.Tab("History", id="history", elem_id="history-tab") as history_tab:
