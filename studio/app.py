@@ -141,8 +141,11 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
             with gr.Row():
                 ui.repeats = gr.Number(1, precision=0, label="Repeats per cell", elem_id="repeats")
                 ui.name = gr.Textbox(label="Sweep name (optional)", max_lines=1, elem_id="sweep-name")
-            ui.grid_info = gr.Markdown("Grid: 1 setting = 1 cell(s) × 1 repeat(s) = **1 run(s)**",
-                                       elem_id="grid-info", elem_classes="studio-note")
+            # what the form's own defaults make, before any control is touched
+            ui.grid_info = gr.Markdown(forms.grid_summary(forms.SweepRequest(
+                prompts_text="", model="tiny", mode="batched", batch_size="16", max_new_tokens="100",
+                gpu_counts=[str(c) for c in default_counts], repeats=1, tp="1")),
+                elem_id="grid-info", elem_classes="studio-note")
             with gr.Row():
                 ui.run = gr.Button("Run sweep", variant="primary", elem_id="run-button")
                 ui.stop = gr.Button("Stop", variant="stop", elem_id="stop-button")

@@ -22,6 +22,9 @@ def test_the_run_tab_on_a_phone(db_path, free_port, tmp_path, browser, artifacts
         page.goto(url)
         page.wait_for_selector("#run-button", timeout=30_000)
         page.wait_for_timeout(1000)
+        # before any control is touched, the grid line counts the runs the ticked GPU counts make
+        ticked = page.locator("#gpu-counts input[type=checkbox]:checked").count()
+        assert ticked >= 1 and f"= {ticked} run(s)" in page.locator("#grid-info").inner_text()
         for name in ("Run", "History", "Compare", "Analysis", "Present"):
             assert page.get_by_role("tab", name=name).is_visible(), f"the {name} tab is hidden"
         label = page.locator("#prompt-file").get_by_text("…or upload a file").bounding_box()
