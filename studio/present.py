@@ -23,6 +23,7 @@ from studio import analysis_figures as figs
 from studio import grid_figures
 from studio import present_figures as pfigs
 from studio.explain import cause_sentence, explanation_line
+from studio.predict import describe_held_out
 from studio.report import ReportError, load_analysis
 from studio.stats import varied_settings
 
@@ -90,16 +91,24 @@ def _cause_step(analysis: dict) -> dict:
 
 
 def _whatif_step(analysis: dict) -> dict | None:
-    rows = pfigs.whatif_rows(analysis)
+    rows = [r for r in analysis.get("what_if_rows") or [] if r["measured"] is None]
     if not rows:
         return None
-    table = "<table><tr><th>GPUs</th><th>rounds on the busiest rank</th><th>quantisation ceiling, tokens/s</th>" \
-            "<th>USL fit, tokens/s</th></tr>" + "".join(
-                f"<tr><td>{r['gpus']}</td><td>{r['rounds']}</td><td>{r['ceiling']:.0f}</td>"
-                f"<td>{'–' if r['usl'] is None else format(r['usl'], '.0f')}</td></tr>" for r in rows) + "</table>"
-    note = ("<p class='note'>Extrapolated, not measured: the ceiling assumes every round takes as long as at the "
-            f"smallest count ({analysis['counts'][0]} GPU(s)); the USL curve is the fit to the measured counts carried "
-            "past them. Neither has a stated error: run those counts to know.</p>")
+
+    def num(value) -> str:
+        return "–" if value is None else f"{value:.0f}"
+
+    table = ("<table><tr><th>GPUs</th><th>rounds on the busiest rank</th><th>ceiling, tokens/s</th>"
+             "<th>predicted, tokens/s</th><th>interval</th></tr>" + "".join(
+                 f"<tr><td>{r['gpus']}</td><td>{num(r['rounds'])}</td><td>{num(r['ceiling'])}</td>"
+                 f"<td>{num(r['predicted'])}</td><td>{num(r['low'])}–{num(r['high'])}</td></tr>" for r in rows)
+             + "</table>")
+    what_if = analysis.get("what_if") or {}
+    trust = (describe_held_out(what_if["held_out"]) if what_if.get("held_out")
+             else what_if.get("error") or "no prediction")
+    note = ("<p class='note'>Not measured. The ceiling is what the rounds allow if every round took as long as at "
+            f"the smallest count ({analysis['counts'][0]} GPU(s)); the prediction also models the time per round. "
+            f"{_esc(trust[0].upper() + trust[1:])}.</p>")
     return {"id": "whatif", "title": "What if: the next GPU counts", "html": table + note,
             "figures": [pfigs.whatif_figure(analysis)]}
 

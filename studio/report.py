@@ -17,6 +17,7 @@ from studio.analysis import analyse_sweep, compare
 from studio.explain import explain_layouts
 from studio.grid_analysis import grid_summary
 from studio.layouts import layout_summary
+from studio.what_if import sweep_what_if, what_if_rows
 
 FORMAT_VERSION = 1
 
@@ -42,6 +43,8 @@ def load_analysis(store: Store, sweep_id: int, slo: dict | None = None, setting:
              + explain_layouts(result["layouts"], sweep.get("model")))
     if extra:
         result["explanation"] += "\n" + "\n".join(extra)
+    result["what_if"] = sweep_what_if(sweep, ranks, result["counts"])
+    result["what_if_rows"] = what_if_rows(result)
     result["_runs"] = {r["id"]: r for r in sweep["runs"]}
     result["_ranks"] = ranks
     return result

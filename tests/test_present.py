@@ -15,10 +15,11 @@ from runner.config import RunConfig
 from runner.result import RunResult
 from studio.explain import cause_sentence
 from studio.present import deck_html, deck_steps, write_deck
-from studio.present_figures import block_positions, check_explainer_inputs, explainer_figure, whatif_rows
+from studio.present_figures import block_positions, check_explainer_inputs, explainer_figure
 from studio.reference import ensure_reference_sweeps
 from studio.report import ReportError, load_analysis
 from studio.scaling_models import quantisation
+from studio.what_if import what_if_rows
 
 # tokens/s per (GPUs, batch size), two repeats each: made up for the test, stored like real runs
 GRID = {(1, 2): (10.0, 11.0), (2, 2): (19.0, 20.0), (1, 8): (30.0, 31.0), (2, 8): (50.0, 52.0)}
@@ -97,16 +98,15 @@ def test_deck_of_the_reference_batched_sweep(store):
     assert "Going from 4 to 5 GPUs leaves the busiest rank with 2 rounds" in rounds["html"]
     assert cause_sentence(analysis).startswith("Cause: work quantisation/imbalance: seconds per round stay")
     whatif = next(s for s in steps if s["id"] == "whatif")
-    usl = analysis["fits"]["usl"]
-    rows = whatif_rows(analysis)
-    assert [r["gpus"] for r in rows] == [6, 7, 8, 9, 10] and [r["rounds"] for r in rows] == [2, 1, 1, 1, 1]
+    rows = what_if_rows(analysis)
+    assert rows == analysis["what_if_rows"]  # the deck shows the rows the report and the tab carry
+    assert [r["gpus"] for r in rows] == [1, 2, 3, 4, 5, 6, 10] and [r["rounds"] for r in rows][-2:] == [2, 1]
     base = analysis["points"][0]["throughput"]["median"]
-    assert rows[1]["ceiling"] == pytest.approx(base * 7)  # 7 rounds on 1 GPU, 1 round on 7
-    n = 8
-    assert rows[2]["usl"] == pytest.approx(usl["lam"] * n / (1 + usl["sigma"] * (n - 1) + usl["kappa"] * n * (n - 1)))
-    assert "Extrapolated, not measured" in whatif["html"]
-    assert {t.name for t in whatif["figures"][0].data} >= {"extrapolated: quantisation ceiling (rounds alone)",
-                                                           "extrapolated: USL fit", "measured median"}
+    assert rows[-1]["ceiling"] == pytest.approx(base * 7)  # 7 rounds on 1 GPU, 1 round on 10
+    for r in rows[-2:]:
+        assert f"<tr><td>{r['gpus']}</td><td>{r['rounds']}</td><td>{r['ceiling']:.0f}</td>" in whatif["html"]
+    assert "Not measured" in whatif["html"] and "held out" in whatif["html"].lower()
+    assert {t.name for t in whatif["figures"][0].data} >= {"ceiling: what the rounds allow", "measured median"}
     html = deck_html(analysis)
     assert html.count("<section class='step'") == len(steps)
     assert html.count("Plotly=") <= 1 and "cdn.plot.ly" not in html.split("<script>")[0]
