@@ -83,8 +83,10 @@ def _rounds_step(analysis: dict) -> dict | None:
 
 
 def _cause_step(analysis: dict) -> dict:
-    detail = [line for line in analysis["explanation"].splitlines()
-              if line.startswith(("Predicted speedup", "Going from", "To remove"))]
+    # the remedy for quantisation belongs on the slide only where quantisation is the cause
+    verdict = (analysis.get("diagnosis") or {}).get("verdict")
+    prefixes = ("Predicted speedup", "Going from") + (("To remove",) if verdict in ("quantisation", "both") else ())
+    detail = [line for line in analysis["explanation"].splitlines() if line.startswith(prefixes)]
     body = f"<p class='cause'>{_esc(cause_sentence(analysis))}</p>" + "".join(
         f"<p class='small'>{_esc(line)}</p>" for line in detail)
     return {"id": "cause", "title": "The cause", "html": body, "figures": [figs.speedup_figure(analysis)]}
