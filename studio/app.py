@@ -24,6 +24,7 @@ from studio import figures, forms, history, views
 from studio.analysis_tab import build_analysis_tab
 from studio.api import register_api
 from studio.compare_tab import build_compare_tab
+from studio.glossary import glossary_markdown
 from studio.page_kit import error_text, private
 from studio.present_tab import build_present_tab
 
@@ -443,6 +444,10 @@ def build_app(supervisor, db_path: str | Path | None = None) -> gr.Blocks:
             with gr.Tab("Present", id="present", elem_id="present-tab"):
                 build_present_tab(store)
 
+        # below the tabs: one click from every term any tab uses
+        with gr.Accordion("Glossary: rounds, knee, σ/κ, roofline, tp/dp, TTFT/TPOT, goodput, held-out, agreement",
+                          open=False, elem_id="glossary"):
+            gr.Markdown(glossary_markdown())
         app.load(*run.on_load, **private(show_progress="hidden"))
         history_tab.select(*history.refresh_event, **private(show_progress="hidden"))
         compare_tab.select(*compare.choices_event, **private(show_progress="hidden")).then(
