@@ -153,8 +153,9 @@ font-weight:600;color:#1f4e9c;margin:10px 0}.small{font-size:.9em;color:#444}.no
 padding:4px 10px;text-align:left}.kv th{background:#f3f3f3;width:220px}.kv{font-size:1.15em}
 #bar{position:fixed;bottom:0;left:0;right:0;height:34px;display:flex;align-items:center;gap:12px;
 padding:0 16px;background:#f4f7fb;border-top:1px solid #dde;font-size:.95em}#bar button{font-size:1em}
-#counter{font-variant-numeric:tabular-nums;font-weight:600;white-space:nowrap}
+#counter{font-variant-numeric:tabular-nums;font-weight:600;white-space:nowrap;flex-shrink:0}
 #bar span{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;min-width:0}
+@media (max-width:600px){#bar span:last-child{display:none}}
 """
 
 SCRIPT = """

@@ -194,6 +194,12 @@ def test_deck_renders_every_chart_offline_in_chromium(store, tmp_path, artifacts
         assert page.locator("#counter").inner_text() == f"{len(steps) - 1} / {len(steps)}"
         page.mouse.click(960, 60)  # a click off the charts advances
         assert page.locator("#counter").inner_text() == f"{len(steps)} / {len(steps)}"
+        # on a phone the footer keeps its counter whole, on one line
+        page.set_viewport_size({"width": 390, "height": 844})
+        box = page.locator("#counter").bounding_box()
+        assert box["height"] < 30 and box["x"] + box["width"] <= 390
+        assert page.evaluate("(() => { const c = document.querySelector('#counter'); "
+                             "return c.scrollWidth <= c.clientWidth; })()")
         browser.close()
     assert not errors and not requests, (errors, requests)
 
