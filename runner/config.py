@@ -103,14 +103,10 @@ def check_model_id(model: str) -> str:
 
 
 def _int(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise ConfigError(name, f"must be a whole number, got {value!r}")
-    value = int(value)
-    if value < low:
-        raise ConfigError(name, f"must be at least {low}, got {value}")
-    if value > high:
-        raise ConfigError(name, f"must be at most {high}, got {value}")
-    return value
+    # imported here: runner.numbers needs ConfigError from this module
+    from runner.numbers import whole
+
+    return whole(name, value, low, high, text=False)
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
