@@ -35,7 +35,7 @@ def parse_axis(axis: str, value) -> list:
     capped before it is split, whole numbers in ASCII digits, each value once)."""
     name = AXES[axis][0]
     if axis not in CHOICES:
-        return whole_list(name, value, 1)
+        return whole_list(name, value, 1, example={"gpus_per_node": "1,2,4", "tp_size": "1,2"}.get(axis, "1,8,32"))
     items = list_items(name, value, ",".join(CHOICES[axis][:2]))
     for item in items:
         if not isinstance(item, str) or item not in CHOICES[axis]:
