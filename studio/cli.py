@@ -8,9 +8,8 @@ import os
 import sys
 import threading
 
-from runner.config import ConfigError
+from runner.config import ConfigError, whole
 from runner.latency import RUN_FIELDS as LATENCY_RUN_FIELDS
-from runner.numbers import whole
 from studio.cli_args import EXIT_BAD_INPUT, EXIT_RUN_FAILED, add_db_option, add_run_options, config_from_args, fail, whole_arg
 
 

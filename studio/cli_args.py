@@ -7,8 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from runner.config import ConfigError, RunConfig
-from runner.numbers import LARGEST, whole
+from runner.config import LARGEST, ConfigError, RunConfig, whole
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1

@@ -7,8 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from runner.config import LIMITS, ConfigError
-from runner.numbers import whole, whole_list
+from runner.config import LIMITS, ConfigError, whole, whole_list
 from studio.cli_args import fail
 from studio.predict import describe_held_out
 

@@ -11,11 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.config import ConfigError, RunConfig
+from runner.config import LARGEST, ConfigError, RunConfig, whole
 from runner.hardware import detect
 from runner.launch_groups import DEFAULT_LAUNCH
 from runner.models import arch_names
-from runner.numbers import LARGEST, whole
 from runner.prompts import MAX_FILE_BYTES, load_prompts, parse_prompts, preset
 from runner.validate import remote_code_allowed
 from studio.grid import LABELS as GRID_LABELS

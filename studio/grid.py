@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import itertools
 
-from runner.config import DTYPES, MODES, ConfigError
-from runner.numbers import list_items, unique, whole_list
+from runner.config import DTYPES, MODES, ConfigError, list_items, unique, whole_list
 from studio.layouts import tp_label
 
 # config field -> (the setting's name in messages and the API, the CLI flag)
@@ -31,7 +30,7 @@ LABELS = {"gpus_per_node": "GPUs", "tp_size": "tp", "batch_size": "batch", "max_
 
 
 def parse_axis(axis: str, value) -> list:
-    """One setting's values from '1,8,32', a list, or a single value (runner.numbers:
+    """One setting's values from '1,8,32', a list, or a single value (runner.config.whole_list:
     capped before it is split, whole numbers in ASCII digits, each value once)."""
     name = AXES[axis][0]
     if axis not in CHOICES:

@@ -12,9 +12,8 @@ from datetime import date, timedelta
 import pandas as pd
 
 from db.store import Store
-from runner.config import ConfigError
+from runner.config import ConfigError, whole
 from runner.latency import RUN_FIELDS
-from runner.numbers import whole
 from studio.grid import sweep_layouts, sweep_value
 from studio.layouts import agreement_cells, run_layout, tp_of
 from studio.params import id_list, record_id

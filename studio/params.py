@@ -5,14 +5,13 @@ anything is read, started or deleted."""
 
 from __future__ import annotations
 
-from runner.config import ConfigError
-from runner.numbers import LARGEST, whole
+from runner.config import LARGEST, ConfigError, whole
 
 LARGEST_ID = LARGEST  # SQLite's INTEGER
 
 
 def whole_number(name: str, value, *, minimum: int = 0, maximum: int = LARGEST_ID) -> int:
-    """An int, a float with no fraction, or ASCII digits; nothing else (runner.numbers)."""
+    """An int, a float with no fraction, or ASCII digits; nothing else (runner.config.whole)."""
     return whole(name, value, minimum, maximum)
 
 

@@ -71,10 +71,10 @@ def test_a_grid_is_counted_from_its_lengths_with_the_layouts():
 
 
 def test_duplicates_are_found_in_linear_time(monkeypatch):
-    from runner import numbers
+    from runner import config
 
-    monkeypatch.setattr(numbers, "MAX_VALUES", 10**6)
-    monkeypatch.setattr(numbers, "MAX_LIST_CHARS", 10**8)
+    monkeypatch.setattr(config, "MAX_VALUES", 10**6)
+    monkeypatch.setattr(config, "MAX_LIST_CHARS", 10**8)
     began = time.perf_counter()
     with pytest.raises(ConfigError, match="batch_size: lists 7 twice"):
         grid.parse_axis("batch_size", upto(200_000) + ",7")
