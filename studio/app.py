@@ -22,7 +22,7 @@ from runner.launch_groups import DEFAULT_LAUNCH, LAUNCH_MODES
 from runner.planner import describe_plan
 from studio import figures, forms, history, views
 from studio.analysis_tab import build_analysis_tab
-from studio.api import register_api
+from studio.api import refuse_missing_values, register_api
 from studio.compare_tab import build_compare_tab
 from studio.glossary import glossary_markdown
 from studio.page_kit import error_text, private
@@ -461,5 +461,6 @@ def build_app(supervisor, db_path: str | Path | None = None) -> gr.Blocks:
         history.compare.click(to_compare, [history.sweeps, history.runs], [tabs, compare.sweeps, compare.runs],
                               **private()).then(*compare.draw_event, **private(show_progress="hidden"))
         register_api(supervisor, store)
+    refuse_missing_values(app)
     app.studio_export_dir = export_dir
     return app
