@@ -85,9 +85,13 @@ def _observation(run: dict, ranks: list[dict]) -> dict:
         if roof is not None:
             ranks = [{**r, "roofline": roof} if r.get("rank") == roof.get("rank") else r for r in ranks]
     shape = _roof_shape(roof, ranks, b) if roof else _weights_only(run, n, b, prompts, steps)
+    # a published sweep stores tokens/s and seconds but no token count: their product is the count it measured
+    tokens, derived = run.get("tokens"), False
+    if tokens is None and run.get("tokens_per_second") and run.get("seconds"):
+        tokens, derived = run["tokens_per_second"] * run["seconds"], True
     return {"run": run, "gpus": n, "batch_size": b, "num_prompts": prompts, "max_new_tokens": steps,
             "rounds": rounds, "per_round": per_round, "from_timeline": bool(spans),
-            "fill": (run.get("tokens") or 0) / (prompts * steps), "roofline": shape}
+            "fill": (tokens or 0) / (prompts * steps), "tokens_derived": derived, "roofline": shape}
 
 
 def _roof_shape(roof: dict | None, ranks: list[dict], batch: int) -> dict | None:
@@ -305,6 +309,9 @@ def predict(sweep: dict, ranks_by_run: dict | None, gpus: list[int], batch_size:
     notes = sorted({note for r in rows for note in r.pop("notes")})
     if not any(o["from_timeline"] for o in obs):
         notes.append("no per-batch timeline stored: the time per round is each run's seconds over its rounds")
+    if any(o["tokens_derived"] for o in obs):
+        notes.append("the sweep stored no token counts (published figures): each run's tokens are its tokens/s "
+                     "x seconds as published")
     if len({o["gpus"] for o in obs}) < 2:
         notes.append("the sweep measured one GPU count: no contention could be measured, it is taken as none")
     return {"sweep_id": sweep.get("id"), "request": {"gpus": [r["gpus"] for r in rows], "batch_size": batch,

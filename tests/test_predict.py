@@ -162,3 +162,22 @@ def test_a_stored_run_gives_the_weight_and_kv_shares_not_the_weights_only_fallba
     assert not shape.get("weights_only")
     # bytes 3 x 1000 + 3 x 256 x 2 x (10 + 11 + 12) = 53,688; KV at 3 x 256 a position gives back L = 10
     assert shape == {"weight_bytes": 1000, "kv_bytes_per_token": 768, "prompt_length": 10.0}
+
+
+def test_a_published_sweep_predicts_tokens_per_second_from_its_published_rate(tmp_path):
+    # published sweeps store no token count; they predicted 0 tokens/s [0, 0] at every count before
+    from db.store import Store
+    from studio.cli_predict import predict_stored
+    from studio.reference import ensure_reference_sweeps
+
+    store = Store(tmp_path / "s.db")
+    ids = ensure_reference_sweeps(store)
+    for name in ("batched", "simple"):
+        result = predict_stored(store, ids[name], {"gpus": [1, 2, 3, 4, 5, 6, 8], "batch_size": None,
+                                                   "num_prompts": None, "max_new_tokens": None})
+        for row in result["predictions"]:
+            assert 0 < row["low"] <= row["tokens_per_second"] <= row["high"], (name, row)
+            if row["measured"]:  # the published rate itself is predicted within 30%
+                assert row["tokens_per_second"] == pytest.approx(row["measured"]["tokens_per_second"], rel=0.3)
+        assert any("tokens/s x seconds as published" in note for note in result["notes"])
+        assert result["held_out"]["median_abs_pct_error"] < 50
