@@ -165,6 +165,9 @@ class Supervisor:
             if job in self._queue:
                 self._queue.remove(job)
                 self._finish_unstarted(job, "cancelled", "cancelled before it started")
+            else:
+                # on disk before the caller hears "stopped": a crash in between must not resume it
+                self.store.record_stop(job.sweep_id)
             return True
 
     def shutdown(self, timeout: float = 15.0) -> None:
