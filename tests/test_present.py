@@ -14,6 +14,7 @@ from db.store import Store
 from runner.config import RunConfig
 from runner.result import RunResult
 from studio.explain import cause_sentence
+from studio.output_file import OutputError
 from studio.present import deck_html, deck_steps, write_deck
 from studio.present_figures import block_positions, check_explainer_inputs, explainer_figure, whatif_rows
 from studio.reference import ensure_reference_sweeps
@@ -135,9 +136,9 @@ def test_a_sweep_without_a_finished_run_cannot_be_presented(store):
 
 def test_write_deck_refuses_a_missing_folder(store, tmp_path):
     sweep_id = ensure_reference_sweeps(store)["batched"]
-    with pytest.raises(ReportError, match="does not exist; create it or pick another --output"):
+    with pytest.raises(OutputError, match="does not exist; create it or pick another --output"):
         write_deck(store, sweep_id, tmp_path / "nope" / "deck.html")
-    with pytest.raises(ReportError, match="is a folder"):
+    with pytest.raises(OutputError, match="is a folder"):
         write_deck(store, sweep_id, tmp_path)
 
 
