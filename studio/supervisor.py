@@ -192,6 +192,17 @@ class Supervisor:
         job.state = status
         self._finished.append(job.sweep_id)
 
+    def forget(self, sweep_ids) -> None:
+        """Deleted sweeps: their finished jobs must not answer sweep_status any more."""
+        with self._lock:
+            for sweep_id in sweep_ids or ():
+                job = self._jobs.get(sweep_id)
+                if job is not None and job.state in FINAL:
+                    del self._jobs[sweep_id]
+            kept = [s for s in self._finished if s in self._jobs]
+            self._finished.clear()
+            self._finished.extend(kept)
+
     # reading ------------------------------------------------------------------
     def status(self, sweep_id: int | None = None) -> dict | None:
         with self._lock:
