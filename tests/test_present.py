@@ -208,6 +208,8 @@ def test_present_tab_handlers(store):
     sweep_id = ensure_reference_sweeps(store)["batched"]
     frame, status, measured = deck_frame(store, str(sweep_id))
     assert frame.startswith("<iframe id='present-deck'") and "srcdoc=\"&lt;!doctype html&gt;" in frame
+    # its own origin: scripts run, but reach neither the page nor the API (issue 27 item 9)
+    assert "sandbox='allow-scripts'" in frame and "allow-same-origin" not in frame
     assert explainer_start(measured) == (100, 16, 6)  # the sweep's settings, one count past its largest
     names = {t.name for t in explainer_plot(measured, 100, 16, 6).data}
     assert "measured median (this sweep)" in names
