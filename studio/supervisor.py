@@ -68,6 +68,7 @@ class SweepJob:
     runs: dict[int, RunProgress] = field(default_factory=dict)
     log: collections.deque = field(default_factory=lambda: collections.deque(maxlen=LOG_LINES))
     current_run_id: int | None = None
+    hardware_position: int | None = None  # place in line for the machine, while another runner holds it
 
 
 ADOPT_EVERY_S = 10.0  # how often an idle server looks for sweeps a dead owner left
@@ -214,6 +215,8 @@ class Supervisor:
             position = None
             if job.state == "queued":
                 position = next(i for i, j in enumerate(self._queue) if j is job) + 1
+            elif job.state == "running":
+                position = job.hardware_position  # waiting for the machine (another server or a CLI holds it)
             return {
                 "sweep_id": job.sweep_id,
                 "state": job.state,
@@ -287,6 +290,8 @@ class Supervisor:
             progress = job.runs.get(event.get("run_id"))
             if progress is None:
                 return
+            if kind != "waiting":
+                job.hardware_position = None
             if kind == "run-start":
                 job.current_run_id = progress.run_id
                 progress.status = "running"
@@ -296,7 +301,9 @@ class Supervisor:
                 progress.phase = event["phase"]
             elif kind == "waiting":
                 progress.phase = "waiting"
-                job.log.append(f"run {progress.run_id}: waiting for the hardware: {event['holder']}")
+                job.hardware_position = event.get("position")
+                job.log.append(f"run {progress.run_id}: waiting for the hardware: {event['holder']}"
+                               + (f" (place in line: {job.hardware_position})" if job.hardware_position else ""))
             elif kind == "progress":
                 progress.done_by_rank[event["rank"]] = event["done"]
             elif kind == "error":

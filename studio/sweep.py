@@ -268,7 +268,8 @@ def run_shared(plan: SweepPlan, store: Store, positions: list[int], run_ids: lis
     waiting_since = time.time()
     holds = lock.acquire(
         {"program": program, "run_id": ids[0]}, cancel=cancel,
-        on_wait=lambda holder: emit({"event": "waiting", "run_id": ids[0], "holder": describe_holder(holder)}))
+        on_wait=lambda holder: emit({"event": "waiting", "run_id": ids[0], "holder": describe_holder(holder),
+                                     "position": lock.position}))
     if not holds:
         for position, prepared, run_id in zip(positions, cells, ids):
             results[position] = RunResult.failure(prepared.config.to_dict(), "cancelled", "cancelled before it started")
@@ -370,7 +371,8 @@ def run_one(
         waiting_since = time.time()
         holds = lock.acquire(
             {"program": program, "run_id": run_id}, cancel=cancel,
-            on_wait=lambda holder: emit({"event": "waiting", "run_id": run_id, "holder": describe_holder(holder)}))
+            on_wait=lambda holder: emit({"event": "waiting", "run_id": run_id, "holder": describe_holder(holder),
+                                         "position": lock.position}))
         if not holds:
             result = RunResult.failure(prepared.config.to_dict(), "cancelled", "cancelled before it started")
             store.finish_run(run_id, result)
