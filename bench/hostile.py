@@ -5,10 +5,12 @@
 Starts a server on a fresh database holding one earlier run, then sends bounded
 rounds of bad requests (ids and booleans that bend, wrong types, missing
 arguments, server paths as uploads, NaN over raw HTTP) and injects faults
-(Stop mid-run, a rank SIGKILLed, a run deleted while its sweep runs). It prints
-requests sent, faults injected, answers that were a bare "Error" or leaked a
-server folder, runs lost and processes left, and exits non-zero if any of the
-last four is not 0. Traffic goes to 127.0.0.1 only.
+(Stop mid-run, a rank SIGKILLed, a run deleted while its sweep runs). It also calls
+the page's private events by name and reads the database the moment a Stop is
+acknowledged. It prints requests sent, faults injected, answers that were a bare
+"Error" or leaked a server folder, private events that ran, Stops not yet stored
+when acknowledged, runs lost and processes left, and exits non-zero if any of the
+last six is not 0. Traffic goes to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def main() -> int:
     env = {**os.environ, "STUDIO_HOME": str(folder / "home"), "STUDIO_HARDWARE_LOCK": str(folder / "hw.lock")}
     server = subprocess.Popen([sys.executable, "-m", "studio", "serve", "--port", str(port), "--db", str(db)],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    requests = faults = bare = leaks = 0
+    requests = faults = bare = leaks = private_ran = forgotten = 0
     private = [str(ROOT), str(folder), os.path.expanduser("~"), sys.prefix]
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
@@ -113,6 +115,11 @@ def main() -> int:
                                        headers={"content-type": "application/json"})
                     check(answer.text if answer.status_code != 200 else
                           http.get(f"/gradio_api/call/get_run/{answer.json()['event_id']}").text)
+                # the page's private events, by name: refused before gradio runs them (issue 27 item 7)
+                for name, data in (("add_reference", [None, None]), ("open_run", [1.5])):
+                    answer = http.post(f"/gradio_api/call/{name}", json={"data": data})
+                    requests += 1
+                    private_ran += answer.status_code != 404
                 # faults: a sweep stopped mid-run, a rank killed, a run deleted while its sweep runs
                 started = json.loads(call(http, "/start_sweep", dict(
                     prompts="\n".join(["Call me Ishmael."] * 8), gpu_counts="1,2", max_new_tokens=8,
@@ -123,6 +130,8 @@ def main() -> int:
                 kind = round_ % 3
                 if kind == 0:
                     check(call(http, "/stop_sweep", dict(sweep_id=sweep)))
+                    # what a server killed right now would restart from (issue 27 item 2)
+                    forgotten += Store(db).get_sweep(sweep)["status"] == "running"
                 elif kind == 1:
                     deadline = time.monotonic() + 60
                     ranks = []
@@ -158,8 +167,9 @@ def main() -> int:
     lost = 0 if kept and kept["status"] == "succeeded" and kept["tokens"] == 1 else 1
     integrity = Store(db).integrity()
     print(f"requests {requests}, faults injected {faults}, bare errors {bare}, answers naming a server folder {leaks}, "
+          f"private events that ran {private_ran}, Stops not stored when acknowledged {forgotten}, "
           f"runs lost {lost}, processes left {len(left)}, integrity {integrity}")
-    return 0 if not (bare or leaks or lost or left) and integrity == "ok" else 1
+    return 0 if not (bare or leaks or private_ran or forgotten or lost or left) and integrity == "ok" else 1
 
 
 if __name__ == "__main__":
