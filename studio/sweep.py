@@ -20,7 +20,7 @@ from runner.launcher import LaunchHooks, launch, launch_many
 from runner.paths import runs_dir
 from runner.processes import owner_env
 from runner.result import RunResult
-from runner.validate import Prepared, prepare
+from runner.validate import Prepared, check_process_count, prepare
 from studio.agreement import record_agreement
 from studio.grid import check_size, describe_cell, grid_cells, layout_cells, parse_axis, varied
 from studio.slo import parse_slo
@@ -94,6 +94,8 @@ def plan_sweep(base: RunConfig, axes: dict | list, repeats: int = 1, name: str =
     axes = {"gpus_per_node": axes} if isinstance(axes, (list, tuple, str, int)) else dict(axes)
     axes = {axis: parse_axis(axis, values) for axis, values in axes.items() if values not in (None, "", [])}
     axes.setdefault("gpus_per_node", [base.gpus_per_node])
+    if base.num_nodes == 1:  # a count past this machine's cap is refused as such, however large
+        check_process_count(max(axes["gpus_per_node"]), base)
     if num_prompts is not None and "prompt_tokens" not in axes and base.prompt_tokens is None:
         raise ConfigError("num_prompts", "goes with --prompt-tokens (synthetic prompts); without it, give the "
                           "prompts themselves")
