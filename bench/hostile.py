@@ -55,8 +55,11 @@ def call(http: httpx.Client, endpoint: str, values: dict) -> str:
              "/list_runs": ["model", "mode", "batch_size", "status", "since", "until", "sweep_id", "limit"],
              "/analyse_sweep": ["sweep_id", "compare_with"], "/compare": ["sweep_ids", "run_ids"],
              "/start_sweep": ["prompts", "preset", "model", "mode", "batch_size", "max_new_tokens", "fixed_length",
-                              "dtype", "gpu_counts", "repeats", "name", "prompts_format"]}[endpoint]
-    defaults = {"/start_sweep": ["", "", "tiny", "batched", 16, 8, False, "auto", "1", 1, "", "txt"],
+                              "dtype", "gpu_counts", "repeats", "name", "prompts_format", "prompt_tokens",
+                              "num_prompts", "slo", "tp", "launch"]}[endpoint]
+    # every argument the endpoint takes: gradio answers a bare error when some are missing
+    defaults = {"/start_sweep": ["", "", "tiny", "batched", 16, 8, False, "auto", "1", 1, "", "txt", "", None, "", "1",
+                                 "shared"],
                 "/list_runs": ["", "", None, "", "", "", None, 100], "/export_runs": [None, None, "csv"]}
     data = list(defaults.get(endpoint, [None] * len(names)))
     for key, value in values.items():
@@ -121,9 +124,13 @@ def main() -> int:
                     requests += 1
                     private_ran += answer.status_code != 404
                 # faults: a sweep stopped mid-run, a rank killed, a run deleted while its sweep runs
-                started = json.loads(call(http, "/start_sweep", dict(
+                answer = call(http, "/start_sweep", dict(
                     prompts="\n".join(["Call me Ishmael."] * 8), gpu_counts="1,2", max_new_tokens=8,
-                    batch_size=1, repeats=2)).split("data: ")[-1])[0]
+                    batch_size=1, repeats=2))
+                started = json.loads(answer.split("data: ")[-1])
+                if not isinstance(started, list):
+                    raise SystemExit(f"the fault sweep was refused: {answer[:500]}")
+                started = started[0]
                 requests += 1
                 sweep = started["sweep_id"]
                 time.sleep(1.5)
