@@ -9,8 +9,10 @@ arguments, server paths as uploads, NaN over raw HTTP) and injects faults
 the page's private events by name and reads the database the moment a Stop is
 acknowledged. It prints requests sent, faults injected, answers that were a bare
 "Error" or leaked a server folder, private events that ran, Stops not yet stored
-when acknowledged, runs lost and processes left, and exits non-zero if any of the
-last six is not 0. Traffic goes to 127.0.0.1 only.
+when acknowledged, runs lost, processes left, and how much the server grew on the
+huge grids of issue 27 (its RSS before and after them); it exits non-zero if any
+of those six counts is not 0 or the server grew 50 MB or more. Traffic goes to
+127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -45,26 +47,55 @@ BENT = [
     ("/start_sweep", dict(prompts="hi", batch_size=True)), ("/start_sweep", dict(prompts="hi", repeats=1e9)),
     ("/list_runs", dict(limit="all")), ("/list_runs", dict(since="yesterday")), ("/analyse_sweep", dict(sweep_id=0)),
     ("/compare", dict(sweep_ids=[None])), ("/delete_runs", dict()),
+    # issue 27: numbers that are not whole or not ASCII, /predict past the limits, an empty tp
+    ("/list_runs", dict(batch_size=1.5)), ("/get_run", dict(run_id="\uff11")),
+    ("/start_sweep", dict(prompts="hi", gpu_counts="\uff11,\uff12")),
+    ("/start_sweep", dict(prompts="hi", batch_size="\u0661\u0666")),
+    ("/start_sweep", dict(prompts="hi", tp="\u0662")), ("/start_sweep", dict(prompts="hi", tp=[])),
+    ("/start_sweep", dict(prompts="hi", slo="ttft=\uff15,tpot=5")),
+    ("/predict", dict(sweep_id=1, batch_size=1024, num_prompts=10**6, max_new_tokens=10**6)),
+    ("/predict", dict(sweep_id=1, gpus="1,1")),
 ]
+# NaN, ±Infinity and 1e400 written into the JSON itself, where gradio_client cannot send them
+RAW = [("/start_sweep", "batch_size"), ("/start_sweep", "max_new_tokens"), ("/list_runs", "batch_size")]
+
+
+def upto(n: int) -> str:
+    return ",".join(str(i) for i in range(1, n + 1))
+
+
+# the grids of issue 27 item 1: 873 characters asked for 10^6 combinations, 1.3 MB for a list scanned quadratically
+HUGE_GRIDS = [dict(gpu_counts=upto(100), batch_size=upto(100), max_new_tokens=upto(100)),
+              dict(gpu_counts=upto(100), batch_size=upto(100), max_new_tokens=upto(200)),
+              dict(batch_size=upto(30_000)), dict(batch_size=upto(200_000))]
 
 
 def call(http: httpx.Client, endpoint: str, values: dict) -> str:
     """One gradio API call over plain HTTP; returns the final SSE data (or the error body)."""
+    return post(http, endpoint, body_of(endpoint, values))
+
+
+def body_of(endpoint: str, values: dict) -> str:
+    """The JSON body of a call: every parameter, `values` over the defaults."""
     names = {"/get_run": ["run_id"], "/sweep_status": ["sweep_id"], "/stop_sweep": ["sweep_id"],
              "/delete_runs": ["run_ids", "sweep_ids"], "/export_runs": ["run_ids", "sweep_ids", "format"],
              "/list_runs": ["model", "mode", "batch_size", "status", "since", "until", "sweep_id", "limit"],
              "/analyse_sweep": ["sweep_id", "compare_with"], "/compare": ["sweep_ids", "run_ids"],
+             "/predict": ["sweep_id", "gpus", "batch_size", "num_prompts", "max_new_tokens"],
              "/start_sweep": ["prompts", "preset", "model", "mode", "batch_size", "max_new_tokens", "fixed_length",
                               "dtype", "gpu_counts", "repeats", "name", "prompts_format", "prompt_tokens",
                               "num_prompts", "slo", "tp", "launch"]}[endpoint]
-    # every argument the endpoint takes: gradio answers a bare error when some are missing
-    defaults = {"/start_sweep": ["", "", "tiny", "batched", 16, 8, False, "auto", "1", 1, "", "txt", "", None, "", "1",
-                                 "shared"],
+    defaults = {"/start_sweep": ["", "", "tiny", "batched", 16, 8, False, "auto", "1", 1, "", "txt", "", None, "",
+                                 "1", "shared"],
+                "/predict": [None, "", None, None, None],
                 "/list_runs": ["", "", None, "", "", "", None, 100], "/export_runs": [None, None, "csv"]}
     data = list(defaults.get(endpoint, [None] * len(names)))
     for key, value in values.items():
         data[names.index(key)] = value
-    body = json.dumps({"data": data}, allow_nan=True)
+    return json.dumps({"data": data}, allow_nan=True)
+
+
+def post(http: httpx.Client, endpoint: str, body: str) -> str:
     answer = http.post(f"/gradio_api/call{endpoint}", content=body, headers={"content-type": "application/json"})
     if answer.status_code != 200:
         return answer.text
@@ -88,6 +119,7 @@ def main() -> int:
     server = subprocess.Popen([sys.executable, "-m", "studio", "serve", "--port", str(port), "--db", str(db)],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     requests = faults = bare = leaks = private_ran = forgotten = 0
+    grown = peak_rss = slowest = 0.0
     private = [str(ROOT), str(folder), os.path.expanduser("~"), sys.prefix]
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
@@ -114,10 +146,19 @@ def main() -> int:
                 for endpoint, values in BENT:
                     check(call(http, endpoint, values))
                 for bad in ("NaN", "Infinity", "-Infinity", "1e999"):
-                    answer = http.post("/gradio_api/call/get_run", content='{"data": [%s]}' % bad,
-                                       headers={"content-type": "application/json"})
-                    check(answer.text if answer.status_code != 200 else
-                          http.get(f"/gradio_api/call/get_run/{answer.json()['event_id']}").text)
+                    check(post(http, "/get_run", '{"data": [%s]}' % bad))
+                    for endpoint, name in RAW:
+                        check(post(http, endpoint, body_of(endpoint, {name: "BAD"}).replace('"BAD"', bad)))
+                for endpoint in ("/get_run", "/start_sweep", "/list_sweeps", "/predict"):
+                    check(post(http, endpoint, '{"data": []}'))
+                # the memory attack: the server's RSS before and after the huge grids, within 50 MB
+                before = psutil.Process(server.pid).memory_info().rss
+                for grid in HUGE_GRIDS:
+                    began = time.monotonic()
+                    check(call(http, "/start_sweep", dict(prompts="hi", **grid)))
+                    slowest = max(slowest, time.monotonic() - began)
+                grown = max(grown, (psutil.Process(server.pid).memory_info().rss - before) / 2**20)
+                peak_rss = max(peak_rss, psutil.Process(server.pid).memory_info().rss / 2**20)
                 # the page's private events, by name: refused before gradio runs them (issue 27 item 7)
                 for name, data in (("add_reference", [None, None]), ("open_run", [1.5])):
                     answer = http.post(f"/gradio_api/call/{name}", json={"data": data})
@@ -175,8 +216,10 @@ def main() -> int:
     integrity = Store(db).integrity()
     print(f"requests {requests}, faults injected {faults}, bare errors {bare}, answers naming a server folder {leaks}, "
           f"private events that ran {private_ran}, Stops not stored when acknowledged {forgotten}, "
-          f"runs lost {lost}, processes left {len(left)}, integrity {integrity}")
-    return 0 if not (bare or leaks or private_ran or forgotten or lost or left) and integrity == "ok" else 1
+          f"runs lost {lost}, processes left {len(left)}, integrity {integrity}; huge grids: the server grew "
+          f"{grown:.1f} MB at most (limit 50), slowest refusal {slowest:.2f} s, peak RSS {peak_rss:.0f} MB")
+    bad_counts = bare or leaks or private_ran or forgotten or lost or left
+    return 0 if not bad_counts and integrity == "ok" and grown < 50 else 1
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ LABELS = {
     "warmup": "warm-up generate (compiles, caches)",
     "barrier": "waiting for the other ranks",
     "generate": "generation (timed)",
-    "roofline": "bandwidth figures",
+    "roofline": "bandwidth probe for the roofline (after the timed window: not in tokens/s)",
     "comm-sample": "profiled sample batch (tensor-parallel collectives)",
     "gather": "gathering results to rank 0",
     "store": "writing to the database",

@@ -76,6 +76,11 @@ def load_prompts(path: str | Path) -> list[str]:
         text = path.read_text(encoding="utf-8")
     except ConfigError:
         raise
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        # the file's name only: an upload's full path is the server's temp folder, of no use to its sender
+        utf16 = " (it looks like UTF-16)" if exc.object[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise ConfigError("prompts", f"{path.name} is not UTF-8 text{utf16}: byte {exc.start} cannot be read; "
+                          "save the file as UTF-8 and try again") from None
+    except OSError as exc:
         raise ConfigError("prompts", f"cannot read {path}: {exc}") from None
     return parse_prompts(text, kind, source=path.name)

@@ -26,7 +26,8 @@ from studio.grid import describe_cell, sweep_layouts, sweep_value
 from studio.layout_figures import layout_figure
 from studio.layouts import run_layout, tp_of
 from studio.page_kit import PRIVATE
-from studio.predict_figures import build_what_if
+from studio.predict import describe_held_out
+from studio.predict_figures import build_what_if, prediction_figure
 from studio.reference import ensure_reference_sweeps
 from studio.report import (
     ReportError,
@@ -39,6 +40,7 @@ from studio.report import (
     representative_runs,
 )
 from studio.stats import varied_settings
+from studio.what_if import what_if_markdown
 
 
 def sweep_label(sweep: dict) -> str:
@@ -101,7 +103,7 @@ def analyse(store: Store, sweep_id, compare_id=None, setting_index=None) -> dict
              "fits": _frame(([], [])), "ab": _frame(([], [])), "throughput": None, "speedup": None,
              "efficiency": None, "run_choices": [], "run": None, "timeline": None, "setting_choices": [],
              "setting": None, "pareto": None, "heatmap": None, "lines": None, "energy": None, "layouts": None,
-             "layout_table": _frame(([], []))}
+             "layout_table": _frame(([], [])), "what_if": (None, None, "")}
     if sweep_id in (None, ""):
         if not store.list_sweeps(limit=1):
             return {**empty, "explanation": NO_SWEEP}
@@ -123,6 +125,7 @@ def analyse(store: Store, sweep_id, compare_id=None, setting_index=None) -> dict
         text = "\n\n".join(f"**A/B caveat:** {c}" for c in comparison["caveats"]) + "\n\n" + text
     return {
         "headline": cause_sentence(analysis),
+        "what_if": _what_if_view(analysis),
         "explanation": text,
         "points": _frame(points_rows(analysis)),
         "fits": _frame(fit_rows(analysis)),
@@ -135,6 +138,17 @@ def analyse(store: Store, sweep_id, compare_id=None, setting_index=None) -> dict
         "timeline": timeline_for_run(store, default_run) if default_run else None,
         **_grid_views(analysis),
     }
+
+
+def _what_if_view(analysis: dict) -> tuple:
+    """The What-if panel as a sweep opens: its default counts and the rows the deck
+    and the report show (`studio.what_if`), not a second computation."""
+    what_if = analysis.get("what_if") or {}
+    counts = ",".join(str(r["gpus"]) for r in analysis.get("what_if_rows") or [])
+    if not what_if.get("predictions"):
+        return counts or None, None, f"No prediction: {what_if.get('error') or 'nothing measured'}."
+    trust = describe_held_out(what_if["held_out"])
+    return counts, prediction_figure(what_if), what_if_markdown(analysis["what_if_rows"], trust)
 
 
 def _grid_views(analysis: dict) -> dict:
@@ -244,7 +258,9 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
                 gr.update(visible=grid), gr.update(value=out.get("color_axis") or "batch_size"),
                 gr.update(value=out["energy"], visible=out["energy"] is not None),
                 gr.update(value=out["layouts"], visible=out["layouts"] is not None),
-                gr.update(value=out["layout_table"], visible=out["layouts"] is not None))
+                gr.update(value=out["layout_table"], visible=out["layouts"] is not None),
+                # the counts box keeps what the user typed when a sweep offers none
+                gr.update(value=out["what_if"][0]) if out["what_if"][0] else gr.skip(), *out["what_if"][1:])
 
     def make_report(sweep_id, compare_id):
         if sweep_id in (None, ""):
@@ -297,7 +313,7 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
                             elem_id="grid-facet")
     lines = gr.Plot(label="Grid lines", show_label=False, elem_id="analysis-lines", visible=False)
     energy = gr.Plot(label="Energy per token", show_label=False, elem_id="analysis-energy", visible=False)
-    build_what_if(gr, store, sweep, PRIVATE)
+    what_if_gpus, what_if_figure, what_if_text = build_what_if(gr, store, sweep, PRIVATE)
     run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None, visible=False)
     timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline", visible=False)
     with gr.Row():
@@ -305,7 +321,8 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
         report = gr.File(label="HTML report (opens offline)", visible=False, elem_id="analysis-report")
 
     outputs = [headline, explanation, why, points, fits, ab, throughput, speedup, efficiency, run, timeline, make,
-               report, setting, pareto, heatmap, lines, grid_controls, color, energy, layouts, layout_rows]
+               report, setting, pareto, heatmap, lines, grid_controls, color, energy, layouts, layout_rows,
+               what_if_gpus, what_if_figure, what_if_text]
     # opening the tab shows the newest sweep at once; a value set at build time fires no change event
     tab.select(refresh, [sweep, other], [sweep, other], **PRIVATE).then(show, [sweep, other], outputs, **PRIVATE)
     refresh_button.click(refresh, [sweep, other], [sweep, other], **PRIVATE)

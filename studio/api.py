@@ -9,6 +9,7 @@ runtime to describe the endpoints.
 """
 
 import functools
+import inspect
 
 import gradio as gr
 
@@ -33,6 +34,28 @@ def refusing(fn):
             raise refuse(exc) from None
 
     return endpoint
+
+
+def refuse_missing_values(blocks: gr.Blocks) -> None:
+    """gradio checks that a call's `data` holds a value for every parameter before any handler
+    runs, but refuses with a ValueError, which reaches the client as {"error": null}. The
+    same check here refuses with a message saying what to send."""
+    check = blocks.validate_inputs
+
+    def validate_inputs(block_fn, inputs):
+        wanted = len(block_fn.inputs)
+        if len(inputs) < wanted:
+            try:
+                names = list(inspect.signature(block_fn.fn).parameters)
+            except (TypeError, ValueError):
+                names = []
+            listed = f" ({', '.join(names)})" if len(names) == wanted else ""
+            raise gr.Error(f"data: {block_fn.name or 'this call'} takes {wanted} value(s){listed}, in that order; "
+                           f"got {len(inputs)}. Send one for each, as /gradio_api/info lists them",
+                           print_exception=False)
+        check(block_fn, inputs)
+
+    blocks.validate_inputs = validate_inputs
 
 
 def register_api(supervisor, store: Store) -> None:
@@ -118,8 +141,10 @@ def register_api(supervisor, store: Store) -> None:
         return [history.run_public(r) for r in runs]
 
     def list_sweeps(limit: int = 100) -> list[dict]:
-        """Stored sweeps, newest first, with their settings and run counts."""
-        return store.list_sweeps(limit=whole_number("limit", limit, minimum=1, maximum=10_000))
+        """Stored sweeps, newest first, with their settings and run counts; `sweep_id` is the id the other
+        endpoints take (`id`, the same number, is kept for clients written before it)."""
+        sweeps = store.list_sweeps(limit=whole_number("limit", limit, minimum=1, maximum=10_000))
+        return [{"sweep_id": s["id"], **s} for s in sweeps]
 
     def get_run(run_id: int | None = None) -> dict:
         """One run with everything stored: settings, environment, phases, per-rank figures and outputs."""

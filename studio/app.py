@@ -22,8 +22,9 @@ from runner.launch_groups import DEFAULT_LAUNCH, LAUNCH_MODES
 from runner.planner import describe_plan
 from studio import figures, forms, history, views
 from studio.analysis_tab import build_analysis_tab
-from studio.api import register_api
+from studio.api import refuse_missing_values, register_api
 from studio.compare_tab import build_compare_tab
+from studio.glossary import glossary_markdown
 from studio.page_kit import error_text, private
 from studio.params import id_list
 from studio.present_tab import build_present_tab
@@ -445,6 +446,10 @@ def build_app(supervisor, db_path: str | Path | None = None) -> gr.Blocks:
             with gr.Tab("Present", id="present", elem_id="present-tab"):
                 build_present_tab(store)
 
+        # below the tabs: one click from every term any tab uses
+        with gr.Accordion("Glossary: rounds, knee, σ/κ, roofline, tp/dp, TTFT/TPOT, goodput, held-out, agreement",
+                          open=False, elem_id="glossary"):
+            gr.Markdown(glossary_markdown())
         app.load(*run.on_load, **private(show_progress="hidden"))
         history_tab.select(*history.refresh_event, **private(show_progress="hidden"))
         compare_tab.select(*compare.choices_event, **private(show_progress="hidden")).then(
@@ -458,5 +463,6 @@ def build_app(supervisor, db_path: str | Path | None = None) -> gr.Blocks:
         history.compare.click(to_compare, [history.sweeps, history.runs], [tabs, compare.sweeps, compare.runs],
                               **private()).then(*compare.draw_event, **private(show_progress="hidden"))
         register_api(supervisor, store)
+    refuse_missing_values(app)
     app.studio_export_dir = export_dir
     return app

@@ -8,9 +8,9 @@ import os
 import sys
 import threading
 
-from runner.config import ConfigError
+from runner.config import ConfigError, whole
 from runner.latency import RUN_FIELDS as LATENCY_RUN_FIELDS
-from studio.cli_args import EXIT_BAD_INPUT, EXIT_RUN_FAILED, add_db_option, add_run_options, config_from_args, fail
+from studio.cli_args import EXIT_BAD_INPUT, EXIT_RUN_FAILED, add_db_option, add_run_options, config_from_args, fail, whole_arg
 
 
 class ProgressBars:
@@ -214,9 +214,10 @@ def _sweep_ref(store, text: str) -> int:
             raise ValueError(f"{text!r} is not a reference sweep; use {known}")
         return ensure_reference_sweeps(store)[key]
     try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a sweep id; give a number (see `studio runs`) or ref:batched") from None
+        return whole("sweep", text, 1)
+    except ConfigError:
+        raise ValueError(f"{text!r} is not a sweep id; give a number in the digits 0-9 (see `studio runs`) "
+                         "or ref:batched") from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -289,20 +290,20 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true")
     runs.add_argument("--model")
     runs.add_argument("--status")
-    runs.add_argument("--sweep", type=int)
-    runs.add_argument("--limit", type=int, default=100)
+    runs.add_argument("--sweep", type=whole_arg)
+    runs.add_argument("--limit", type=whole_arg, default=100)
     add_db_option(runs)
     runs.set_defaults(func=cmd_runs)
 
     show = sub.add_parser("show", help="show one run with its outputs")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=whole_arg)
     show.add_argument("--json", action="store_true")
     add_db_option(show)
     show.set_defaults(func=cmd_show)
 
     serve = sub.add_parser("serve", help="start the web studio (the default command)")
     serve.add_argument("--host", default=os.environ.get("STUDIO_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("STUDIO_PORT", "7860")))
+    serve.add_argument("--port", type=whole_arg, default=int(os.environ.get("STUDIO_PORT", "7860")))
     serve.add_argument("--auth", default=os.environ.get("STUDIO_AUTH"), help="user:password (needed off 127.0.0.1)")
     serve.add_argument("--insecure", action="store_true", help="allow a non-loopback address without auth")
     serve.add_argument("--trust-remote-code", action="store_true", help="let runs load models with custom code")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from runner.config import ConfigError, RunConfig
+from runner.config import LARGEST, ConfigError, RunConfig, whole
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
@@ -16,6 +16,15 @@ EXIT_RUN_FAILED = 1
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
     print(f"studio: error: {message}", file=sys.stderr)
     return code
+
+
+def whole_arg(text: str) -> int:
+    """argparse's type for whole-number flags: int() would also read '１' and '٣'.
+    The bounds are the setting's own, checked where it is used."""
+    try:
+        return whole("value", text, -LARGEST)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +38,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", default="100", help="new tokens per prompt, or a list")
     p.add_argument("--prompt-tokens", default=None,
                    help="synthetic prompts of exactly N tokens (or a list of N), instead of --prompts/--preset")
-    p.add_argument("--num-prompts", type=int, default=None, help="how many synthetic prompts (with --prompt-tokens)")
+    p.add_argument("--num-prompts", type=whole_arg, default=None, help="how many synthetic prompts (with --prompt-tokens)")
     p.add_argument("--slo", default=None,
                    help="latency limits for goodput: ttft=MS,tpot=MS, or a preset (mlperf-llama2-70b)")
     p.add_argument("--fixed-length", action="store_true", help="generate exactly --max-new-tokens every time")
@@ -39,14 +48,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus", default="1", help="GPU counts to sweep, e.g. 1,2,4 (CPU processes without a GPU)")
     p.add_argument("--tp", default="1", help="tensor-parallel size: ranks that share one copy of the model, or a "
                    "list such as 1,2,4 (the GPUs hold GPUs/tp copies; 1 is one full copy per GPU)")
-    p.add_argument("--repeats", type=int, default=1, help="runs per cell of the grid")
+    p.add_argument("--repeats", type=whole_arg, default=1, help="runs per cell of the grid")
     p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16, or a comma list")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top-k", type=whole_arg, default=50)
+    p.add_argument("--seed", type=whole_arg, default=0)
     p.add_argument("--no-warmup", action="store_true", help="skip the warm-up generate")
     p.add_argument("--sort-by-length", action="store_true", help="batch prompts of similar length together")
     p.add_argument("--attention", default="auto", choices=["auto", "sdpa", "eager"])
@@ -56,17 +65,17 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="transformers' continuous batching (generate_batch), greedy only")
     p.add_argument("--memory-budget-gb", type=float, default=None,
                    help="GiB per GPU/process the auto planner may fill (default: from the device)")
-    p.add_argument("--cpu-threads", type=int, default=1, help="threads per CPU process")
+    p.add_argument("--cpu-threads", type=whole_arg, default=1, help="threads per CPU process")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds before a run is stopped")
     p.add_argument("--name", default="", help="a name for the sweep")
     p.add_argument("--launch", default="shared", choices=["shared", "per-run"],
                    help="shared (default): runs of one model share one accelerate launch and one load, smaller "
                         "GPU counts on a sub-group of its ranks; per-run: a launch of its own for every run")
-    p.add_argument("--nodes", type=int, default=1, help="machines in a multi-node run")
-    p.add_argument("--gpus-per-node", type=int, default=None, help="processes on each node (multi-node)")
-    p.add_argument("--node-rank", type=int, default=0, help="this machine's rank (multi-node)")
+    p.add_argument("--nodes", type=whole_arg, default=1, help="machines in a multi-node run")
+    p.add_argument("--gpus-per-node", type=whole_arg, default=None, help="processes on each node (multi-node)")
+    p.add_argument("--node-rank", type=whole_arg, default=0, help="this machine's rank (multi-node)")
     p.add_argument("--main-address", default="127.0.0.1", help="the rank-0 machine's address (multi-node)")
-    p.add_argument("--main-port", type=int, default=None, help="the rank-0 machine's port (multi-node)")
+    p.add_argument("--main-port", type=whole_arg, default=None, help="the rank-0 machine's port (multi-node)")
     p.add_argument("--rdzv-backend", default="static", choices=["static", "c10d"])
     p.add_argument("--json", action="store_true", help="print the runs as JSON")
     add_db_option(p)

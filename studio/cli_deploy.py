@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from runner.config import ConfigError
+from studio.cli_args import whole_arg
 from studio.output_file import OutputError, write_output
 
 
@@ -102,14 +103,14 @@ def add_deploy_commands(sub) -> None:
                     "studio cluster slurm --nodes 2 --gpus-per-node 8 --partition gpu -- "
                     "--model org/name --preset seed",
     )
-    slurm.add_argument("--nodes", type=int, required=True, help="machines to allocate")
-    slurm.add_argument("--gpus-per-node", type=int, required=True, help="GPUs (processes) on each machine")
+    slurm.add_argument("--nodes", type=whole_arg, required=True, help="machines to allocate")
+    slurm.add_argument("--gpus-per-node", type=whole_arg, required=True, help="GPUs (processes) on each machine")
     slurm.add_argument("--partition", default=None)
     slurm.add_argument("--account", default=None)
     slurm.add_argument("--time", default="01:00:00", help="SLURM time limit (default 01:00:00)")
     slurm.add_argument("--job-name", default="scaling-studio")
-    slurm.add_argument("--cpus-per-task", type=int, default=None, help="CPU cores per node's task")
-    slurm.add_argument("--main-port", type=int, default=None,
+    slurm.add_argument("--cpus-per-task", type=whole_arg, default=None, help="CPU cores per node's task")
+    slurm.add_argument("--main-port", type=whole_arg, default=None,
                        help="rendezvous port on node 0 (default 20000 + job id %% 10000)")
     where = slurm.add_mutually_exclusive_group()
     where.add_argument("--result", default="scaling-studio-%j.json",
@@ -127,8 +128,8 @@ def add_deploy_commands(sub) -> None:
     slurm.set_defaults(func=cmd_cluster_slurm)
 
     export = sub.add_parser("export", help="write runs as JSON (for `studio import` elsewhere)")
-    export.add_argument("--run", type=int, action="append", help="a run id (repeatable; default all finished runs)")
-    export.add_argument("--sweep", type=int, default=None, help="only this sweep's runs")
+    export.add_argument("--run", type=whole_arg, action="append", help="a run id (repeatable; default all finished runs)")
+    export.add_argument("--sweep", type=whole_arg, default=None, help="only this sweep's runs")
     export.add_argument("--out", "-o", default=None, help="file to write (default: print it)")
     export.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     add_db_option(export)
@@ -140,8 +141,8 @@ def add_deploy_commands(sub) -> None:
     imp.set_defaults(func=cmd_import)
 
     doctor = sub.add_parser("doctor", help="check GPUs, torch, accelerate, ports, database and caches")
-    doctor.add_argument("--port", type=int, default=7860, help="the studio's web port to check (default 7860)")
-    doctor.add_argument("--main-port", type=int, default=29500, help="a multi-node rendezvous port to check")
+    doctor.add_argument("--port", type=whole_arg, default=7860, help="the studio's web port to check (default 7860)")
+    doctor.add_argument("--main-port", type=whole_arg, default=29500, help="a multi-node rendezvous port to check")
     doctor.add_argument("--json", action="store_true")
     doctor.add_argument("--web-optional", action="store_true",
                         help="a machine that only runs benchmarks: gradio and plotly missing is a warning, not a failure")

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 
-from runner.config import ConfigError
+from runner.config import LIMITS, ConfigError, whole, whole_list
 from studio.cli_args import fail
 from studio.predict import describe_held_out
 
@@ -16,26 +15,19 @@ MAX_GPUS = 1024  # far past any node count; stops "--gpus 99999999" from looping
 
 
 def _whole(name: str, value, flag: str) -> int | None:
+    """A what-if setting within the limits a run has (runner.config.LIMITS): a prediction
+    for a run the studio would refuse to start answers nothing anyone can check."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, bool) or not re.fullmatch(r"\s*\d{1,9}\s*", str(value)) or int(value) < 1:
-        raise ConfigError(name, f"must be a whole number from 1, got {value!r}; e.g. {flag} 8")
-    return int(value)
+    return whole(name, value, 1, LIMITS[name], example=f"{flag} 8")
 
 
 def parse_gpus(value) -> list[int] | None:
-    """'1,2,4' (or a list of numbers) into counts; None or '' is the sweep's own counts."""
+    """'1,2,4' (or a list of numbers) into counts; None or '' is the sweep's own counts.
+    A count given twice is refused, as a sweep's grid refuses it."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    counts = []
-    for part in parts:
-        text = str(part).strip()
-        if isinstance(part, bool) or not re.fullmatch(r"\d{1,9}", text) or not 1 <= int(text) <= MAX_GPUS:
-            raise ConfigError("gpus", f"must be GPU counts from 1 to {MAX_GPUS} separated by commas, "
-                                      f"got {value!r}; e.g. --gpus 1,2,4,8")
-        counts.append(int(text))
-    return sorted(set(counts))
+    return sorted(whole_list("gpus", value, 1, MAX_GPUS, example="1,2,4,8"))
 
 
 def parse_request(gpus, batch_size, num_prompts, max_new_tokens) -> dict:

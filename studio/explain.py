@@ -113,7 +113,9 @@ def explain(analysis: dict) -> str:
                          "not as a cause.")
     sug = analysis.get("suggestion")
     if sug and sug.get("text"):
-        lines.append(sug["text"])
+        # a batch that removes the steps does not cure contention: say so, or it reads as the remedy
+        side = verdict == "contention" and sug["text"].startswith("To remove")
+        lines.append(("Quantisation is not what limits this sweep; still: " if side else "") + sug["text"])
     return "\n".join(lines)
 
 

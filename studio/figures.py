@@ -17,6 +17,7 @@ import html
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from runner.phases import LABELS as PHASE_LABELS
 from runner.phases import ORDER as PHASE_ORDER
 from runner.phases import breakdown
 from studio.grid import describe_cell
@@ -224,7 +225,9 @@ def phases_figure(run: dict) -> go.Figure:
     fig = go.Figure(go.Bar(
         y=[p for p, _ in items], x=[s for _, s in items], orientation="h",
         marker_color=["#2563eb" if p == "generate" else "#9ca3af" for p, _ in items],
-        hovertemplate="%{y}: %{x:.3f} s<extra></extra>",
+        # a phase's name alone ("roofline" longer than "generate") reads as a problem: the hover says what it is
+        customdata=[PHASE_LABELS.get(p, p) for p, _ in items],
+        hovertemplate="%{y}: %{x:.3f} s<br>%{customdata}<extra></extra>",
     ))
     fig.update_layout(
         template="plotly_white", font=FONT, height=110 + 30 * len(items), margin=dict(l=90, r=20, t=80, b=40),
@@ -232,6 +235,10 @@ def phases_figure(run: dict) -> go.Figure:
                         f"overhead {overhead:.2f} s ({share:.0f}% of the run)", x=0.01),
         yaxis=dict(autorange="reversed"), xaxis=dict(title_text="seconds (slowest rank per phase)"),
     )
+    if any(p != "generate" and s > generate for p, s in items):
+        fig.add_annotation(text="only generate is timed for tokens/s; the rest is set-up and measurement around it",
+                           xref="paper", yref="paper", x=0, y=1.0, yanchor="bottom", showarrow=False,
+                           font=dict(size=11, color="#6b7280"))
     return fig
 
 

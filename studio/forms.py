@@ -11,14 +11,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.config import ConfigError, RunConfig
+from runner.config import LARGEST, ConfigError, RunConfig, whole
 from runner.hardware import detect
 from runner.launch_groups import DEFAULT_LAUNCH
 from runner.models import arch_names
 from runner.prompts import MAX_FILE_BYTES, load_prompts, parse_prompts, preset
 from runner.validate import remote_code_allowed
 from studio.grid import LABELS as GRID_LABELS
-from studio.grid import MAX_RUNS, layout_cells, parse_axis
+from studio.grid import MAX_RUNS, cell_count, parse_axis
 from studio.sweep import SweepPlan, parse_gpu_counts, plan_sweep
 
 # The page's settings, in the order the Run tab lays them out. A ConfigError's
@@ -62,19 +62,11 @@ class SweepRequest:
 
 
 def _whole(name: str, value, label: str) -> int:
-    """A number field as an int; gradio gives floats, or None for an empty box."""
+    """A number field as an int; gradio gives floats, or None for an empty box. The
+    bounds are RunConfig's, checked there with the setting's own words."""
     if value is None or value == "":
         raise ConfigError(name, f"{label} is empty; write a whole number")
-    if isinstance(value, bool):
-        raise ConfigError(name, f"{label} must be a whole number, got {value!r}")
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise ConfigError(name, f"{label} must be a whole number, got {value!r}") from None
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value  # RunConfig refuses the rest with its own words
+    return whole(name, value, -LARGEST, LARGEST, example="16")
 
 
 def collect_prompts(text: str | None, file_path: str | None = None, preset_name: str = "",
@@ -97,20 +89,14 @@ def collect_prompts(text: str | None, file_path: str | None = None, preset_name:
 def gpu_counts_of(value: str | list | tuple | None) -> list[int]:
     if value is None or (isinstance(value, (list, tuple)) and not value):
         raise ConfigError("gpus", "no GPU count chosen; tick at least one")
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if isinstance(value, (list, tuple)):
-        if any(isinstance(v, bool) or not isinstance(v, (int, str)) for v in value):
-            raise ConfigError("gpus", f"GPU counts must be whole numbers, got {value!r}")
-        value = [str(v) for v in value]
-    elif not isinstance(value, str):
+    if isinstance(value, bool) or not isinstance(value, (int, str, list, tuple)):
         raise ConfigError("gpus", f"write GPU counts as a comma list such as '1,2,4', got {value!r}")
     return sorted(parse_gpu_counts(value))
 
 
 def _values(axis: str, value, label: str) -> list:
-    """One setting as a list: a comma list typed in a box, or a single number."""
-    if isinstance(value, str) and value.strip() and not value.strip().lstrip("-").isdigit():
+    """One setting as a list: a comma list typed in a box, a JSON list, or a single number."""
+    if isinstance(value, (list, tuple)) or (isinstance(value, str) and value.strip()):
         return parse_axis(axis, value)
     return [_whole(axis, value, label)]
 
@@ -121,23 +107,16 @@ def request_axes(request: SweepRequest) -> dict[str, list]:
             "max_new_tokens": _values("max_new_tokens", request.max_new_tokens, "max new tokens")}
     if request.prompt_tokens not in (None, "", []):
         axes["prompt_tokens"] = parse_axis("prompt_tokens", request.prompt_tokens)
-    tps = [1] if request.tp in (None, "", []) else parse_axis("tp_size", request.tp)
+    # an empty list is a choice of no size, not of the default; only a blank box means 1
+    tps = [1] if request.tp in (None, "") else parse_axis("tp_size", request.tp)
     if tps != [1]:
         axes["tp_size"] = tps
+    # dtype and mode take comma lists here as they do on the CLI ("auto,float32")
+    for axis, value in (("dtype", request.dtype), ("mode", request.mode)):
+        values = parse_axis(axis, value)
+        if len(values) > 1:
+            axes[axis] = values
     return axes
-
-
-def cell_count(axes: dict[str, list]) -> int:
-    """The cells a grid runs: every combination, a GPU count only with the tp sizes that divide
-    it (studio.grid.layout_cells), counted without listing them; a tp list that fits no GPU
-    count is refused as the sweep refuses it."""
-    cells = 1
-    for axis, values in axes.items():
-        if axis not in ("gpus_per_node", "tp_size"):
-            cells *= len(values)
-    gpus, tps = axes["gpus_per_node"], axes.get("tp_size", [1])
-    layout_cells([], axes)  # refuses a tp that divides no GPU count, and a GPU count no tp divides
-    return cells * sum(1 for g in gpus for t in tps if g % t == 0)
 
 
 def plan_request(request: SweepRequest) -> SweepPlan:
@@ -153,9 +132,10 @@ def plan_request(request: SweepRequest) -> SweepPlan:
         num_prompts = 100 if request.num_prompts in (None, "") else _whole("num_prompts", request.num_prompts,
                                                                            "number of prompts")
     config = RunConfig(
-        prompts=prompts, model=(request.model or "").strip(), mode=request.mode,
+        prompts=prompts, model=(request.model or "").strip(), mode=axes.get("mode", [request.mode])[0],
         batch_size=axes["batch_size"][0], max_new_tokens=axes["max_new_tokens"][0],
-        gpus_per_node=axes["gpus_per_node"][0], dtype=request.dtype, fixed_length=bool(request.fixed_length),
+        gpus_per_node=axes["gpus_per_node"][0], dtype=axes.get("dtype", [request.dtype])[0],
+        fixed_length=bool(request.fixed_length),
         label=name, prompt_tokens=axes["prompt_tokens"][0] if synthetic else None,
         # on only when the server was started with --trust-remote-code
         trust_remote_code=remote_code_allowed(),

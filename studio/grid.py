@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 
-from runner.config import DTYPES, MODES, ConfigError
+from runner.config import DTYPES, MODES, ConfigError, list_items, unique, whole_list
 from studio.layouts import tp_label
 
 # config field -> (the setting's name in messages and the API, the CLI flag)
@@ -30,37 +30,30 @@ LABELS = {"gpus_per_node": "GPUs", "tp_size": "tp", "batch_size": "batch", "max_
 
 
 def parse_axis(axis: str, value) -> list:
-    """One setting's values from '1,8,32', a list, or a single value."""
+    """One setting's values from '1,8,32', a list, or a single value (runner.config.whole_list:
+    capped before it is split, whole numbers in ASCII digits, each value once)."""
     name = AXES[axis][0]
-    if isinstance(value, str):
-        items = [part.strip() for part in value.split(",")]
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
-    else:
-        items = [value]
-    if not items or items == [""]:
-        raise ConfigError(name, "no value given; write one value or a comma list such as 1,8,32")
-    values = []
+    if axis not in CHOICES:
+        return whole_list(name, value, 1, example={"gpus_per_node": "1,2,4", "tp_size": "1,2"}.get(axis, "1,8,32"))
+    items = list_items(name, value, ",".join(CHOICES[axis][:2]))
     for item in items:
-        if axis in CHOICES:
-            if item not in CHOICES[axis]:
-                raise ConfigError(name, f"{item!r} is not one of {', '.join(CHOICES[axis])}")
-            value = item
-        else:
-            if isinstance(item, bool) or item == "":
-                raise ConfigError(name, f"{item!r} is not a whole number; write values like 1,8,32")
-            try:
-                value = int(item) if not isinstance(item, float) or item.is_integer() else None
-            except (TypeError, ValueError):
-                value = None
-            if value is None:
-                raise ConfigError(name, f"{item!r} is not a whole number; write values like 1,8,32")
-            if value < 1:
-                raise ConfigError(name, f"must be at least 1, got {value}")
-        if value in values:
-            raise ConfigError(name, f"lists {value} twice; give each value once")
-        values.append(value)
-    return values
+        if not isinstance(item, str) or item not in CHOICES[axis]:
+            raise ConfigError(name, f"{item!r} is not one of {', '.join(CHOICES[axis])}; it must be one of them, "
+                              f"or a comma list of them")
+    return unique(name, items)
+
+
+def cell_count(axes: dict[str, list]) -> int:
+    """The cells a grid runs, counted from its lists' lengths without listing them:
+    every combination, a GPU count only with the tp sizes that divide it. A tp list
+    that fits no GPU count is refused as layout_cells refuses it."""
+    cells = 1
+    for axis, values in axes.items():
+        if axis not in ("gpus_per_node", "tp_size"):
+            cells *= len(values)
+    gpus, tps = axes.get("gpus_per_node") or [1], axes.get("tp_size", [1])
+    layout_cells([], axes)
+    return cells * sum(1 for g in gpus for t in tps if g % t == 0)
 
 
 def grid_cells(axes: dict[str, list]) -> list[dict]:

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 import pandas as pd
 
 from db.store import Store
-from runner.config import ConfigError
+from runner.config import ConfigError, whole
 from runner.latency import RUN_FIELDS
 from studio.grid import sweep_layouts, sweep_value
 from studio.layouts import agreement_cells, run_layout, tp_of
@@ -44,10 +44,8 @@ def history_filters(model=None, mode=None, batch_size=None, status=None, since=N
     filters = {"model": clean(model), "mode": clean(mode), "status": clean(status)}
     batch = clean(batch_size)
     if batch is not None:
-        try:
-            filters["batch_size"] = int(float(batch))
-        except (TypeError, ValueError):
-            raise ConfigError("batch_size", f"filter {batch!r} is not a whole number") from None
+        # 1.5 matched no run and Infinity ended in an OverflowError; both are refused
+        filters["batch_size"] = whole("batch_size", batch, 1, example="16")
     first, last = parse_day(since, "since"), parse_day(until, "until")
     if first and last and last < first:
         raise ConfigError("until", f"{last} is before {first}; swap the dates")

@@ -5,32 +5,14 @@ anything is read, started or deleted."""
 
 from __future__ import annotations
 
-import math
-import re
+from runner.config import LARGEST, ConfigError, whole
 
-from runner.config import ConfigError
-
-LARGEST_ID = 2**63 - 1  # SQLite's INTEGER
+LARGEST_ID = LARGEST  # SQLite's INTEGER
 
 
 def whole_number(name: str, value, *, minimum: int = 0, maximum: int = LARGEST_ID) -> int:
-    """An int, a float with no fraction, or a string of digits; nothing else."""
-    number = None
-    if isinstance(value, bool):
-        pass  # True is an int to Python, not a number to the user
-    elif isinstance(value, int):
-        number = value
-    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str) and re.fullmatch(r"\s*\d{1,19}\s*", value):
-        number = int(value)
-    if number is None:
-        if value is None or value == "":
-            raise ConfigError(name, "is missing; give a whole number")
-        raise ConfigError(name, f"must be a whole number, got {value!r}")
-    if not minimum <= number <= maximum:
-        raise ConfigError(name, f"must be from {minimum} to {maximum}, got {number}")
-    return number
+    """An int, a float with no fraction, or ASCII digits; nothing else (runner.config.whole)."""
+    return whole(name, value, minimum, maximum)
 
 
 def record_id(name: str, value) -> int:

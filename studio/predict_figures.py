@@ -67,8 +67,9 @@ def what_if(store, sweep_id, gpus, batch_size, num_prompts, max_new_tokens) -> t
     return prediction_figure(result), what_if_text(result)
 
 
-def build_what_if(gr, store, sweep_dropdown, private: dict) -> None:
-    """The panel's components and its one private event, inside the caller's layout."""
+def build_what_if(gr, store, sweep_dropdown, private: dict) -> tuple:
+    """The panel's components and its one private event, inside the caller's layout;
+    returns (GPU counts box, figure, text) for the tab to fill when a sweep opens."""
     with gr.Accordion("What if: predict GPU counts and settings not run", open=False, elem_id="what-if"):
         with gr.Row():
             gpus = gr.Textbox(label="GPU counts", value="1,2,3,4,8", elem_id="what-if-gpus")
@@ -87,3 +88,4 @@ def build_what_if(gr, store, sweep_dropdown, private: dict) -> None:
             raise gr.Error(str(exc), print_exception=False) from None
 
     button.click(handle, [sweep_dropdown, gpus, batch, prompts, tokens], [figure, text], **private)
+    return gpus, figure, text

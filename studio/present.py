@@ -24,6 +24,7 @@ from studio import grid_figures
 from studio import present_figures as pfigs
 from studio.explain import cause_sentence, explanation_line
 from studio.output_file import check_output, write_output
+from studio.predict import describe_held_out
 from studio.report import ReportError, load_analysis
 from studio.stats import varied_settings
 
@@ -83,24 +84,34 @@ def _rounds_step(analysis: dict) -> dict | None:
 
 
 def _cause_step(analysis: dict) -> dict:
-    detail = [line for line in analysis["explanation"].splitlines()
-              if line.startswith(("Predicted speedup", "Going from", "To remove"))]
+    # the remedy for quantisation belongs on the slide only where quantisation is the cause
+    verdict = (analysis.get("diagnosis") or {}).get("verdict")
+    prefixes = ("Predicted speedup", "Going from") + (("To remove",) if verdict in ("quantisation", "both") else ())
+    detail = [line for line in analysis["explanation"].splitlines() if line.startswith(prefixes)]
     body = f"<p class='cause'>{_esc(cause_sentence(analysis))}</p>" + "".join(
         f"<p class='small'>{_esc(line)}</p>" for line in detail)
     return {"id": "cause", "title": "The cause", "html": body, "figures": [figs.speedup_figure(analysis)]}
 
 
 def _whatif_step(analysis: dict) -> dict | None:
-    rows = pfigs.whatif_rows(analysis)
+    rows = [r for r in analysis.get("what_if_rows") or [] if r["measured"] is None]
     if not rows:
         return None
-    table = "<table><tr><th>GPUs</th><th>rounds on the busiest rank</th><th>quantisation ceiling, tokens/s</th>" \
-            "<th>USL fit, tokens/s</th></tr>" + "".join(
-                f"<tr><td>{r['gpus']}</td><td>{r['rounds']}</td><td>{r['ceiling']:.0f}</td>"
-                f"<td>{'–' if r['usl'] is None else format(r['usl'], '.0f')}</td></tr>" for r in rows) + "</table>"
-    note = ("<p class='note'>Extrapolated, not measured: the ceiling assumes every round takes as long as at the "
-            f"smallest count ({analysis['counts'][0]} GPU(s)); the USL curve is the fit to the measured counts carried "
-            "past them. Neither has a stated error: run those counts to know.</p>")
+
+    def num(value) -> str:
+        return "–" if value is None else f"{value:.0f}"
+
+    table = ("<table><tr><th>GPUs</th><th>rounds on the busiest rank</th><th>ceiling, tokens/s</th>"
+             "<th>predicted, tokens/s</th><th>interval</th></tr>" + "".join(
+                 f"<tr><td>{r['gpus']}</td><td>{num(r['rounds'])}</td><td>{num(r['ceiling'])}</td>"
+                 f"<td>{num(r['predicted'])}</td><td>{num(r['low'])}–{num(r['high'])}</td></tr>" for r in rows)
+             + "</table>")
+    what_if = analysis.get("what_if") or {}
+    trust = (describe_held_out(what_if["held_out"]) if what_if.get("held_out")
+             else what_if.get("error") or "no prediction")
+    note = ("<p class='note'>Not measured. The ceiling is what the rounds allow if every round took as long as at "
+            f"the smallest count ({analysis['counts'][0]} GPU(s)); the prediction also models the time per round. "
+            f"{_esc(trust[0].upper() + trust[1:])}.</p>")
     return {"id": "whatif", "title": "What if: the next GPU counts", "html": table + note,
             "figures": [pfigs.whatif_figure(analysis)]}
 
@@ -143,8 +154,9 @@ font-weight:600;color:#1f4e9c;margin:10px 0}.small{font-size:.9em;color:#444}.no
 padding:4px 10px;text-align:left}.kv th{background:#f3f3f3;width:220px}.kv{font-size:1.15em}
 #bar{position:fixed;bottom:0;left:0;right:0;height:34px;display:flex;align-items:center;gap:12px;
 padding:0 16px;background:#f4f7fb;border-top:1px solid #dde;font-size:.95em}#bar button{font-size:1em}
-#counter{font-variant-numeric:tabular-nums;font-weight:600;white-space:nowrap}
+#counter{font-variant-numeric:tabular-nums;font-weight:600;white-space:nowrap;flex-shrink:0}
 #bar span{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;min-width:0}
+@media (max-width:600px){#bar span:last-child{display:none}}
 """
 
 SCRIPT = """

@@ -6,12 +6,11 @@ block drawn here is a generate call the worker really makes."""
 
 from __future__ import annotations
 
-import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from studio.analysis_figures import COLORS, LAYOUT
-from studio.scaling_models import quantisation, usl
+from studio.scaling_models import quantisation
 
 MAX_EXPLAINER_GPUS = 16  # beyond this the rank columns get too thin to read as blocks
 BUSIEST = "#d95f02"
@@ -116,48 +115,37 @@ def throughput_until(analysis: dict, last: int) -> go.Figure:
     return fig
 
 
-def whatif_rows(analysis: dict, limit: int = 5) -> list[dict]:
-    """The next counts past the sweep: the quantisation ceiling and the USL fit
-    extrapolated, both scaled from the measured base count. Models, not measurements."""
-    points, counts = analysis["points"], analysis["counts"]
-    if not points:
-        return []
-    base = points[0]["throughput"]["median"]
-    fit = (analysis.get("fits") or {}).get("usl") or {}
-    rows = []
-    for q in analysis.get("quantisation_curve") or []:
-        if q["gpus"] <= counts[-1] or len(rows) >= limit:
-            continue
-        usl_value = float(usl(q["gpus"], fit["lam"], fit["sigma"], fit["kappa"])) if fit.get("lam") else None
-        rows.append({"gpus": q["gpus"], "rounds": q["rounds"], "ceiling": base * q["ceiling_speedup"],
-                     "usl": usl_value})
-    return rows
-
-
 def whatif_figure(analysis: dict) -> go.Figure:
-    """Measured medians, then dotted extrapolations: the rounds ceiling and the USL fit."""
+    """Measured medians, then the counts not run: the rounds ceiling (dotted, an
+    upper bound) and the prediction as hollow diamonds with its interval, the same
+    rows (`studio.what_if.what_if_rows`) the Analysis tab and the report show."""
     points, counts = analysis["points"], analysis["counts"]
-    base = points[0]["throughput"]["median"]
-    curve = analysis.get("quantisation_curve") or []
-    top = analysis.get("extrapolate_to") or counts[-1]
+    rows = analysis.get("what_if_rows") or []
     fig = go.Figure()
-    if curve:
+    with_ceiling = [r for r in rows if r["ceiling"] is not None]
+    if with_ceiling:
         fig.add_trace(go.Scatter(
-            x=[q["gpus"] for q in curve], y=[base * q["ceiling_speedup"] for q in curve], mode="lines+markers",
-            line_shape="hv", name="extrapolated: quantisation ceiling (rounds alone)",
+            x=[r["gpus"] for r in with_ceiling], y=[r["ceiling"] for r in with_ceiling], mode="lines+markers",
+            line_shape="hv", name="ceiling: what the rounds allow",
             line=dict(color=COLORS["quantisation"], dash="dot"), marker=dict(size=6)))
-    fit = (analysis.get("fits") or {}).get("usl") or {}
-    if fit.get("lam") is not None:
-        n = np.linspace(counts[0], top, 120)
-        fig.add_trace(go.Scatter(x=n, y=usl(n, fit["lam"], fit["sigma"], fit["kappa"]), mode="lines",
-                                 name="extrapolated: USL fit", line=dict(color=COLORS["usl"], dash="dot", width=2)))
+    guessed = [r for r in rows if r["measured"] is None and r["predicted"] is not None]
+    if guessed:
+        fig.add_trace(go.Scatter(
+            x=[r["gpus"] for r in guessed], y=[r["predicted"] for r in guessed], mode="markers",
+            name="predicted (interval)", marker=dict(symbol="diamond-open", size=13, color=COLORS["usl"],
+                                                     line=dict(width=2)),
+            error_y=dict(type="data", symmetric=False, color=COLORS["usl"],
+                         array=[r["high"] - r["predicted"] for r in guessed],
+                         arrayminus=[r["predicted"] - r["low"] for r in guessed])))
     fig.add_trace(go.Scatter(x=counts, y=[p["throughput"]["median"] for p in points], mode="lines+markers",
                              name="measured median", line=dict(color=COLORS["measured"], width=3),
                              marker=dict(size=11)))
-    fig.add_vrect(x0=counts[-1], x1=top, fillcolor="#999", opacity=0.08, line_width=0,
-                  annotation_text="not measured", annotation_position="top left")
-    fig.update_layout(title="What if: the next counts, extrapolated from the models (not measured)", **LAYOUT)
-    fig.update_xaxes(title_text="GPUs (processes)", dtick=1)
+    top = max([counts[-1], *(r["gpus"] for r in rows)])
+    if top > counts[-1]:
+        fig.add_vrect(x0=counts[-1], x1=top, fillcolor="#999", opacity=0.08, line_width=0,
+                      annotation_text="not measured", annotation_position="top left")
+    fig.update_layout(title="What if: counts not run (not measured)", **LAYOUT)
+    fig.update_xaxes(title_text="GPUs (processes)", tickmode="array", tickvals=sorted({*counts, *(r["gpus"] for r in rows)}))
     fig.update_yaxes(title_text="tokens / second", rangemode="tozero")
     return fig
 

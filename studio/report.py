@@ -18,6 +18,7 @@ from studio.explain import explain_layouts
 from studio.grid_analysis import grid_summary
 from studio.layouts import layout_summary
 from studio.output_file import check_output, write_output
+from studio.what_if import sweep_what_if, what_if_rows
 
 FORMAT_VERSION = 1
 
@@ -43,6 +44,8 @@ def load_analysis(store: Store, sweep_id: int, slo: dict | None = None, setting:
              + explain_layouts(result["layouts"], sweep.get("model")))
     if extra:
         result["explanation"] += "\n" + "\n".join(extra)
+    result["what_if"] = sweep_what_if(sweep, ranks, result["counts"])
+    result["what_if_rows"] = what_if_rows(result)
     result["_runs"] = {r["id"]: r for r in sweep["runs"]}
     result["_ranks"] = ranks
     return result

@@ -24,12 +24,13 @@ def parse_slo(text: str | None) -> dict | None:
                           f"or a preset ({', '.join(PRESETS)})")
     limits = {}
     for key in ("ttft", "tpot"):
-        try:
-            value = float(parts[key])
+        try:  # float() also reads '５' and '٥'; a limit is written in ASCII like every number here
+            value = float(parts[key]) if parts[key].isascii() else float("nan")
         except ValueError:
             value = float("nan")
         if not value > 0 or value == float("inf"):
-            raise ConfigError("slo", f"{key}={parts[key]} is not a positive number of milliseconds")
+            raise ConfigError("slo", f"{key}={parts[key]} is not a positive number of milliseconds; "
+                              f"write it in the digits 0-9, e.g. {key}=200")
         limits[f"{key}_ms"] = value
     return {**limits, "name": f"ttft={limits['ttft_ms']:g} ms, tpot={limits['tpot_ms']:g} ms"}
 

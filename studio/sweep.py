@@ -22,7 +22,7 @@ from runner.processes import owner_env
 from runner.result import RunResult
 from runner.validate import Prepared, check_process_count, prepare
 from studio.agreement import record_agreement
-from studio.grid import check_size, describe_cell, grid_cells, layout_cells, parse_axis, varied
+from studio.grid import cell_count, check_size, describe_cell, grid_cells, layout_cells, parse_axis, varied
 from studio.slo import parse_slo
 
 EventCallback = Callable[[dict], None]
@@ -106,8 +106,10 @@ def plan_sweep(base: RunConfig, axes: dict | list, repeats: int = 1, name: str =
         # every node computes the auto plan itself; from its own free memory the plans could differ
         raise ConfigError("memory_budget_gb", "an auto run over several nodes needs a memory budget "
                           "(--memory-budget-gb), so that every node plans the same batches")
+    # counted from the lists' lengths first: a grid past the limit is refused before a
+    # single combination is built (1,...,100 three times is a million of them)
+    check_size(cell_count(axes), repeats)
     cells = layout_cells(grid_cells(axes), axes)
-    check_size(len(cells), repeats)
     prompts_by_length: dict[int, list[str]] = {}
     prepared = []
     for cell in cells:

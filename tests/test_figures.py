@@ -138,3 +138,13 @@ def test_the_count_axis_says_what_the_runs_counted():
     assert count_axis_title(cpu) == "CPU processes (no GPU)"
     assert count_axis_title(gpu + cpu) == "GPUs (CPU processes for the CPU runs)"
     assert count_axis_title([{"config": {"device": "cuda:0"}}]) == "GPUs"
+
+
+def test_the_phases_chart_says_what_each_phase_is():
+    from studio.figures import phases_figure
+
+    fig = phases_figure({"id": 3, "phases": {"load": 1.0, "generate": 0.5, "roofline": 0.9, "total": 2.6}})
+    bars = fig.data[0]
+    hover = dict(zip(bars.y, bars.customdata))
+    assert "not in tokens/s" in hover["roofline"] and hover["generate"] == "generation (timed)"
+    assert any("only generate is timed" in a.text for a in fig.layout.annotations)

@@ -27,6 +27,8 @@ def test_the_run_tab_on_a_phone(db_path, free_port, tmp_path, browser, artifacts
         assert ticked >= 1 and f"= {ticked} run(s)" in page.locator("#grid-info").inner_text()
         for name in ("Run", "History", "Compare", "Analysis", "Present"):
             assert page.get_by_role("tab", name=name).is_visible(), f"the {name} tab is hidden"
+        page.get_by_text("Glossary: rounds, knee").click()  # one click from every tab
+        page.locator("#glossary").get_by_text("Time to first token").wait_for(timeout=10_000)
         label = page.locator("#prompt-file").get_by_text("…or upload a file").bounding_box()
         # the words themselves, not the drop zone around them
         drop = page.evaluate("""() => {

@@ -16,10 +16,11 @@ from runner.result import RunResult
 from studio.explain import cause_sentence
 from studio.output_file import OutputError
 from studio.present import deck_html, deck_steps, write_deck
-from studio.present_figures import block_positions, check_explainer_inputs, explainer_figure, whatif_rows
+from studio.present_figures import block_positions, check_explainer_inputs, explainer_figure
 from studio.reference import ensure_reference_sweeps
 from studio.report import ReportError, load_analysis
 from studio.scaling_models import quantisation
+from studio.what_if import what_if_rows
 
 # tokens/s per (GPUs, batch size), two repeats each: made up for the test, stored like real runs
 GRID = {(1, 2): (10.0, 11.0), (2, 2): (19.0, 20.0), (1, 8): (30.0, 31.0), (2, 8): (50.0, 52.0)}
@@ -98,16 +99,15 @@ def test_deck_of_the_reference_batched_sweep(store):
     assert "Going from 4 to 5 GPUs leaves the busiest rank with 2 rounds" in rounds["html"]
     assert cause_sentence(analysis).startswith("Cause: work quantisation/imbalance: seconds per round stay")
     whatif = next(s for s in steps if s["id"] == "whatif")
-    usl = analysis["fits"]["usl"]
-    rows = whatif_rows(analysis)
-    assert [r["gpus"] for r in rows] == [6, 7, 8, 9, 10] and [r["rounds"] for r in rows] == [2, 1, 1, 1, 1]
+    rows = what_if_rows(analysis)
+    assert rows == analysis["what_if_rows"]  # the deck shows the rows the report and the tab carry
+    assert [r["gpus"] for r in rows] == [1, 2, 3, 4, 5, 6, 10] and [r["rounds"] for r in rows][-2:] == [2, 1]
     base = analysis["points"][0]["throughput"]["median"]
-    assert rows[1]["ceiling"] == pytest.approx(base * 7)  # 7 rounds on 1 GPU, 1 round on 7
-    n = 8
-    assert rows[2]["usl"] == pytest.approx(usl["lam"] * n / (1 + usl["sigma"] * (n - 1) + usl["kappa"] * n * (n - 1)))
-    assert "Extrapolated, not measured" in whatif["html"]
-    assert {t.name for t in whatif["figures"][0].data} >= {"extrapolated: quantisation ceiling (rounds alone)",
-                                                           "extrapolated: USL fit", "measured median"}
+    assert rows[-1]["ceiling"] == pytest.approx(base * 7)  # 7 rounds on 1 GPU, 1 round on 10
+    for r in rows[-2:]:
+        assert f"<tr><td>{r['gpus']}</td><td>{r['rounds']}</td><td>{r['ceiling']:.0f}</td>" in whatif["html"]
+    assert "Not measured" in whatif["html"] and "held out" in whatif["html"].lower()
+    assert {t.name for t in whatif["figures"][0].data} >= {"ceiling: what the rounds allow", "measured median"}
     html = deck_html(analysis)
     assert html.count("<section class='step'") == len(steps)
     assert html.count("Plotly=") <= 1 and "cdn.plot.ly" not in html.split("<script>")[0]
@@ -195,6 +195,12 @@ def test_deck_renders_every_chart_offline_in_chromium(store, tmp_path, artifacts
         assert page.locator("#counter").inner_text() == f"{len(steps) - 1} / {len(steps)}"
         page.mouse.click(960, 60)  # a click off the charts advances
         assert page.locator("#counter").inner_text() == f"{len(steps)} / {len(steps)}"
+        # on a phone the footer keeps its counter whole, on one line
+        page.set_viewport_size({"width": 390, "height": 844})
+        box = page.locator("#counter").bounding_box()
+        assert box["height"] < 30 and box["x"] + box["width"] <= 390
+        assert page.evaluate("(() => { const c = document.querySelector('#counter'); "
+                             "return c.scrollWidth <= c.clientWidth; })()")
         browser.close()
     assert not errors and not requests, (errors, requests)
 
@@ -317,3 +323,19 @@ def test_the_deck_is_sized_for_a_projector_and_needs_no_emoji_font(store):
         assert layout["font"]["size"] >= 18
     visible = html.split("<script>", 1)[0] + html.rsplit("</script></head>", 1)[1].split("<script type=", 1)[0]
     assert not [c for c in visible if ord(c) >= 0x1F000], "a glyph that needs an emoji font"
+
+
+def test_a_contention_slide_does_not_offer_the_quantisation_remedy():
+    from studio.analysis import analyse_sweep
+
+    # 100 prompts, batch 16: the rounds allow 3.5x at 4 GPUs; the runs got 1.3x, each round much slower
+    runs = [{"id": n, "status": "succeeded", "num_gpus": n, "num_nodes": 1, "world_size": n, "repeat_index": 0,
+             "tokens_per_second": tps, "seconds": 10000 / tps, "num_prompts": 100, "batch_size": 16}
+            for n, tps in ((1, 520.0), (2, 600.0), (3, 650.0), (4, 680.0), (5, 700.0))]
+    sweep = {"id": 1, "name": "", "mode": "batched", "batch_size": 16, "num_prompts": 100,
+             "settings": {"mode": "batched", "batch_size": 16, "num_prompts": 100}, "runs": runs}
+    analysis = analyse_sweep(sweep)
+    assert analysis["diagnosis"]["verdict"] == "contention"
+    assert "Quantisation is not what limits this sweep; still: To remove" in analysis["explanation"]
+    cause = next(s for s in deck_steps(analysis) if s["id"] == "cause")
+    assert "To remove" not in cause["html"] and "batch size" not in cause["html"]
