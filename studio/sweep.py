@@ -94,8 +94,6 @@ def plan_sweep(base: RunConfig, axes: dict | list, repeats: int = 1, name: str =
     axes = {"gpus_per_node": axes} if isinstance(axes, (list, tuple, str, int)) else dict(axes)
     axes = {axis: parse_axis(axis, values) for axis, values in axes.items() if values not in (None, "", [])}
     axes.setdefault("gpus_per_node", [base.gpus_per_node])
-    if base.num_nodes == 1:  # a count past this machine's cap is refused as such, however large
-        check_process_count(max(axes["gpus_per_node"]), base)
     if num_prompts is not None and "prompt_tokens" not in axes and base.prompt_tokens is None:
         raise ConfigError("num_prompts", "goes with --prompt-tokens (synthetic prompts); without it, give the "
                           "prompts themselves")
@@ -109,6 +107,8 @@ def plan_sweep(base: RunConfig, axes: dict | list, repeats: int = 1, name: str =
     # counted from the lists' lengths first: a grid past the limit is refused before a
     # single combination is built (1,...,100 three times is a million of them)
     check_size(cell_count(axes), repeats)
+    if base.num_nodes == 1:  # a count past this machine's cap is refused as such, however large
+        check_process_count(max(axes["gpus_per_node"]), base)
     cells = layout_cells(grid_cells(axes), axes)
     prompts_by_length: dict[int, list[str]] = {}
     prepared = []
