@@ -5,11 +5,13 @@
 Starts a server on a fresh database holding one earlier run, then sends bounded
 rounds of bad requests (ids and booleans that bend, wrong types, missing
 arguments, server paths as uploads, NaN over raw HTTP) and injects faults
-(Stop mid-run, a rank SIGKILLed, a run deleted while its sweep runs). It prints
-requests sent, faults injected, answers that were a bare "Error" or leaked a
-server folder, runs lost, processes left, and how much the server grew on the
+(Stop mid-run, a rank SIGKILLed, a run deleted while its sweep runs). It also calls
+the page's private events by name and reads the database the moment a Stop is
+acknowledged. It prints requests sent, faults injected, answers that were a bare
+"Error" or leaked a server folder, private events that ran, Stops not yet stored
+when acknowledged, runs lost, processes left, and how much the server grew on the
 huge grids of issue 27 (its RSS before and after them); it exits non-zero if any
-of those four counts is not 0 or the server grew 50 MB or more. Traffic goes to
+of those six counts is not 0 or the server grew 50 MB or more. Traffic goes to
 127.0.0.1 only.
 """
 
@@ -116,7 +118,7 @@ def main() -> int:
     env = {**os.environ, "STUDIO_HOME": str(folder / "home"), "STUDIO_HARDWARE_LOCK": str(folder / "hw.lock")}
     server = subprocess.Popen([sys.executable, "-m", "studio", "serve", "--port", str(port), "--db", str(db)],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    requests = faults = bare = leaks = 0
+    requests = faults = bare = leaks = private_ran = forgotten = 0
     grown = peak_rss = slowest = 0.0
     private = [str(ROOT), str(folder), os.path.expanduser("~"), sys.prefix]
     try:
@@ -157,16 +159,27 @@ def main() -> int:
                     slowest = max(slowest, time.monotonic() - began)
                 grown = max(grown, (psutil.Process(server.pid).memory_info().rss - before) / 2**20)
                 peak_rss = max(peak_rss, psutil.Process(server.pid).memory_info().rss / 2**20)
+                # the page's private events, by name: refused before gradio runs them (issue 27 item 7)
+                for name, data in (("add_reference", [None, None]), ("open_run", [1.5])):
+                    answer = http.post(f"/gradio_api/call/{name}", json={"data": data})
+                    requests += 1
+                    private_ran += answer.status_code != 404
                 # faults: a sweep stopped mid-run, a rank killed, a run deleted while its sweep runs
-                started = json.loads(call(http, "/start_sweep", dict(
+                answer = call(http, "/start_sweep", dict(
                     prompts="\n".join(["Call me Ishmael."] * 8), gpu_counts="1,2", max_new_tokens=8,
-                    batch_size=1, repeats=2)).split("data: ")[-1])[0]
+                    batch_size=1, repeats=2))
+                started = json.loads(answer.split("data: ")[-1])
+                if not isinstance(started, list):
+                    raise SystemExit(f"the fault sweep was refused: {answer[:500]}")
+                started = started[0]
                 requests += 1
                 sweep = started["sweep_id"]
                 time.sleep(1.5)
                 kind = round_ % 3
                 if kind == 0:
                     check(call(http, "/stop_sweep", dict(sweep_id=sweep)))
+                    # what a server killed right now would restart from (issue 27 item 2)
+                    forgotten += Store(db).get_sweep(sweep)["status"] == "running"
                 elif kind == 1:
                     deadline = time.monotonic() + 60
                     ranks = []
@@ -202,9 +215,11 @@ def main() -> int:
     lost = 0 if kept and kept["status"] == "succeeded" and kept["tokens"] == 1 else 1
     integrity = Store(db).integrity()
     print(f"requests {requests}, faults injected {faults}, bare errors {bare}, answers naming a server folder {leaks}, "
+          f"private events that ran {private_ran}, Stops not stored when acknowledged {forgotten}, "
           f"runs lost {lost}, processes left {len(left)}, integrity {integrity}; huge grids: the server grew "
           f"{grown:.1f} MB at most (limit 50), slowest refusal {slowest:.2f} s, peak RSS {peak_rss:.0f} MB")
-    return 0 if not (bare or leaks or lost or left) and integrity == "ok" and grown < 50 else 1
+    bad_counts = bare or leaks or private_ran or forgotten or lost or left
+    return 0 if not bad_counts and integrity == "ok" and grown < 50 else 1
 
 
 if __name__ == "__main__":

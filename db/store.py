@@ -110,6 +110,14 @@ class Store:
         with self.transaction() as conn:
             conn.execute("UPDATE sweeps SET status = ?, finished_at = ? WHERE id = ?", (status, now(), sweep_id))
 
+    def record_stop(self, sweep_id: int) -> None:
+        """Stored before a Stop is acknowledged, so a server killed just after never resumes it."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE sweeps SET status = 'cancelled', finished_at = ? WHERE id = ? AND status = 'running'",
+                         (now(), sweep_id))
+            conn.execute("UPDATE runs SET status = 'cancelled', finished_at = ?, error = 'cancelled before it started' "
+                         "WHERE sweep_id = ? AND status = 'queued' AND started_at IS NULL", (now(), sweep_id))
+
     def get_sweep(self, sweep_id: int) -> dict | None:
         rows = self._rows("SELECT * FROM sweeps WHERE id = ?", (sweep_id,))
         if not rows:

@@ -153,8 +153,9 @@ def owner_from_env(env: dict | None = None) -> psutil.Process | None:
         proc = psutil.Process(pid)
     except psutil.Error:
         return None
-    # a different process now wearing the owner's PID is no owner
-    return proc if abs(proc.create_time() - start) < 0.01 else None
+    # a different process now wearing the owner's PID is no owner, and neither is a killed
+    # owner its parent has not reaped yet (a zombie keeps its PID and start time)
+    return proc if abs(proc.create_time() - start) < 0.01 and is_alive(proc) else None
 
 
 def watch_owner(interval: float = 1.0) -> threading.Thread | None:

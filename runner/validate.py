@@ -53,15 +53,21 @@ def resolve_dtype(config: RunConfig, device: str, capability: tuple[int, int] | 
     return config.dtype
 
 
-def prepare(config: RunConfig, inventory: Inventory | None = None) -> Prepared:
+def check_process_count(count: int, config: RunConfig, inventory: Inventory | None = None) -> None:
+    """The machine's cap on processes a node runs, one message for every count above it
+    (65 too: RunConfig's own bound of 64 would name the field instead of the machine)."""
     inventory = inventory or detect()
     device = resolve_device(config, inventory)
     limit = inventory.max_processes(device)
-    if config.gpus_per_node > limit:
+    if count > limit:
         what = "GPUs" if device == "cuda" else "CPU processes"
-        raise ConfigError(
-            "gpus", f"{config.gpus_per_node} {what} asked for, this machine allows at most {limit}; lower the count"
-        )
+        raise ConfigError("gpus", f"{count} {what} asked for, this machine allows at most {limit}; lower the count")
+
+
+def prepare(config: RunConfig, inventory: Inventory | None = None) -> Prepared:
+    inventory = inventory or detect()
+    device = resolve_device(config, inventory)
+    check_process_count(config.gpus_per_node, config, inventory)
     if config.trust_remote_code and not remote_code_allowed():
         raise ConfigError(
             "trust_remote_code", "is off in this studio; only the server's --trust-remote-code start-up flag allows it"

@@ -16,7 +16,7 @@ import gradio as gr
 from db.store import Store
 from runner.config import ConfigError
 from studio import forms, history, views
-from studio.params import boolean, optional_id, record_id, text, whole_number
+from studio.params import boolean, id_list, optional_id, record_id, text, whole_number
 
 
 def refuse(exc: ConfigError) -> gr.Error:
@@ -153,7 +153,9 @@ def register_api(supervisor, store: Store) -> None:
     def delete_runs(run_ids: list[int] | None = None, sweep_ids: list[int] | None = None) -> dict:
         """Delete runs, or whole sweeps with their runs. Running or queued runs are refused."""
         supervisor.adopt_orphans()  # a dead owner's runs end here, so they can go
-        return {"message": history.delete_selected(supervisor.store, sweep_ids, run_ids)}
+        message = history.delete_selected(supervisor.store, sweep_ids, run_ids)
+        supervisor.forget(id_list("sweep_ids", sweep_ids))
+        return {"message": message}
 
     def export_runs(run_ids: list[int] | None = None, sweep_ids: list[int] | None = None,
                     format: str = "csv") -> str:

@@ -26,6 +26,7 @@ from studio.api import refuse_missing_values, register_api
 from studio.compare_tab import build_compare_tab
 from studio.glossary import glossary_markdown
 from studio.page_kit import error_text, private
+from studio.params import id_list
 from studio.present_tab import build_present_tab
 
 POLL_SECONDS = 1.0
@@ -410,6 +411,7 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         try:
             supervisor.adopt_orphans()  # a dead owner's runs end here, so they can go
             message = history.delete_selected(supervisor.store, sweep_ids, run_ids)
+            supervisor.forget(id_list("sweep_ids", sweep_ids))
         except ConfigError as exc:
             message = error_text(exc)
         table, _, shown, *rest = refresh(*filter_values, [], [])

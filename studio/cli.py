@@ -228,7 +228,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         sweep_id = _sweep_ref(store, args.sweep)
         other = _sweep_ref(store, args.compare) if args.compare else None
-        path, analysis = write_report(store, sweep_id, args.format, args.output, compare_with=other)
+        path, analysis = write_report(store, sweep_id, args.format, args.output, compare_with=other, force=args.force)
     except (ReportError, ValueError) as exc:
         return fail(str(exc))
     print(analysis["explanation"])
@@ -249,7 +249,7 @@ def cmd_present(args: argparse.Namespace) -> int:
 
     store = Store(args.db)
     try:
-        path, analysis = write_deck(store, _sweep_ref(store, args.sweep), args.output)
+        path, analysis = write_deck(store, _sweep_ref(store, args.sweep), args.output, force=args.force)
     except (ReportError, ValueError) as exc:
         return fail(str(exc))
     print(analysis["explanation"])
@@ -316,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("sweep", help="sweep id (see `studio runs`), or ref:batched / ref:simple")
     report.add_argument("--format", default="html", choices=["html", "json"])
     report.add_argument("--output", "-o", default=None, help="file to write (default sweep-ID-report.FORMAT)")
+    report.add_argument("--force", action="store_true", help="replace the --output file if it exists")
     report.add_argument("--compare", default=None, metavar="SWEEP", help="a second sweep for an A/B comparison")
     add_db_option(report)
     report.set_defaults(func=cmd_report)
@@ -333,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     present = sub.add_parser("present", help="write a sweep as a self-contained presentation (HTML deck)")
     present.add_argument("sweep", help="sweep id (see `studio runs`), or ref:batched / ref:simple")
     present.add_argument("--output", "-o", default=None, help="file to write (default sweep-ID-deck.html)")
+    present.add_argument("--force", action="store_true", help="replace the --output file if it exists")
     add_db_option(present)
     present.set_defaults(func=cmd_present)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from runner.config import ConfigError
 from studio.cli_args import whole_arg
+from studio.output_file import OutputError, write_output
 
 
 def cmd_cluster_slurm(args: argparse.Namespace) -> int:
@@ -33,8 +34,10 @@ def cmd_cluster_slurm(args: argparse.Namespace) -> int:
         return fail(str(exc))
     script = sbatch_script(job)
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(script)
+        try:
+            write_output(args.out, script, force=args.force, option="--out")
+        except OutputError as exc:
+            return fail(str(exc))
         print(f"wrote {args.out}: submit it with  sbatch {shlex.quote(args.out)}", file=sys.stderr)
     else:
         sys.stdout.write(script)
@@ -43,11 +46,15 @@ def cmd_cluster_slurm(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from db.store import Store
+    from studio.cli_args import fail
     from studio.importer import build_export, write_export
 
     data = build_export(Store(args.db), run_ids=args.run or None, sweep_id=args.sweep)
     if args.out and args.out != "-":
-        write_export(data, args.out)
+        try:
+            write_export(data, args.out, force=args.force)
+        except OutputError as exc:
+            return fail(str(exc))
         print(f"exported {len(data['runs'])} run(s) to {args.out}", file=sys.stderr)
     else:
         json.dump(data, sys.stdout, indent=1, default=str)
@@ -116,6 +123,7 @@ def add_deploy_commands(sub) -> None:
     slurm.add_argument("--studio-command", default="studio", help="how the nodes call the studio (default studio)")
     slurm.add_argument("--cpu", action="store_true", help="CPU processes, no GPUs requested (adds --device cpu)")
     slurm.add_argument("--out", "-o", default=None, help="file to write (default: print the script)")
+    slurm.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     slurm.add_argument("run_args", nargs="*", metavar="-- RUN OPTIONS", help="`studio run` options, after --")
     slurm.set_defaults(func=cmd_cluster_slurm)
 
@@ -123,6 +131,7 @@ def add_deploy_commands(sub) -> None:
     export.add_argument("--run", type=whole_arg, action="append", help="a run id (repeatable; default all finished runs)")
     export.add_argument("--sweep", type=whole_arg, default=None, help="only this sweep's runs")
     export.add_argument("--out", "-o", default=None, help="file to write (default: print it)")
+    export.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     add_db_option(export)
     export.set_defaults(func=cmd_export)
 

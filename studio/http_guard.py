@@ -1,4 +1,5 @@
-"""What the web server answers when gradio refuses a file path a client sent.
+"""What the web server answers when gradio refuses a file path a client sent, and
+the requests it answers itself before gradio sees them (AccessGuard).
 
 Gradio refuses a path outside its upload folder (the database, a model cache)
 before any handler runs, and its 400 says why by listing every blocked server
@@ -9,6 +10,8 @@ folder. This ASGI middleware, given to the FastAPI app through
 from __future__ import annotations
 
 import json
+import re
+from http.cookies import CookieError, SimpleCookie
 
 REFUSED_FILE = ("prompt_file: this file is not allowed: upload a .txt, .jsonl or .csv file from your computer "
                 "(a path on the server is never read)")
@@ -50,3 +53,58 @@ class PathRefusalGuard:
             await send(message)
 
         await self.app(scope, receive, guarded_send)
+
+
+# POST /gradio_api/call/<name> (and the older /run, /api and /call/v2 forms) reaches any
+# event that has a name, the page's private ones included: only the public API may.
+NAMED_CALL = re.compile(r"^/gradio_api/(?:call/v2|call|run|api)/([^/]+)")
+HEARTBEAT = "/gradio_api/heartbeat/"
+
+
+def public_names(app) -> set[str]:
+    blocks = app.get_blocks()
+    return {fn.api_name for fn in blocks.fns.values() if fn.api_visibility == "public" and fn.api_name}
+
+
+def logged_in(app, headers: list) -> bool:
+    cookies = SimpleCookie()
+    for key, value in headers:
+        if key.lower() == b"cookie":
+            try:
+                cookies.load(value.decode("latin-1"))
+            except CookieError:
+                return False
+    for name in (f"access-token-{app.cookie_id}", f"access-token-unsecure-{app.cookie_id}"):
+        if name in cookies and app.tokens.get(cookies[name].value) is not None:
+            return True
+    return False
+
+
+def access_refusal(scope) -> tuple[int, str] | None:
+    """(status, message) to answer instead of letting gradio handle the request."""
+    app, path = scope.get("app"), scope.get("path", "")
+    if app is None or not hasattr(app, "get_blocks"):
+        return None
+    # gradio's heartbeat skips the login check and holds the connection open for anyone
+    if path.startswith(HEARTBEAT) and getattr(app, "auth", None) and not logged_in(app, scope.get("headers", [])):
+        return 401, "Not authenticated: log in first"
+    match = NAMED_CALL.match(path)
+    if match and match.group(1) not in public_names(app):
+        return 404, (f"{match.group(1)!r} is not part of the studio's API; "
+                     "the endpoints are listed at /gradio_api/info")
+    return None
+
+
+class AccessGuard:
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        refusal = access_refusal(scope) if scope["type"] == "http" else None
+        if refusal is None:
+            return await self.app(scope, receive, send)
+        status, message = refusal
+        body = json.dumps({"detail": message}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from db.store import Store
+from studio.output_file import write_output
 
 FORMAT = "scaling-studio-runs"
 VERSION = 1
@@ -45,13 +46,11 @@ def build_export(store: Store, *, run_ids: list[int] | None = None, sweep_id: in
     }
 
 
-def write_export(data: dict, path: str | Path) -> None:
-    """Write atomically: a cluster job's result file is never seen half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    tmp.replace(path)
+def write_export(data: dict, path: str | Path, *, force: bool = False) -> None:
+    """Written beside the target and renamed: a cluster job's result file is never seen
+    half-written. Its folder is made (a job's result folder may not exist yet)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_output(path, json.dumps(data, indent=1, default=str), force=force, option="--out")
 
 
 # validation -----------------------------------------------------------------

@@ -23,6 +23,7 @@ from studio import analysis_figures as figs
 from studio import grid_figures
 from studio import present_figures as pfigs
 from studio.explain import cause_sentence, explanation_line
+from studio.output_file import check_output, write_output
 from studio.predict import describe_held_out
 from studio.report import ReportError, load_analysis
 from studio.stats import varied_settings
@@ -247,16 +248,9 @@ def deck_html(analysis: dict) -> str:
         f"<script type='application/json' id='deck-figs'>{data}</script><script>{SCRIPT}</script></body></html>"])
 
 
-def write_deck(store, sweep_id: int, output: str | Path | None = None) -> tuple[Path, dict]:
+def write_deck(store, sweep_id: int, output: str | Path | None = None, *, force: bool = False) -> tuple[Path, dict]:
     """Analyse a stored sweep and write its deck; returns the file and the analysis."""
-    path = Path(output) if output else Path(f"sweep-{sweep_id}-deck.html")
-    if path.parent and not path.parent.exists():
-        raise ReportError(f"folder {path.parent} does not exist; create it or pick another --output")
-    if path.is_dir():
-        raise ReportError(f"--output {path} is a folder; give a file name such as {path / 'deck.html'}")
+    path = check_output(Path(output) if output else Path(f"sweep-{sweep_id}-deck.html"), force=force)
     analysis = load_analysis(store, sweep_id)
-    text = deck_html(analysis)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    path = write_output(path, deck_html(analysis), force=force)
     return path, analysis

@@ -36,7 +36,9 @@ def deck_frame(store: Store, sweep_id) -> tuple[str, str, dict]:
     except (ReportError, ValueError) as exc:
         return PLACEHOLDER, f"⚠ Cannot present sweep {sweep_id}: {exc}", {}
     frame = (f"<iframe id='present-deck' title='presentation of sweep {analysis['sweep']['id']}' "
-             f"srcdoc=\"{html.escape(page, quote=True)}\" allowfullscreen "
+             # sandboxed without allow-same-origin: the deck's scripts run, but in an origin of their
+             # own, so they can reach neither the studio's page nor its API with the user's cookies
+             f"srcdoc=\"{html.escape(page, quote=True)}\" sandbox='allow-scripts' allowfullscreen "
              "style='width:100%;height:82vh;border:1px solid #ddd;border-radius:6px'></iframe>")
     status = ("Click into the deck, then → / space / click to advance, ← to go back, F for full screen. "
               "The explainer below starts from this sweep's settings.")

@@ -17,6 +17,7 @@ from studio.analysis import analyse_sweep, compare
 from studio.explain import explain_layouts
 from studio.grid_analysis import grid_summary
 from studio.layouts import layout_summary
+from studio.output_file import check_output, write_output
 from studio.what_if import sweep_what_if, what_if_rows
 
 FORMAT_VERSION = 1
@@ -253,20 +254,16 @@ def report_html(analysis: dict, other: dict | None = None) -> str:
 
 
 def write_report(store: Store, sweep_id: int, fmt: str = "html", output: str | Path | None = None,
-                 compare_with: int | None = None) -> tuple[Path, dict]:
+                 compare_with: int | None = None, *, force: bool = False) -> tuple[Path, dict]:
     """Analyse a sweep and write its report; returns the file written and the analysis."""
     if fmt not in ("html", "json"):
         raise ReportError(f"format {fmt!r} is not known; use html or json")
     analysis = load_analysis(store, sweep_id)
     other = load_analysis(store, compare_with) if compare_with is not None else None
-    path = Path(output) if output else Path(f"sweep-{sweep_id}-report.{fmt}")
-    if path.parent and not path.parent.exists():
-        raise ReportError(f"folder {path.parent} does not exist; create it or pick another --output")
+    path = check_output(Path(output) if output else Path(f"sweep-{sweep_id}-report.{fmt}"), force=force)
     if fmt == "json":
         text = json.dumps(report_json(analysis, other), indent=2, default=str)
     else:
         text = report_html(analysis, other)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    path = write_output(path, text, force=force)
     return path, public(analysis)

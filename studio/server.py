@@ -20,7 +20,18 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 MAX_UPLOAD = "20mb"  # prompt files; runner.prompts refuses more than 20 MiB as well
 
 
+def bare_host(host: str) -> str:
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def url_host(host: str) -> str:
+    """The host as a URL spells it: an IPv6 address in brackets (http://[::1]:7860)."""
+    host = bare_host(host)
+    return f"[{host}]" if ":" in host else host
+
+
 def is_loopback(host: str) -> bool:
+    host = bare_host(host)
     if host == "localhost":
         return True
     try:
@@ -33,8 +44,9 @@ def parse_auth(text: str | None) -> tuple[str, str] | None:
     if not text:
         return None
     user, sep, password = text.partition(":")
-    if not sep or not user or not password:
-        raise ValueError("--auth must be user:password, both non-empty")
+    if not sep or not user.strip() or not password.strip():
+        raise ValueError("--auth must be user:password, and the user and the password must not be blank "
+                         "(spaces alone count as blank)")
     return user, password
 
 
@@ -78,7 +90,7 @@ def serve(args) -> int:
     from starlette.middleware import Middleware
 
     from studio.app import CSS, build_app, theme
-    from studio.http_guard import PathRefusalGuard
+    from studio.http_guard import AccessGuard, PathRefusalGuard
     from studio.supervisor import Supervisor
 
     supervisor = Supervisor(args.db, resume=not getattr(args, "no_resume", False))
@@ -99,15 +111,16 @@ def serve(args) -> int:
             app.launch(
                 # show_error=False: an unexpected exception reaches the user as a bare "Error"
                 # (its text may hold server paths); refusals (gr.Error) are still shown in full
-                server_name=args.host, server_port=args.port, auth=auth, share=False, show_error=False,
+                # gradio builds its own URLs from server_name: an IPv6 address needs its brackets
+                server_name=url_host(args.host), server_port=args.port, auth=auth, share=False, show_error=False,
                 max_file_size=MAX_UPLOAD, allowed_paths=[], blocked_paths=never_served(supervisor.db_path),
                 prevent_thread_lock=True, quiet=True,
                 footer_links=["api"], theme=theme(), css=CSS, ssr_mode=False, mcp_server=False,
-                app_kwargs={"middleware": [Middleware(PathRefusalGuard)]},
+                app_kwargs={"middleware": [Middleware(PathRefusalGuard), Middleware(AccessGuard)]},
             )
         except OSError as exc:
             return fail(f"cannot listen on {args.host}:{args.port} ({exc}); pass a free --port")
-        print(f"studio: serving on http://{args.host}:{args.port} (database {supervisor.db_path}; "
+        print(f"studio: serving on http://{url_host(args.host)}:{args.port} (database {supervisor.db_path}; "
               "Ctrl+C stops it)", flush=True)
         while not stop.wait(1.0):  # a timed wait, so the signal handler always gets to run
             pass

@@ -68,6 +68,7 @@ class SweepJob:
     runs: dict[int, RunProgress] = field(default_factory=dict)
     log: collections.deque = field(default_factory=lambda: collections.deque(maxlen=LOG_LINES))
     current_run_id: int | None = None
+    hardware_position: int | None = None  # place in line for the machine, while another runner holds it
 
 
 ADOPT_EVERY_S = 10.0  # how often an idle server looks for sweeps a dead owner left
@@ -165,6 +166,9 @@ class Supervisor:
             if job in self._queue:
                 self._queue.remove(job)
                 self._finish_unstarted(job, "cancelled", "cancelled before it started")
+            else:
+                # on disk before the caller hears "stopped": a crash in between must not resume it
+                self.store.record_stop(job.sweep_id)
             return True
 
     def shutdown(self, timeout: float = 15.0) -> None:
@@ -189,6 +193,17 @@ class Supervisor:
         job.state = status
         self._finished.append(job.sweep_id)
 
+    def forget(self, sweep_ids) -> None:
+        """Deleted sweeps: their finished jobs must not answer sweep_status any more."""
+        with self._lock:
+            for sweep_id in sweep_ids or ():
+                job = self._jobs.get(sweep_id)
+                if job is not None and job.state in FINAL:
+                    del self._jobs[sweep_id]
+            kept = [s for s in self._finished if s in self._jobs]
+            self._finished.clear()
+            self._finished.extend(kept)
+
     # reading ------------------------------------------------------------------
     def status(self, sweep_id: int | None = None) -> dict | None:
         with self._lock:
@@ -200,6 +215,8 @@ class Supervisor:
             position = None
             if job.state == "queued":
                 position = next(i for i, j in enumerate(self._queue) if j is job) + 1
+            elif job.state == "running":
+                position = job.hardware_position  # waiting for the machine (another server or a CLI holds it)
             return {
                 "sweep_id": job.sweep_id,
                 "state": job.state,
@@ -273,6 +290,8 @@ class Supervisor:
             progress = job.runs.get(event.get("run_id"))
             if progress is None:
                 return
+            if kind != "waiting":
+                job.hardware_position = None
             if kind == "run-start":
                 job.current_run_id = progress.run_id
                 progress.status = "running"
@@ -282,7 +301,9 @@ class Supervisor:
                 progress.phase = event["phase"]
             elif kind == "waiting":
                 progress.phase = "waiting"
-                job.log.append(f"run {progress.run_id}: waiting for the hardware: {event['holder']}")
+                job.hardware_position = event.get("position")
+                job.log.append(f"run {progress.run_id}: waiting for the hardware: {event['holder']}"
+                               + (f" (place in line: {job.hardware_position})" if job.hardware_position else ""))
             elif kind == "progress":
                 progress.done_by_rank[event["rank"]] = event["done"]
             elif kind == "error":

@@ -20,7 +20,7 @@ from runner.launcher import LaunchHooks, launch, launch_many
 from runner.paths import runs_dir
 from runner.processes import owner_env
 from runner.result import RunResult
-from runner.validate import Prepared, prepare
+from runner.validate import Prepared, check_process_count, prepare
 from studio.agreement import record_agreement
 from studio.grid import cell_count, check_size, describe_cell, grid_cells, layout_cells, parse_axis, varied
 from studio.slo import parse_slo
@@ -107,6 +107,8 @@ def plan_sweep(base: RunConfig, axes: dict | list, repeats: int = 1, name: str =
     # counted from the lists' lengths first: a grid past the limit is refused before a
     # single combination is built (1,...,100 three times is a million of them)
     check_size(cell_count(axes), repeats)
+    if base.num_nodes == 1:  # a count past this machine's cap is refused as such, however large
+        check_process_count(max(axes["gpus_per_node"]), base)
     cells = layout_cells(grid_cells(axes), axes)
     prompts_by_length: dict[int, list[str]] = {}
     prepared = []
@@ -270,7 +272,8 @@ def run_shared(plan: SweepPlan, store: Store, positions: list[int], run_ids: lis
     waiting_since = time.time()
     holds = lock.acquire(
         {"program": program, "run_id": ids[0]}, cancel=cancel,
-        on_wait=lambda holder: emit({"event": "waiting", "run_id": ids[0], "holder": describe_holder(holder)}))
+        on_wait=lambda holder: emit({"event": "waiting", "run_id": ids[0], "holder": describe_holder(holder),
+                                     "position": lock.position}))
     if not holds:
         for position, prepared, run_id in zip(positions, cells, ids):
             results[position] = RunResult.failure(prepared.config.to_dict(), "cancelled", "cancelled before it started")
@@ -372,7 +375,8 @@ def run_one(
         waiting_since = time.time()
         holds = lock.acquire(
             {"program": program, "run_id": run_id}, cancel=cancel,
-            on_wait=lambda holder: emit({"event": "waiting", "run_id": run_id, "holder": describe_holder(holder)}))
+            on_wait=lambda holder: emit({"event": "waiting", "run_id": run_id, "holder": describe_holder(holder),
+                                         "position": lock.position}))
         if not holds:
             result = RunResult.failure(prepared.config.to_dict(), "cancelled", "cancelled before it started")
             store.finish_run(run_id, result)

@@ -98,6 +98,8 @@ def load_sweep(supervisor, store: Store, sweep_id: int | None) -> tuple[dict | N
     if status is None and sweep_id is None:
         return None, []
     sweep = store.get_sweep(sweep_id if sweep_id is not None else status["sweep_id"])
+    if sweep is None:  # deleted (by this server or another program): the memory of it is stale
+        return None, []
     snapshot = sweep_snapshot(status, sweep)
     return snapshot, (sweep or {}).get("runs", [])
 

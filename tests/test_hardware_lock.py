@@ -109,3 +109,70 @@ def test_a_live_server_takes_over_a_dead_owners_sweep(db_path):
         assert history.delete_selected(store, sweep_ids=[sweep]) == "Deleted 2 run(s) and 1 sweep(s)."
     finally:
         supervisor.shutdown()
+
+
+def test_the_machine_goes_to_whoever_waited_first_and_waiters_know_their_place(tmp_path):
+    """A runner arriving after another began waiting (a CLI between two of its runs)
+    does not overtake it (issue 27 item 9)."""
+    path = tmp_path / "hw.lock"
+    holder, early, late = HardwareLock(path), HardwareLock(path), HardwareLock(path)
+    assert holder.acquire({"program": "CLI", "run_id": 1})
+    order, places = [], {"early": [], "late": []}
+
+    def take(lock, name):
+        assert lock.acquire({"program": name}, on_wait=lambda _: places[name].append(lock.position))
+        order.append(name)
+        time.sleep(0.3)
+        lock.release()
+
+    waiting = threading.Thread(target=take, args=(early, "early"))
+    waiting.start()
+    time.sleep(0.6)  # the early one is waiting, between two polls
+    holder.release()
+    take(late, "late")  # arrives the moment the machine is free, like a CLI's next run
+    waiting.join(10)
+    assert order == ["early", "late"], order
+    # late was behind early until early took the machine, then next in line (heard again
+    # when early's name replaced the old holder's in the lock file)
+    late = places["late"]
+    assert places["early"][0] == 1 and late and late[-1] == 1 and late == sorted(late, reverse=True), places
+    assert set(late) <= {1, 2}, places
+    assert not list((tmp_path / "hw.lock.queue").iterdir())  # no ticket left behind
+
+
+def test_a_waiter_behind_another_is_second_in_line(tmp_path):
+    path = tmp_path / "hw.lock"
+    holder, first, second = HardwareLock(path), HardwareLock(path), HardwareLock(path)
+    assert holder.acquire({"program": "server"})
+    cancel = threading.Event()
+    threads = [threading.Thread(target=lock.acquire, args=({"program": "CLI"},), kwargs={"cancel": cancel})
+               for lock in (first, second)]
+    threads[0].start()
+    time.sleep(0.3)
+    threads[1].start()
+    time.sleep(0.6)
+    assert (first.position, second.position) == (1, 2)
+    cancel.set()
+    for t in threads:
+        t.join(5)
+    holder.release()
+
+
+def test_a_sweep_waiting_for_the_machine_shows_its_place_in_line(db_path):
+    held = HardwareLock()  # the session's lock (conftest): another runner holds the machine
+    assert held.acquire({"program": "CLI", "run_id": 99})
+    supervisor = Supervisor(db_path, resume=False)
+    try:
+        sweep = supervisor.submit(plan_sweep(fault_config(gpus_per_node=1), [1]))
+        deadline = time.monotonic() + 30
+        while (supervisor.status(sweep)["state"], supervisor.status(sweep)["queue_position"]) != ("running", 1):
+            assert time.monotonic() < deadline, supervisor.status(sweep)
+            time.sleep(0.1)
+        status = supervisor.status(sweep)
+        assert status["state"] == "running" and any("place in line: 1" in line for line in status["log"])
+        assert supervisor.cancel(sweep)
+        wait_until_final(supervisor, sweep)
+        assert supervisor.status(sweep)["queue_position"] is None
+    finally:
+        held.release()
+        supervisor.shutdown()

@@ -14,6 +14,7 @@ from db.store import Store
 from runner.config import RunConfig
 from runner.result import RunResult
 from studio.explain import cause_sentence
+from studio.output_file import OutputError
 from studio.present import deck_html, deck_steps, write_deck
 from studio.present_figures import block_positions, check_explainer_inputs, explainer_figure
 from studio.reference import ensure_reference_sweeps
@@ -135,9 +136,9 @@ def test_a_sweep_without_a_finished_run_cannot_be_presented(store):
 
 def test_write_deck_refuses_a_missing_folder(store, tmp_path):
     sweep_id = ensure_reference_sweeps(store)["batched"]
-    with pytest.raises(ReportError, match="does not exist; create it or pick another --output"):
+    with pytest.raises(OutputError, match="does not exist; create it or pick another --output"):
         write_deck(store, sweep_id, tmp_path / "nope" / "deck.html")
-    with pytest.raises(ReportError, match="is a folder"):
+    with pytest.raises(OutputError, match="is a folder"):
         write_deck(store, sweep_id, tmp_path)
 
 
@@ -213,6 +214,8 @@ def test_present_tab_handlers(store):
     sweep_id = ensure_reference_sweeps(store)["batched"]
     frame, status, measured = deck_frame(store, str(sweep_id))
     assert frame.startswith("<iframe id='present-deck'") and "srcdoc=\"&lt;!doctype html&gt;" in frame
+    # its own origin: scripts run, but reach neither the page nor the API (issue 27 item 9)
+    assert "sandbox='allow-scripts'" in frame and "allow-same-origin" not in frame
     assert explainer_start(measured) == (100, 16, 6)  # the sweep's settings, one count past its largest
     names = {t.name for t in explainer_plot(measured, 100, 16, 6).data}
     assert "measured median (this sweep)" in names
