@@ -96,6 +96,26 @@ def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> subpro
     )
 
 
+def tiny_loader():
+    """(a function that loads a fresh fp32 `tiny` model, its left-padding tokenizer):
+    for tests that call `generate` in process, one thread so timings are steady."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from runner.models import tiny_path
+    from runner.tiny import ensure_tiny
+
+    torch.set_num_threads(1)
+    folder = ensure_tiny(tiny_path())
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.padding_side = "left"
+
+    def load():
+        return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+
+    return load, tokenizer
+
+
 def beyond_the_cap() -> int:
     """A process count this machine refuses for its default device, read from the
     inventory: 8 CPU processes are fine on a 64-core host, and 2 too many on a 1-GPU one."""

@@ -11,6 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import tiny_loader  # noqa: E402
+
 from runner.config import RunConfig  # noqa: E402
 
 PROMPTS = ["The King is dead. Long live the Queen.", "124 was spiteful.", "Call me Ishmael.",
@@ -20,20 +22,7 @@ NEW_TOKENS = 12
 
 @pytest.fixture(scope="module")
 def tiny():
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from runner.models import tiny_path
-    from runner.tiny import ensure_tiny
-
-    torch.set_num_threads(1)
-    folder = ensure_tiny(tiny_path())
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.padding_side = "left"
-
-    def load():
-        return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-
-    return load, tokenizer
+    return tiny_loader()
 
 
 def run_path(tiny, batches, **settings):

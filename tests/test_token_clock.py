@@ -17,7 +17,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import ROOT  # noqa: E402
+from conftest import ROOT, tiny_loader  # noqa: E402
 
 from runner.config import RunConfig  # noqa: E402
 from runner.latency import request_latencies  # noqa: E402
@@ -30,16 +30,8 @@ SLEEP_S = 0.050
 
 @pytest.fixture(scope="module")
 def tiny():
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from runner.models import tiny_path
-    from runner.tiny import ensure_tiny
-
-    torch.set_num_threads(1)
-    folder = ensure_tiny(tiny_path())
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.padding_side = "left"
-    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval(), tokenizer
+    load, tokenizer = tiny_loader()
+    return load(), tokenizer
 
 
 class Sleep:
