@@ -85,13 +85,22 @@ def _observation(run: dict, ranks: list[dict]) -> dict:
         if roof is not None:
             ranks = [{**r, "roofline": roof} if r.get("rank") == roof.get("rank") else r for r in ranks]
     shape = _roof_shape(roof, ranks, b) if roof else _weights_only(run, n, b, prompts, steps)
-    # a published sweep stores tokens/s and seconds but no token count: their product is the count it measured
-    tokens, derived = run.get("tokens"), False
-    if tokens is None and run.get("tokens_per_second") and run.get("seconds"):
-        tokens, derived = run["tokens_per_second"] * run["seconds"], True
+    tokens, derived = _tokens(run, prompts, steps)
     return {"run": run, "gpus": n, "batch_size": b, "num_prompts": prompts, "max_new_tokens": steps,
             "rounds": rounds, "per_round": per_round, "from_timeline": bool(spans),
-            "fill": (tokens or 0) / (prompts * steps), "tokens_derived": derived, "roofline": shape}
+            "fill": tokens / (prompts * steps), "tokens_derived": derived, "roofline": shape}
+
+
+def _tokens(run: dict, prompts: int, steps: int) -> tuple[float, str | None]:
+    """The tokens a run generated, and whether they had to be derived. A published sweep
+    stores tokens/s and seconds but no count (null), and a count of 0 beside a measured
+    rate is a lost count, not an empty run: either read as 0 made every prediction 0 tokens/s."""
+    tokens = run.get("tokens")
+    if tokens:
+        return float(tokens), None
+    if (run.get("config") or {}).get("fixed_length"):
+        return float(prompts * steps), "fixed"  # every prompt generated exactly max_new_tokens
+    return float(run["tokens_per_second"]) * float(run["seconds"]), "rate"
 
 
 def _roof_shape(roof: dict | None, ranks: list[dict], batch: int) -> dict | None:
@@ -309,9 +318,13 @@ def predict(sweep: dict, ranks_by_run: dict | None, gpus: list[int], batch_size:
     notes = sorted({note for r in rows for note in r.pop("notes")})
     if not any(o["from_timeline"] for o in obs):
         notes.append("no per-batch timeline stored: the time per round is each run's seconds over its rounds")
-    if any(o["tokens_derived"] for o in obs):
+    derived = {o["tokens_derived"] for o in obs}
+    if "rate" in derived:
         notes.append("the sweep stored no token counts (published figures): each run's tokens are its tokens/s "
                      "x seconds as published")
+    if "fixed" in derived:
+        notes.append("the sweep stored no token counts: its runs had fixed lengths, so each run's tokens are "
+                     "prompts x new tokens")
     if len({o["gpus"] for o in obs}) < 2:
         notes.append("the sweep measured one GPU count: no contention could be measured, it is taken as none")
     return {"sweep_id": sweep.get("id"), "request": {"gpus": [r["gpus"] for r in rows], "batch_size": batch,

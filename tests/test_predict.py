@@ -181,3 +181,45 @@ def test_a_published_sweep_predicts_tokens_per_second_from_its_published_rate(tm
                 assert row["tokens_per_second"] == pytest.approx(row["measured"]["tokens_per_second"], rel=0.3)
         assert any("tokens/s x seconds as published" in note for note in result["notes"])
         assert result["held_out"]["median_abs_pct_error"] < 50
+
+
+def test_a_lost_token_count_is_derived_not_read_as_zero():
+    # before: a run storing tokens 0 (or a fixed-length run storing none) beside a measured
+    # rate predicted 0.0 tokens/s [0.0, 0.0] at every count
+    sweep, ranks = make_sweep(lambda n, rep: 0.5, counts=(1, 2, 4))
+    truth = predict(sweep, ranks, [1, 3])["predictions"]
+    lost = {**sweep, "runs": [{**r, "tokens": 0} for r in sweep["runs"]]}
+    for got, want in zip(predict(lost, ranks, [1, 3])["predictions"], truth):
+        assert got["tokens_per_second"] == pytest.approx(want["tokens_per_second"]) and got["low"] > 0
+    fixed = {**sweep, "runs": [{**r, "tokens": None, "tokens_per_second": 1.0, "config": {"fixed_length": True}}
+                               for r in sweep["runs"]]}  # a rate that disagrees: prompts x tokens wins
+    out = predict(fixed, ranks, [1])
+    assert out["predictions"][0]["tokens_per_second"] == pytest.approx(truth[0]["tokens_per_second"])
+    assert any("fixed lengths, so each run's tokens are prompts x new tokens" in n for n in out["notes"])
+
+
+def test_the_cli_the_panel_the_api_and_the_analysis_show_one_prediction(tmp_path):
+    """One computation (studio.predict.predict) behind every view: the same numbers, to the digit."""
+    from db.store import Store
+    from studio.cli_predict import predict_stored
+    from studio.predict_figures import what_if
+    from studio.reference import ensure_reference_sweeps
+    from studio.report import load_analysis
+
+    db = tmp_path / "s.db"
+    store = Store(db)
+    sweep_id = ensure_reference_sweeps(store)["batched"]
+    counts = [1, 2, 3, 4, 5, 6, 10]  # what_if_counts: the sweep's own, the next and the double
+    cli = json.loads(run_cli("predict", "ref:batched", "--gpus", ",".join(map(str, counts)), "--json",
+                             "--db", str(db)).stdout)
+    api = predict_stored(store, sweep_id, parse_request(",".join(map(str, counts)), None, None, None))  # /predict
+    figure, _ = what_if(store, sweep_id, ",".join(map(str, counts)), "", "", "")
+    analysis = load_analysis(store, sweep_id)["what_if"]
+    keys = ("gpus", "tokens_per_second", "low", "high", "seconds")
+    for other in (api, analysis):
+        assert [[p[k] for k in keys] for p in other["predictions"]] == [[p[k] for k in keys]
+                                                                       for p in cli["predictions"]]
+        assert other["held_out"]["per_setting"] == cli["held_out"]["per_setting"]
+    drawn = figure.data[-1]
+    assert list(drawn.y) == [p["tokens_per_second"] for p in cli["predictions"]]
+    assert all(p["tokens_per_second"] > 0 for p in cli["predictions"])
