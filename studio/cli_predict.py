@@ -60,6 +60,9 @@ def format_prediction(result: dict) -> str:
     lines.append("-" * len(lines[-1]))
     for p in result["predictions"]:
         measured = f"{p['measured']['tokens_per_second']:.1f}" if p["measured"] else "-"
+        if p["tokens_per_second"] is None:  # the data cannot back a number here: the notes say why
+            lines.append(f"{p['gpus']:>5} {p['rounds']:>6} {'-':>9} {'-':>9} {'-':>9} {'-':>8} {measured:>9}")
+            continue
         lines.append(f"{p['gpus']:>5} {p['rounds']:>6} {p['tokens_per_second']:>9.1f} {p['low']:>9.1f} "
                      f"{p['high']:>9.1f} {p['seconds']:>8.2f} {measured:>9}")
     lines.append(describe_held_out(result["held_out"]))

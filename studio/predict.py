@@ -48,6 +48,10 @@ from studio.scaling_models import rank_rounds
 from studio.stats import scaling_series, world_size
 
 NOISE_FLOOR = 0.03  # an exact fit has no residual, yet two runs never agree better than a few %
+NOISY_REPEATS = 0.25  # repeats ±25% apart: the count-to-count change is lost in them
+# calibrated by bench/calibrate_predict.py on seeded synthetic sweeps (its docstring has the figures)
+INTERVAL_Z = 1.75
+EXTRAP = 0.1
 ROOFLINE_WIDEN = 1.5  # a batch size or length not measured: seconds may be this factor either way
 
 
@@ -171,8 +175,22 @@ def fit_growth(ns, us, form: str | None = None) -> dict:
     coef = np.pad(best[1], (0, 3 - len(best[1])))
     rel = (A @ best[1]) / us - 1.0
     a = float(coef[0])
+    # the residual's spread per degree of freedom: an exact fit (as many coefficients as
+    # counts) has none to estimate it from, which is what None says
+    dof = len(us) - A.shape[1]
     return {"form": form, "u1": a, "sigma": float(coef[1]) / a if a else 0.0, "kappa": float(coef[2]) / a if a else 0.0,
-            "coef": [float(c) for c in coef], "rel_rms": float(math.sqrt(np.mean(rel**2))), "max_n": float(ns.max())}
+            "coef": [float(c) for c in coef], "rel_rms": float(math.sqrt(np.mean(rel**2))),
+            "rel_sd": float(math.sqrt(np.sum(rel**2) / dof)) if dof > 0 else None,
+            "xtx_inv": np.linalg.pinv(A.T @ A), "min_n": float(ns.min()), "max_n": float(ns.max())}
+
+
+def leverage(fit: dict, n: float) -> float:
+    """x0' (A'A)^-1 x0 of the fit's full form at n: how much the fitted coefficients'
+    own noise moves the prediction there, in units of one point's noise. Taken over
+    the full form even where a coefficient was clipped to 0, since the clip does not
+    make the data any more certain."""
+    x0 = _columns(np.array([float(n)]), fit["form"])[0]
+    return float(x0 @ fit["xtx_inv"] @ x0)
 
 
 def growth_at(fit: dict, n: float) -> float:
@@ -196,16 +214,52 @@ def _nearest(groups: dict, batch: int, steps: int) -> tuple:
     return min(groups, key=lambda k: (abs(math.log(k[0] / batch)) + abs(math.log(k[1] / steps)), -len(groups[k])))
 
 
-def _spread(obs: list[dict]) -> float:
-    """The largest half-spread of repeats relative to their median, over points."""
-    worst = 0.0
+def _by_count(obs: list[dict]) -> list[list[float]]:
     by_n: dict[int, list[float]] = {}
     for o in obs:
         by_n.setdefault(o["gpus"], []).append(o["per_round"])
-    for values in by_n.values():
-        if len(values) >= 2:
-            worst = max(worst, (max(values) - min(values)) / 2 / _median(values))
-    return worst
+    return [v for v in by_n.values() if len(v) >= 2]
+
+
+def _spread(obs: list[dict]) -> float:
+    """The largest half-spread of repeats relative to their median, over points."""
+    return max(((max(v) - min(v)) / 2 / _median(v) for v in _by_count(obs)), default=0.0)
+
+
+def _repeat_sd(obs: list[dict]) -> float:
+    """One run's relative noise, pooled over the repeats of every count."""
+    groups = _by_count(obs)
+    dof = sum(len(v) - 1 for v in groups)
+    if not dof:
+        return 0.0
+    return math.sqrt(sum(sum((x / np.mean(v) - 1.0) ** 2 for x in v) for v in groups) / dof)
+
+
+def _distance(fit: dict, n: float) -> float:
+    """How far n lies outside the measured counts, in e-folds (ln of the ratio); 0 inside."""
+    if n > fit["max_n"]:
+        return math.log(n / fit["max_n"])
+    if n < fit["min_n"]:
+        return math.log(fit["min_n"] / n)
+    return 0.0
+
+
+def _unsupported(base: list[dict], fit: dict, gpus: int) -> str | None:
+    """Why the data cannot back a number at this count, or None when it can. Inside the
+    measured counts u(n) is bracketed by its neighbours (contention only grows); outside,
+    the curve's form must have been checked by a point it was not forced through."""
+    counts = sorted({o["gpus"] for o in base})
+    if gpus in counts:
+        return None
+    spread = _spread(base)
+    if spread > NOISY_REPEATS:
+        return (f"repeats disagree by up to ±{100 * spread:.0f}% of their median: too noisy to predict a count "
+                "not run; add repeats or run it")
+    if _distance(fit, gpus) and len(counts) < 3:
+        measured = " and ".join(str(n) for n in counts)
+        return (f"only {len(counts)} GPU count{'s' if len(counts) > 1 else ''} measured ({measured}): a curve "
+                "through them is untested, so a count outside them is not predicted; run a third count")
+    return None
 
 
 def predict_one(obs: list[dict], gpus: int, batch: int, prompts: int, steps: int) -> dict:
@@ -233,26 +287,43 @@ def predict_one(obs: list[dict], gpus: int, batch: int, prompts: int, steps: int
     rounds = max(rank_rounds(prompts, gpus, batch))
     per_round = growth_at(fit, gpus) * scale
     seconds = rounds * per_round
-    w = max(2 * fit["rel_rms"], _spread(base), NOISE_FLOOR)
+    tokens = _median([o["fill"] for o in base]) * prompts * steps
+    row = {"gpus": gpus, "batch_size": batch, "num_prompts": prompts, "max_new_tokens": steps, "rounds": rounds,
+           "contention": {"form": fit["form"], "sigma": fit["sigma"], "kappa": fit["kappa"], "u1": fit["u1"]},
+           "measured": None, "notes": notes}
+    reason = _unsupported(base, fit, gpus)
+    if reason:
+        return {**row, "seconds_per_round": None, "seconds": None, "seconds_low": None, "seconds_high": None,
+                "tokens_per_second": None, "low": None, "high": None, "unsupported": reason}
     candidates = [per_round]
     if gpus > fit["max_n"]:
         edge = fit["max_n"]
         candidates.append(growth_at(fit, edge) * scale)  # no more contention than at the last count
         for form in ("sigma", "usl"):
-            if len(set(ns)) >= 2:
-                candidates.append(growth_at(fit_growth(ns, [o["per_round"] for o in base], form), gpus) * scale)
+            candidates.append(growth_at(fit_growth(ns, [o["per_round"] for o in base], form), gpus) * scale)
         notes.append(f"GPU counts beyond the largest measured ({int(edge)}) extrapolate the contention; their "
                      "interval spans no further growth to the fitted growth")
-    lo_s, hi_s = rounds * min(candidates) * (1 - w), rounds * max(candidates) * (1 + w)
+    w_fast, w_slow = half_width(fit, base, gpus)
+    lo_s, hi_s = rounds * min(candidates) / (1 + w_fast), rounds * max(candidates) * (1 + w_slow)
     if leans_on_roofline:
         lo_s, hi_s = lo_s / ROOFLINE_WIDEN, hi_s * ROOFLINE_WIDEN
-    tokens = _median([o["fill"] for o in base]) * prompts * steps
-    return {"gpus": gpus, "batch_size": batch, "num_prompts": prompts, "max_new_tokens": steps,
-            "rounds": rounds, "seconds_per_round": per_round, "seconds": seconds,
-            "seconds_low": lo_s, "seconds_high": hi_s,
+    return {**row, "seconds_per_round": per_round, "seconds": seconds, "seconds_low": lo_s, "seconds_high": hi_s,
             "tokens_per_second": tokens / seconds, "low": tokens / hi_s, "high": tokens / max(lo_s, 1e-12),
-            "contention": {"form": fit["form"], "sigma": fit["sigma"], "kappa": fit["kappa"], "u1": fit["u1"]},
-            "measured": None, "notes": notes}
+            "unsupported": None}
+
+
+def half_width(fit: dict, base: list[dict], gpus: int) -> tuple[float, float]:
+    """The interval's relative half-widths on seconds, (faster, slower): a regression's
+    prediction error z·s·sqrt(1 + leverage), s one run's noise (the fit's residual per
+    degree of freedom, the repeats' pooled spread, or NOISE_FLOOR, whichever is largest).
+    Past the measured counts the slower side adds EXTRAP per e-fold of distance in
+    quadrature: the part a curve's form cannot answer for is more contention or a step
+    (a PCIe switch, a NUMA node, a power budget shared from some count on), and both
+    only ever make a round slower. INTERVAL_Z and EXTRAP are calibrated
+    (bench/calibrate_predict.py), not chosen."""
+    s = max(fit["rel_sd"] or 0.0, _repeat_sd(base), NOISE_FLOOR)
+    noise = s * s * (1.0 + leverage(fit, gpus))
+    return INTERVAL_Z * math.sqrt(noise), INTERVAL_Z * math.sqrt(noise + (EXTRAP * _distance(fit, gpus)) ** 2)
 
 
 def _measured(runs: list[dict], gpus: int, batch: int, prompts: int, steps: int) -> dict | None:
@@ -267,9 +338,12 @@ def _measured(runs: list[dict], gpus: int, batch: int, prompts: int, steps: int)
 
 
 def held_out(obs: list[dict]) -> dict:
-    """Each measured setting (n, B, N, T) predicted from the runs of the others."""
+    """Each measured setting (n, B, N, T) predicted from the runs of the others: the
+    error, whether the measurement fell inside the interval (the coverage), the
+    interval's width relative to the prediction, and the settings the rest could not
+    back with a number (they count neither way)."""
     keys = sorted({(o["gpus"], o["batch_size"], o["num_prompts"], o["max_new_tokens"]) for o in obs})
-    rows = []
+    rows, declined = [], []
     for key in keys:
         rest = [o for o in obs if (o["gpus"], o["batch_size"], o["num_prompts"], o["max_new_tokens"]) != key]
         if not rest:
@@ -278,15 +352,25 @@ def held_out(obs: list[dict]) -> dict:
             p = predict_one(rest, *key)
         except PredictError:
             continue
+        if p["unsupported"]:
+            declined.append({"gpus": key[0], "batch_size": key[1], "num_prompts": key[2], "max_new_tokens": key[3],
+                             "reason": p["unsupported"]})
+            continue
         m = _measured([o["run"] for o in obs], *key)["tokens_per_second"]
         rows.append({"gpus": key[0], "batch_size": key[1], "num_prompts": key[2], "max_new_tokens": key[3],
                      "predicted": p["tokens_per_second"], "low": p["low"], "high": p["high"], "measured": m,
-                     "error_pct": 100.0 * (p["tokens_per_second"] - m) / m, "inside": p["low"] <= m <= p["high"]})
+                     "error_pct": 100.0 * (p["tokens_per_second"] - m) / m, "inside": p["low"] <= m <= p["high"],
+                     "width_pct": 100.0 * (p["high"] - p["low"]) / p["tokens_per_second"]})
     errors = [abs(r["error_pct"]) for r in rows]
-    return {"per_setting": rows, "median_abs_pct_error": _median(errors) if errors else None,
+    inside = sum(r["inside"] for r in rows)
+    note = ("" if rows else "no measured setting could be predicted from the others"
+            + (f" ({declined[0]['reason']})" if declined else ""))
+    return {"per_setting": rows, "declined": declined,
+            "median_abs_pct_error": _median(errors) if errors else None,
             "max_abs_pct_error": max(errors) if errors else None,
-            "inside_interval": sum(r["inside"] for r in rows), "settings": len(rows),
-            "note": "" if rows else "needs at least two measured settings to hold one out"}
+            "inside_interval": inside, "settings": len(rows),
+            "coverage_pct": 100.0 * inside / len(rows) if rows else None,
+            "median_width_pct": _median([r["width_pct"] for r in rows]) if rows else None, "note": note}
 
 
 def predict(sweep: dict, ranks_by_run: dict | None, gpus: list[int], batch_size: int | None = None,
@@ -316,6 +400,8 @@ def predict(sweep: dict, ranks_by_run: dict | None, gpus: list[int], batch_size:
         row["measured"] = _measured(runs, n, batch, prompts, steps)
         rows.append(row)
     notes = sorted({note for r in rows for note in r.pop("notes")})
+    notes += sorted({f"no number for {_counts([r['gpus'] for r in rows if r['unsupported'] == why])} GPUs: {why}"
+                     for why in {r["unsupported"] for r in rows if r["unsupported"]}})
     if not any(o["from_timeline"] for o in obs):
         notes.append("no per-batch timeline stored: the time per round is each run's seconds over its rounds")
     derived = {o["tokens_derived"] for o in obs}
@@ -334,10 +420,16 @@ def predict(sweep: dict, ranks_by_run: dict | None, gpus: list[int], batch_size:
                      "scaled by roofline bytes per round for unmeasured batch sizes or lengths"}
 
 
+def _counts(ns: list[int]) -> str:
+    return ", ".join(str(n) for n in ns)
+
+
 def describe_held_out(held: dict) -> str:
     """The leave-one-out error in one sentence: how far to trust the predictions."""
     if held["median_abs_pct_error"] is None:
         return f"held out: {held['note']}"
+    declined = f"; {len(held['declined'])} not predicted (too little data)" if held.get("declined") else ""
     return (f"held out (each measured setting predicted from the others): median error "
             f"{held['median_abs_pct_error']:.0f}%, worst {held['max_abs_pct_error']:.0f}%, "
-            f"{held['inside_interval']} of {held['settings']} inside their interval")
+            f"{held['inside_interval']} of {held['settings']} inside their interval "
+            f"(median width {held['median_width_pct']:.0f}% of the prediction){declined}")

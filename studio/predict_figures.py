@@ -19,9 +19,9 @@ PREDICTED_COLOR = "#d62728"
 def prediction_figure(result: dict) -> go.Figure:
     """Tokens/s against GPU count: the sweep's measured medians at the requested
     setting, and every prediction with its low-high interval."""
-    rows = result["predictions"]
+    measured = [r for r in result["predictions"] if r["measured"]]
+    rows = [r for r in result["predictions"] if r["tokens_per_second"] is not None]  # declined: no marker
     fig = go.Figure()
-    measured = [r for r in rows if r["measured"]]
     if measured:
         fig.add_trace(go.Scatter(
             x=[r["gpus"] for r in measured], y=[r["measured"]["tokens_per_second"] for r in measured],
