@@ -26,15 +26,24 @@ The model is the analysis' explanation made quantitative:
   batch sizes or lengths, the nearest measured setting is the one scaled.
 - fill: tokens generated over N·T (1 with --fixed-length; an EOS makes it less).
 
-Interval: the point estimate times (1 ± w), w = max(2 × the relative RMS residual
-of the u fit, the largest half-spread of a point's repeats, NOISE_FLOOR); beyond
-the largest measured count the envelope of the other contention forms (flat
-from the last count, σ only, σ and κ) is taken as well, and a setting leaning on
-the roofline is widened by ROOFLINE_WIDEN either way.
+Interval: a regression's prediction error on seconds, z·s·sqrt(1 + leverage) faster
+and slower, s one run's noise (the fit's residual per degree of freedom, the repeats'
+pooled spread or NOISE_FLOOR); past the measured counts the slower side adds EXTRAP per
+e-fold of distance (more contention or a step, never less), and the envelope of the
+other contention forms is taken as well; a setting leaning on the roofline is widened
+by ROOFLINE_WIDEN either way. Below the smallest count and between two counts the
+interval also reaches the neighbouring measured time per round (a round is never faster
+on more GPUs). z and EXTRAP are calibrated by bench/calibrate_predict.py on seeded
+synthetic sweeps (studio.predict_coverage) under the published sweeps' coverage as a
+constraint; docs/analysis.md quotes the coverage on sweeps they were not chosen on.
 
-Held out: each measured setting is predicted from the others (leave-one-out)
-and its error reported, with the median absolute % error over all of them, so
-the user sees how far the model was off on what was measured.
+No number: a GPU count outside the measured ones when fewer than three counts were
+measured (a curve through two points is untested), or any count not run when repeats
+disagree by more than NOISY_REPEATS; the row says why (`unsupported`) instead.
+
+Held out: each measured setting is predicted from the others (leave-one-out): its
+error, whether it fell inside its interval (coverage) and the interval's width, so the
+user sees how far the model was off on what was measured.
 """
 
 from __future__ import annotations
@@ -49,9 +58,9 @@ from studio.stats import scaling_series, world_size
 
 NOISE_FLOOR = 0.03  # an exact fit has no residual, yet two runs never agree better than a few %
 NOISY_REPEATS = 0.25  # repeats ±25% apart: the count-to-count change is lost in them
-# calibrated by bench/calibrate_predict.py on seeded synthetic sweeps (its docstring has the figures)
-INTERVAL_Z = 1.75
-EXTRAP = 0.1
+# chosen by bench/calibrate_predict.py: seeded synthetic sweeps, constrained by the published ones
+INTERVAL_Z = 1.0
+EXTRAP = 0.3
 ROOFLINE_WIDEN = 1.5  # a batch size or length not measured: seconds may be this factor either way
 
 
@@ -235,6 +244,20 @@ def _repeat_sd(obs: list[dict]) -> float:
     return math.sqrt(sum(sum((x / np.mean(v) - 1.0) ** 2 for x in v) for v in groups) / dof)
 
 
+def _bracket(base: list[dict], gpus: int) -> list[float]:
+    """The measured time per round that bounds an unmeasured count's: a round takes no
+    less time on more GPUs (contention only adds), so below the smallest count it is at
+    most the smallest count's, and between two counts it lies between theirs."""
+    by_n: dict[int, list[float]] = {}
+    for o in base:
+        by_n.setdefault(o["gpus"], []).append(o["per_round"])
+    if gpus in by_n:
+        return []
+    below = [n for n in by_n if n < gpus]
+    above = [n for n in by_n if n > gpus]
+    return ([_median(by_n[max(below)])] if below and above else []) + ([_median(by_n[min(above)])] if above else [])
+
+
 def _distance(fit: dict, n: float) -> float:
     """How far n lies outside the measured counts, in e-folds (ln of the ratio); 0 inside."""
     if n > fit["max_n"]:
@@ -291,7 +314,9 @@ def predict_one(obs: list[dict], gpus: int, batch: int, prompts: int, steps: int
     row = {"gpus": gpus, "batch_size": batch, "num_prompts": prompts, "max_new_tokens": steps, "rounds": rounds,
            "contention": {"form": fit["form"], "sigma": fit["sigma"], "kappa": fit["kappa"], "u1": fit["u1"]},
            "measured": None, "notes": notes}
-    reason = _unsupported(base, fit, gpus)
+    reason = _unsupported(base, fit, gpus) or (
+        None if per_round > 0 else f"the fitted time per round reaches zero at {gpus} GPUs: the curve does not hold "
+                                   "that far from the measured counts")
     if reason:
         return {**row, "seconds_per_round": None, "seconds": None, "seconds_low": None, "seconds_high": None,
                 "tokens_per_second": None, "low": None, "high": None, "unsupported": reason}
@@ -303,6 +328,7 @@ def predict_one(obs: list[dict], gpus: int, batch: int, prompts: int, steps: int
             candidates.append(growth_at(fit_growth(ns, [o["per_round"] for o in base], form), gpus) * scale)
         notes.append(f"GPU counts beyond the largest measured ({int(edge)}) extrapolate the contention; their "
                      "interval spans no further growth to the fitted growth")
+    candidates += [u * scale for u in _bracket(base, gpus)]
     w_fast, w_slow = half_width(fit, base, gpus)
     lo_s, hi_s = rounds * min(candidates) / (1 + w_fast), rounds * max(candidates) * (1 + w_slow)
     if leans_on_roofline:

@@ -248,3 +248,18 @@ def test_the_cli_the_panel_the_api_and_the_analysis_show_one_prediction(tmp_path
     drawn = figure.data[-1]
     assert list(drawn.y) == [p["tokens_per_second"] for p in cli["predictions"]]
     assert all(p["tokens_per_second"] > 0 for p in cli["predictions"])
+
+
+def test_below_and_between_the_measured_counts_the_neighbours_bound_the_time_per_round():
+    # a real sweep on this 2-core machine (CPU processes, batch 2, 8 tokens, 2 repeats): a round took
+    # 35.5/34.0 ms at 1 process, 38.4/36.5 at 2, 60.8/61.2 at 3, 75.3/77.1 at 4. Held out, 1 process
+    # from 2-4 extrapolates the line down to a round faster than measured, and the interval stopped
+    # short of it; a round on fewer processes is never slower, so the 2-process time bounds it
+    times = {2: 0.0375, 3: 0.061, 4: 0.0762}
+    sweep, ranks = make_sweep(lambda n, rep: times[n], counts=(2, 3, 4), prompts=100, batch=2)
+    p = predict(sweep, ranks, [1])["predictions"][0]
+    assert p["seconds_low"] / 50 <= 0.0348 <= p["seconds_high"] / 50  # 50 rounds; 34.8 ms measured
+    low_rate = {4: 0.03, 8: 0.09}  # between counts: the neighbours' times bound the interval
+    sweep, ranks = make_sweep(lambda n, rep: low_rate.get(n, 0.02 * n), counts=(1, 2, 4, 8), prompts=64, batch=2)
+    p = predict(sweep, ranks, [6])["predictions"][0]
+    assert p["seconds_low"] <= p["rounds"] * 0.03 and p["seconds_high"] >= p["rounds"] * 0.09

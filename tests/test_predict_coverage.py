@@ -1,5 +1,6 @@
-"""The what-if intervals hold what was measured at least 80% of the time, on sweeps
-they were not calibrated on, and stay narrow enough to decide with."""
+"""The what-if intervals hold what was measured at least 80% of the time, on synthetic
+sweeps they were not calibrated on and on the published ones (which constrained the
+calibration: bench/calibrate_predict.py), and stay narrow enough to decide with."""
 
 from __future__ import annotations
 
