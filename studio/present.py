@@ -27,6 +27,7 @@ from studio.output_file import check_output, write_output
 from studio.predict import describe_held_out
 from studio.report import ReportError, load_analysis
 from studio.stats import varied_settings
+from studio.what_if import whole_text
 
 
 def _esc(value) -> str:
@@ -98,13 +99,11 @@ def _whatif_step(analysis: dict) -> dict | None:
     if not rows:
         return None
 
-    def num(value) -> str:
-        return "–" if value is None else f"{value:.0f}"
-
     table = ("<table><tr><th>GPUs</th><th>rounds on the busiest rank</th><th>ceiling, tokens/s</th>"
              "<th>predicted, tokens/s</th><th>interval</th></tr>" + "".join(
-                 f"<tr><td>{r['gpus']}</td><td>{num(r['rounds'])}</td><td>{num(r['ceiling'])}</td>"
-                 f"<td>{num(r['predicted'])}</td><td>{num(r['low'])}–{num(r['high'])}</td></tr>" for r in rows)
+                 f"<tr><td>{r['gpus']}</td><td>{whole_text(r['rounds'])}</td><td>{whole_text(r['ceiling'])}</td>"
+                 f"<td>{whole_text(r['predicted'])}</td><td>{whole_text(r['low'])}–{whole_text(r['high'])}</td></tr>"
+                 for r in rows)
              + "</table>")
     what_if = analysis.get("what_if") or {}
     trust = (describe_held_out(what_if["held_out"]) if what_if.get("held_out")

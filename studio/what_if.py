@@ -10,8 +10,6 @@ for the same counts, so no view can show one where another shows the other."""
 
 from __future__ import annotations
 
-EXTRA_COUNTS = 2  # past the largest count: the next count and its double
-
 
 def what_if_counts(counts: list[int]) -> list[int]:
     """The counts a what-if shows by default: the sweep's own and two past them."""
@@ -60,8 +58,9 @@ def what_if_rows(analysis: dict) -> list[dict]:
     return rows
 
 
-def _num(value, spec: str = "{:.0f}") -> str:
-    return "–" if value is None else spec.format(value)
+def whole_text(value) -> str:
+    """A figure (rounds, tokens/s) as every what-if table writes it: whole, or a dash where there is none."""
+    return "–" if value is None else f"{value:.0f}"
 
 
 def what_if_markdown(rows: list[dict], held_out: str = "") -> str:
@@ -71,8 +70,8 @@ def what_if_markdown(rows: list[dict], held_out: str = "") -> str:
     head = ("| GPUs | rounds (busiest rank) | ceiling, tokens/s | predicted, tokens/s | interval | measured |\n"
             "|---|---|---|---|---|---|\n")
     body = "\n".join(
-        f"| {r['gpus']} | {_num(r['rounds'])} | {_num(r['ceiling'])} | {_num(r['predicted'])} | "
-        f"{_num(r['low'])}–{_num(r['high'])} | {_num(r['measured'])} |" for r in rows)
+        f"| {r['gpus']} | {whole_text(r['rounds'])} | {whole_text(r['ceiling'])} | {whole_text(r['predicted'])} | "
+        f"{whole_text(r['low'])}–{whole_text(r['high'])} | {whole_text(r['measured'])} |" for r in rows)
     note = ("\n\nThe ceiling is what the rounds allow if every round took as long as at the smallest count; "
             "the prediction also models the time per round (contention).")
     return head + body + note + (f" {held_out[0].upper() + held_out[1:]}." if held_out else "")
