@@ -1,4 +1,4 @@
-"""Calibrate the what-if interval (studio.predict.INTERVAL_Z and EXTRAP) and measure its coverage.
+"""Calibrate the what-if interval (studio.analysis.predict.INTERVAL_Z and EXTRAP) and measure its coverage.
 
     PYTHONPATH=. python bench/calibrate_predict.py [--db PATH]
 
@@ -33,8 +33,8 @@ TEST = range(1000, 1200)
 
 def main() -> int:
     from db.store import Store
-    from studio import predict
-    from studio.predict_coverage import coverage, describe, published_cases, store_cases, synthetic_cases
+    from studio.analysis import predict
+    from studio.analysis.predict_coverage import coverage, describe, published_cases, store_cases, synthetic_cases
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--db", default=None, help="also measure every stored sweep with 3+ counts in this database")

@@ -1,5 +1,5 @@
 """The two reference clocks the acceptance run times a `generate` with, beside the
-studio's own (`runner.latency.TokenClock`). Kept here, not in runner/, because the
+studio's own (`runner.rank.token_clock.TokenClock`). Kept here, not in runner/, because the
 studio no longer uses them: they exist to be compared against.
 
 - `LogitsClock`: the studio's old clock, a logits processor reading the host clock.

@@ -35,7 +35,7 @@ STEPS = (
     Step("load", 1.0, "arch:llama-2-7b from its config, random weights, bfloat16, built on cuda:0"),
     Step("latency", 1.0, "batch 16 x 512-token synthetic prompts, 100 new tokens, dynamic cache, one warm-up; "
                          "one generate timed three ways: the old logits-processor clock, CUDA events each step, "
-                         "the studio's runner.latency.TokenClock; peak memory and NVML energy of that generate"),
+                         "the studio's runner.rank.token_clock.TokenClock; peak memory and NVML energy of that generate"),
     Step("nccl", 0.5, "a one-rank NCCL group: all-reduce of 256 MiB x 10 under the torch profiler; every event "
                       "with its device type and whether the studio's selection counts it"),
     Step("static_compile", 5.0, "the studio's Generator with --cache static --compile: every batch shape warmed "

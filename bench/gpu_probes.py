@@ -152,9 +152,9 @@ def latency(held: dict) -> dict:
     from bench.clocks import EventClock, LogitsClock, host_ms, summary_ms
 
     try:
-        from runner.latency import TokenClock
+        from runner.rank.token_clock import TokenClock
     except ImportError as exc:
-        return {"status": "error", "error": f"runner.latency.TokenClock is not in this tree ({exc})"}
+        return {"status": "error", "error": f"runner.rank.token_clock.TokenClock is not in this tree ({exc})"}
     model = held["model"]
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(3, model.config.vocab_size, (BATCH, PROMPT_TOKENS), generator=generator).cuda()
@@ -218,8 +218,8 @@ def static_compile(held: dict) -> dict:
     from transformers import AutoTokenizer
 
     from runner.config import RunConfig
-    from runner.generation import Generator
     from runner.paths import models_dir
+    from runner.rank.generation import Generator
     from runner.tiny import byte_tokenizer_folder
 
     torch.cuda.empty_cache()

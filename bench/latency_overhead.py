@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runner.config import RunConfig  # noqa: E402
-from runner.launcher import launch  # noqa: E402
-from runner.prompts import preset  # noqa: E402
-from runner.validate import prepare  # noqa: E402
+from runner.host.launcher import launch  # noqa: E402
+from runner.host.prompts import preset  # noqa: E402
+from runner.host.validate import prepare  # noqa: E402
 
 
 def main() -> int:

@@ -28,10 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runner.config import RunConfig  # noqa: E402
-from runner.launcher import free_port, launch  # noqa: E402
-from runner.planner import plan_for  # noqa: E402
-from runner.prompts import preset  # noqa: E402
-from runner.validate import prepare  # noqa: E402
+from runner.host.launcher import free_port, launch  # noqa: E402
+from runner.host.prompts import preset  # noqa: E402
+from runner.host.validate import plan_for, prepare  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parent / "reference_method.py"
 
@@ -188,7 +187,7 @@ def table(results: list[dict]) -> str:
 
 
 def machine() -> str:
-    from runner.hardware import detect
+    from runner.host.hardware import detect
 
     inv = detect()
     gpus = ", ".join(inv.gpu_names) or "no GPU"

@@ -2,7 +2,7 @@
 for the acceptance run's one-rank all-reduce. Pure: it takes event-like objects
 (`name`, `device_type`, `time_range.start/.end` in µs, as torch's FunctionEvent has).
 
-It asks runner.tensor_parallel itself: its pure selection (`profiled_events` and
+It asks runner.rank.tensor_parallel itself: its pure selection (`profiled_events` and
 `comm_seconds`) where the tree has it, else the older `collective_intervals`, and
 says which it used, so the JSON shows what the studio of that commit counts.
 """
@@ -17,7 +17,7 @@ def _device(event) -> str:
 
 def _selector(on_cuda: bool):
     """(name of the selection, counted(events) -> seconds or None)."""
-    import runner.tensor_parallel as tp
+    import runner.rank.tensor_parallel as tp
 
     if hasattr(tp, "comm_seconds") and hasattr(tp, "profiled_events"):
         return "comm_seconds", lambda events: tp.comm_seconds(tp.profiled_events(events), on_cuda)
@@ -36,5 +36,5 @@ def describe_events(events, on_cuda: bool) -> dict:
                                     "counted": bool(seconds_of([event]))})
         row["count"] += 1
         row["total_us"] += event.time_range.end - event.time_range.start
-    return {"selection": f"runner.tensor_parallel.{selection}", "on_cuda": on_cuda,
+    return {"selection": f"runner.rank.tensor_parallel.{selection}", "on_cuda": on_cuda,
             "comm_seconds": seconds_of(events), "events": sorted(rows.values(), key=lambda r: -r["total_us"])}

@@ -89,9 +89,9 @@ def _spread(values: list[float], fmt: str = "{:.2f}") -> str:
 def subworld_check(repeats: int, max_new_tokens: int) -> int:
     sys.path.insert(0, str(ROOT))
     from runner.config import RunConfig
-    from runner.launcher import launch, launch_many
-    from runner.prompts import preset
-    from runner.validate import prepare
+    from runner.host.launcher import launch, launch_many
+    from runner.host.prompts import preset
+    from runner.host.validate import prepare
 
     base = RunConfig(prompts=preset("seed"), device="cpu", dtype="float32", max_new_tokens=max_new_tokens,
                      fixed_length=True)

@@ -165,10 +165,10 @@ migration(
 )
 
 
-# sweep_summary grouped by world size (GPUs over all nodes), as `studio.stats`
+# sweep_summary grouped by world size (GPUs over all nodes), as `studio.analysis.stats`
 # groups runs for every chart and table: 2 nodes x 1 GPU and 1 node x 2 GPUs are
 # one row, its layouts listed. Median, speedup and efficiency are computed as
-# `studio.stats.scaling_series` computes them (tests/test_stats.py checks that).
+# `studio.analysis.stats.scaling_series` computes them (tests/test_stats.py checks that).
 migration(
     "006_sweep_summary_by_world_size",
     SWEEP_SUMMARY_BY_WORLD_SIZE_006,
@@ -205,7 +205,7 @@ def _autoincrement_ids(conn: sqlite3.Connection) -> None:
 migration("007_ids_never_reused", _autoincrement_ids, rebuilds=True)
 
 
-# Per-request latency (runner.latency) on each output, the run's percentiles of it,
+# Per-request latency (runner.metrics) on each output, the run's percentiles of it,
 # and the exact prompt length of synthetic prompts (a grid axis).
 migration(
     "008_latency_and_prompt_tokens",
@@ -230,7 +230,7 @@ migration(
 
 # Peak memory, one thing per column (device-allocated, device-reserved, host RSS;
 # `ranks.peak_memory_bytes` keeps its old mixed meaning for older rows), and the
-# energy of the generation window where the GPU reports it (runner/energy.py).
+# energy of the generation window where the GPU reports it (runner/rank/energy.py).
 migration(
     "009_memory_and_energy",
     """
@@ -266,7 +266,7 @@ migration(
 )
 
 
-# Shared launches (runner.launch_groups): one `accelerate launch` serves several runs
+# Shared launches (runner.host.launch_groups): one `accelerate launch` serves several runs
 # of a sweep. Its own phases (launch, imports, load) are stored once, on it; each
 # run keeps its own (warm-up, barrier, generate, ...) and names its launch.
 migration(
@@ -292,7 +292,7 @@ migration(
 
 
 # Layouts: runs of one world size may hold the model in several layouts (tp sizes), kept
-# apart as series by studio.stats; the view too, each from its own smallest world size.
+# apart as series by studio.analysis.stats; the view too, each from its own smallest world size.
 migration(
     "012_sweep_summary_by_layout",
     SWEEP_SUMMARY_BY_LAYOUT_012,

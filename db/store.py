@@ -22,7 +22,7 @@ from typing import Any, Iterable, Iterator
 import sqlite_utils
 
 from db.migrate import migrate
-from runner.latency import RUN_FIELDS as LATENCY_RUN_FIELDS
+from runner.metrics import RUN_FIELDS as LATENCY_RUN_FIELDS
 from runner.paths import default_db_path
 
 ENERGY_FIELDS = ("energy_joules", "joules_per_token", "joules_per_position", "average_power_watts", "energy_note")
@@ -299,7 +299,7 @@ class Store:
 
     def set_agreement(self, run_id: int, agreement: float | None, reference: int | None,
                       detail: dict | None) -> None:
-        """The correctness gate's verdict on a run (computed by studio.agreement)."""
+        """The correctness gate's verdict on a run (computed by studio.sweeps.agreement)."""
         with self.transaction():
             self.db["runs"].update(run_id, {"agreement": agreement, "agreement_reference": reference,
                                             "agreement_detail": _json(detail)})
@@ -455,7 +455,7 @@ class Store:
         Nothing stored is ever changed: a run already here (same created_at and
         config) is skipped, and a sweep already here (same created_at, name and
         settings) receives only the runs it lacks. Columns this database does not
-        have are dropped; rows are assumed validated (studio.importer).
+        have are dropped; rows are assumed validated (studio.exchange.runs_file).
         """
         report = {"sweeps_added": 0, "runs_added": 0, "runs_skipped": 0, "run_ids": []}
         with self.transaction() as conn:

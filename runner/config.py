@@ -3,7 +3,7 @@
 Every entry point (CLI, web page, API, tests) builds a RunConfig; nothing else is
 passed to the launcher. Validation happens on construction and every error says
 what to change. Checks that need the machine (device count, model folders) live
-in `runner.validate`, which is torch-free as well.
+in `runner.host.validate`, which is torch-free as well.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class ConfigError(ValueError):
 # set, so no request costs more than its length.
 
 LARGEST = 2**63 - 1  # SQLite's INTEGER: no stored setting or id is larger
-# A grid runs at most 200 runs (studio.grid.MAX_RUNS) and every listed value is at
+# A grid runs at most 200 runs (studio.sweeps.grid.MAX_RUNS) and every listed value is at
 # least one run, so a longer list is always refused; its text is capped to match.
 MAX_VALUES = 200
 MAX_LIST_CHARS = 4096
@@ -229,9 +229,9 @@ class RunConfig:
     rdzv_backend: str = "static"
     trust_remote_code: bool = False
     label: str = ""
-    # the exact token count of every prompt when they are synthetic (runner.synthetic); None for given prompts
+    # the exact token count of every prompt when they are synthetic (runner.host.synthetic); None for given prompts
     prompt_tokens: int | None = None
-    latency: bool = True  # per-request TTFT/TPOT/latency (runner.latency); off only to measure what it costs
+    latency: bool = True  # per-request TTFT/TPOT/latency (runner.metrics); off only to measure what it costs
 
     def __post_init__(self) -> None:
         prompts = self.prompts

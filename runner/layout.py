@@ -96,3 +96,9 @@ def tp_plan_of(model_type: str) -> dict | None:
         return json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
         return None
+
+
+def tp_label(tp: int | None) -> str:
+    """A tensor-parallel size as a legend names it: 'tp 1 (replicas)', 'tp 2'."""
+    tp = int(tp or 1)
+    return "tp 1 (replicas)" if tp == 1 else f"tp {tp}"

@@ -3,7 +3,7 @@
 `runs.phases` holds seconds per phase (each the slowest rank's): queue, launch,
 imports, load, warmup, barrier, generate, roofline, comm-sample, gather, total, store.
 Generation is the timed part; everything else is overhead the user waited for.
-A run of a shared launch (`runner.launch_groups`) holds only its own phases; queue,
+A run of a shared launch (`runner.host.launch_groups`) holds only its own phases; queue,
 launch, imports and load are its launch's (`launches.phases`), paid once for all
 its runs, and `describe_launch` says so.
 """

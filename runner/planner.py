@@ -336,37 +336,6 @@ def make_plan(
     }
 
 
-def plan_for(prepared, inventory=None) -> dict:
-    """The plan for a prepared run (a `runner.validate.Prepared`)."""
-    config, model = prepared.config, prepared.model.to_dict()
-    lengths, source = token_lengths(config.prompts, model)
-    shape = model_shape(model, prepared.dtype)
-    gpu_memory: Sequence[int] = ()
-    gpu_free: Sequence[int | None] = ()
-    if prepared.device == "cuda":
-        from runner.hardware import detect
-
-        inventory = inventory or detect()
-        gpu_memory, gpu_free = inventory.gpu_memory_mib, inventory.gpu_free_mib
-    budget, budget_source = memory_budget_bytes(config.memory_budget_gb, prepared.device, config.world_size,
-                                                gpu_memory, gpu_free)
-    if config.tp_size > 1:
-        # each rank of a tensor group holds its share of the weights and key-value heads, and the
-        # prompts go to the data-parallel groups: plan for one rank's share over dp_size groups
-        shape = shape.per_rank(config.tp_size)
-    plan = make_plan(lengths, max_new_tokens=config.max_new_tokens, world_size=config.dp_size, shape=shape,
-                     budget_bytes=budget, budget_source=budget_source, lengths_source=source,
-                     every_shape_warmup=config.compile, attention=config.attention, cache=config.cache)
-    plan["generation"] = {"cache": config.cache, "compile": config.compile, "attention": config.attention}
-    if config.tp_size > 1:
-        plan["tp_size"] = config.tp_size
-        plan["reasons"].insert(0, f"Tensor parallel: {config.tp_size} ranks share each copy of the model, so the "
-                               f"plan is over its {config.dp_size} copies (a 'rank' below is one copy), each rank "
-                               f"holding 1/{config.tp_size} of the split weights and of the KV cache, and the "
-                               f"replicated ones (embeddings, norms) whole.")
-    return plan
-
-
 def describe_plan(plan: dict | None) -> str:
     """The plan and why, as Markdown for the run-detail view."""
     if not plan:

@@ -24,8 +24,8 @@ class RunResult:
     phases: dict = field(default_factory=dict)
     plan: dict | None = None
     roofline: dict | None = None  # bandwidth figures of a succeeded run (runner.roofline.run_roofline)
-    latency: dict | None = None  # p50/p90/p99 of TTFT, TPOT and latency (runner.latency.run_summary)
-    energy: dict | None = None  # joules, per token, per position, power, or the reason none (runner.energy.run_energy)
+    latency: dict | None = None  # p50/p90/p99 of TTFT, TPOT and latency (runner.metrics.run_summary)
+    energy: dict | None = None  # joules, per token, per position, power, or the reason none (runner.rank.energy.run_energy)
     comm_fraction: float | None = None  # share of a sample decode in tensor-parallel collectives (runner.comm)
     error: str | None = None
     stderr_tail: str | None = None

@@ -93,7 +93,7 @@ def kv_positions_read(prompt_lengths: Sequence[int], max_new_tokens: int, genera
     return rows * (steps * longest + steps * (steps - 1) // 2)
 
 
-# Cache kinds by the generation path that uses them (runner.generation.path_name).
+# Cache kinds by the generation path that uses them (runner.rank.generation.path_name).
 CACHE_OF_PATH = {"plain": "dynamic", "static": "static", "static+compile": "static", "continuous": "paged"}
 # Times a step moves the positions a row holds, read off transformers 5.25 cache_utils:
 # - dynamic: DynamicLayer.update is `torch.cat([self.keys, key_states])`, a new tensor

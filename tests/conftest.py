@@ -119,7 +119,7 @@ def tiny_loader():
 def beyond_the_cap() -> int:
     """A process count this machine refuses for its default device, read from the
     inventory: 8 CPU processes are fine on a 64-core host, and 2 too many on a 1-GPU one."""
-    from runner.hardware import detect
+    from runner.host.hardware import detect
 
     inventory = detect()
     return inventory.max_processes(inventory.default_device) + 1
@@ -147,7 +147,7 @@ def store(db_path):
 @pytest.fixture
 def page_sees_no_gpu(monkeypatch):
     """The page has no device choice, so its forms plan CPU processes on any host."""
-    from runner.hardware import detect
+    from runner.host.hardware import detect
 
     for key, value in CPU_ONLY_ENV.items():
         monkeypatch.setenv(key, value)
@@ -182,8 +182,8 @@ def analysis_tab_page(browser, store, tmp_path):
     opened in Chromium; yields the page and the list of its JavaScript errors."""
     import gradio as gr
 
-    from studio.analysis_tab import build_analysis_tab
-    from studio.app import CSS, theme
+    from studio.web.analysis_tab import build_analysis_tab
+    from studio.web.app import CSS, theme
 
     with gr.Blocks() as demo:
         with gr.Tab("Runs"):

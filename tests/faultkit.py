@@ -141,7 +141,7 @@ class EventLog:
 
 def wait_until_final(supervisor, sweep_id: int, timeout: float = 150) -> dict:
     """The supervisor's status of a sweep once it has ended (succeeded, failed, ...)."""
-    from studio.supervisor import FINAL
+    from studio.sweeps.supervisor import FINAL
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

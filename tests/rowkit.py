@@ -6,7 +6,7 @@ from __future__ import annotations
 from db.store import Store
 from runner.config import RunConfig
 from runner.result import RunResult
-from studio import forms
+from studio.web import forms
 
 
 def request(**changes) -> forms.SweepRequest:

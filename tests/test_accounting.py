@@ -1,4 +1,4 @@
-from runner.accounting import count_generated
+from runner.rank.accounting import count_generated
 
 EOS = 2
 PAD = 0

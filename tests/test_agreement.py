@@ -1,6 +1,6 @@
-"""The correctness gate's arithmetic (studio/agreement.py): pure, fast."""
+"""The correctness gate's arithmetic (studio/sweeps/agreement.py): pure, fast."""
 
-from studio.agreement import compare_outputs, first_difference, generation_key, reference_for, verdict
+from studio.sweeps.agreement import compare_outputs, first_difference, generation_key, reference_for, verdict
 
 
 def out(index, ids):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from studio.scaling_models import fit_scaling, knee, usl
+from studio.analysis.scaling_models import fit_scaling, knee, usl
 
 
 def test_usl_recovers_exact_parameters():

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from studio.analysis import analyse_sweep, compare
-from studio.reference import BATCHED, SIMPLE
-from studio.scaling_models import quantisation, rank_rounds, suggest
+from studio.analysis.analyse import analyse_sweep, compare
+from studio.analysis.scaling_models import quantisation, rank_rounds, suggest
+from studio.sweeps.reference import BATCHED, SIMPLE
 
 
 def reference_sweep(figures, mode, batch_size, sweep_id=1):
@@ -137,7 +137,7 @@ def test_rounds_follow_the_prompts_the_runs_had_not_a_stale_sweep_setting():
 
 
 def test_an_ab_of_two_models_on_two_machines_says_so():
-    from studio.reference import HARDWARE
+    from studio.sweeps.reference import HARDWARE
 
     a = analyse_sweep(reference_sweep(BATCHED, "batched", 16))
     a["sweep"].update(model="tiny", external=False)

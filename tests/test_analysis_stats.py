@@ -6,7 +6,7 @@ import math
 import pytest
 from scipy import stats
 
-from studio.stats import describe, t_cdf, t_ppf, welch_test
+from studio.analysis.stats import describe, t_cdf, t_ppf, welch_test
 
 
 @pytest.mark.parametrize("df", [1, 2, 3, 4, 5.5, 9, 29, 200])

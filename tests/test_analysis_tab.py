@@ -8,8 +8,8 @@ from conftest import analysis_tab_page
 
 from db.store import Store
 from runner.result import RunResult
-from studio.analysis_tab import analyse, list_sweep_choices, timeline_for_run, write_report
-from studio.reference import ensure_reference_sweeps
+from studio.sweeps.reference import ensure_reference_sweeps
+from studio.web.analysis_tab import analyse, list_sweep_choices, timeline_for_run, write_report
 
 
 def store_run_with_timeline(db_path) -> tuple[int, int]:
@@ -102,7 +102,7 @@ def test_timeline_of_a_stored_run(db_path):
 def test_tab_builds_its_own_tab_or_fills_the_open_one(db_path, tmp_path):
     import gradio as gr
 
-    from studio.analysis_tab import build_analysis_tab
+    from studio.web.analysis_tab import build_analysis_tab
 
     store = Store(db_path)
     with gr.Blocks() as own:
@@ -164,9 +164,9 @@ def test_tab_renders_charts_in_chromium(db_path, artifacts, tmp_path, browser):
 
 
 def test_the_tabs_open_on_the_newest_measured_sweep_not_on_published_ones(store):
-    from studio import history
-    from studio.analysis_tab import sweep_menu
-    from studio.reference import ensure_reference_sweeps
+    from studio.sweeps.reference import ensure_reference_sweeps
+    from studio.web import history
+    from studio.web.analysis_tab import sweep_menu
 
     mine = store.create_sweep({"model": "tiny", "mode": "batched", "batch_size": 4}, [1, 2], 1)
     ensure_reference_sweeps(store)  # added later: the highest ids

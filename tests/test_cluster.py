@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT, SHORT_PROMPTS, run_cli
 
 from runner.config import ConfigError
-from studio.cluster import SlurmJob, sbatch_script
+from studio.cli.cluster import SlurmJob, sbatch_script
 
 
 def directives(script: str) -> dict[str, str]:

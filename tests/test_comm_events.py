@@ -1,4 +1,4 @@
-"""Which profiler events count as a tensor group's communication (runner.tensor_parallel.comm_seconds).
+"""Which profiler events count as a tensor group's communication (runner.rank.tensor_parallel.comm_seconds).
 
 CPU: a real recording, tests/fixtures/gloo_tp2_events.json, made by
 tests/fixtures/record_comm_events.py (two gloo processes, tiny split tp 2, three new
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.tensor_parallel import ProfiledEvent, comm_seconds, profiled_events
+from runner.rank.tensor_parallel import ProfiledEvent, comm_seconds, profiled_events
 
 FIXTURE = Path(__file__).parent / "fixtures" / "gloo_tp2_events.json"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.cuda import (
+from runner.rank.cuda import (
     device_mismatch,
     legacy_peak_bytes,
     memory_peaks,

@@ -9,10 +9,10 @@ import pytest
 from faultkit import fault_config
 
 from runner.result import RunResult
-from studio import history, views
-from studio import supervisor as supervisor_module
-from studio.supervisor import Supervisor
-from studio.sweep import plan_sweep
+from studio.sweeps import supervisor as supervisor_module
+from studio.sweeps.run import plan_sweep
+from studio.sweeps.supervisor import Supervisor
+from studio.web import history, views
 
 pytestmark = pytest.mark.timeout(60)
 

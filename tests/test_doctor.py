@@ -64,8 +64,8 @@ def test_web_packages_are_optional_on_a_benchmark_only_machine(monkeypatch):
     is a warning, while a missing package that runs need still fails."""
     import importlib.metadata
 
-    from studio.cli import build_parser
-    from studio.doctor import FAIL, WARN, check_packages
+    from studio.cli.commands import build_parser
+    from studio.cli.doctor import FAIL, WARN, check_packages
 
     real = importlib.metadata.version
     absent = {"gradio", "plotly"}

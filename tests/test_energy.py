@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 import types
 
-from runner.energy import EnergyMeter, run_energy, window_joules
+from runner.host.rank_reports import run_energy
+from runner.rank.energy import EnergyMeter, window_joules
 
 
 def test_the_window_is_the_counter_difference_in_joules():
@@ -98,8 +99,8 @@ def test_a_rank_opens_nvml_before_the_barrier_and_reads_only_the_counter_between
 
     import torch
 
-    from runner import cuda, subworld, worker
     from runner.config import RunConfig
+    from runner.rank import cuda, subworld, worker
 
     calls: list[str] = []
 

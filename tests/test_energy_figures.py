@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from studio.energy_figures import energy_reasons, has_energy, joules_per_token_figure
+from studio.charts.energy import energy_reasons, has_energy, joules_per_token_figure
 
 
 def run(id, gpus, jpt, status="succeeded", note=None, batch=16):

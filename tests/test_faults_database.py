@@ -15,7 +15,7 @@ from conftest import ROOT
 from faultkit import assert_database_sound, store_earlier_run
 
 from db.store import Store
-from studio.supervisor import Supervisor
+from studio.sweeps.supervisor import Supervisor
 
 pytestmark = pytest.mark.timeout(120)
 

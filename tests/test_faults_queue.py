@@ -10,8 +10,8 @@ import pytest
 from faultkit import assert_database_sound, assert_no_leftovers, fault_config, store_earlier_run
 
 from db.store import Store
-from studio.supervisor import Supervisor
-from studio.sweep import plan_sweep
+from studio.sweeps.run import plan_sweep
+from studio.sweeps.supervisor import Supervisor
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]  # real accelerate launches
 

@@ -18,8 +18,8 @@ import pytest
 from faultkit import EventLog, assert_database_sound, assert_no_leftovers, fault_config, store_earlier_run
 
 from db.store import Store
-from runner.validate import prepare
-from studio.sweep import run_one
+from runner.host.validate import prepare
+from studio.sweeps.run import run_one
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]  # real accelerate launches
 

@@ -13,8 +13,8 @@ from faultkit import assert_database_sound, fault_config, store_earlier_run, wai
 
 from db.store import Store
 from runner.processes import owner_env
-from studio.supervisor import Supervisor
-from studio.sweep import plan_sweep, resume_plan, sweep_status
+from studio.sweeps.run import plan_sweep, resume_plan, sweep_status
+from studio.sweeps.supervisor import Supervisor
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -23,7 +23,7 @@ from faultkit import FAULT_PROMPTS, assert_database_sound, assert_no_leftovers, 
 
 from db.store import Store
 from runner.processes import OWNER_ENV, OWNER_START_ENV, is_alive, owner_env
-from studio.supervisor import Supervisor
+from studio.sweeps.supervisor import Supervisor
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -31,8 +31,8 @@ SERVER = textwrap.dedent(
     f"""
     import sys, time
     from runner.config import RunConfig
-    from studio.sweep import plan_sweep
-    from studio.supervisor import Supervisor
+    from studio.sweeps.run import plan_sweep
+    from studio.sweeps.supervisor import Supervisor
 
     supervisor = Supervisor(sys.argv[1])
     config = RunConfig(prompts={FAULT_PROMPTS!r}, device="cpu", max_new_tokens=4, batch_size=1, warmup=False)

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from studio import figures
-from studio.stats import scaling_series
+from studio.analysis.stats import scaling_series
+from studio.charts import figures
 
 
 def run(id, gpus, tps, *, sweep=1, status="succeeded", repeat=0, nodes=1, seconds=None, **extra):
@@ -129,7 +129,7 @@ def test_charts_download_is_one_self_contained_page():
 
 
 def test_the_count_axis_says_what_the_runs_counted():
-    from studio.figures import count_axis_title, throughput_figure
+    from studio.charts.figures import count_axis_title, throughput_figure
 
     gpu = [{"id": 1, "device": "cuda", "num_gpus": 1, "world_size": 1, "status": "succeeded",
             "tokens_per_second": 10.0, "seconds": 1.0}]
@@ -141,7 +141,7 @@ def test_the_count_axis_says_what_the_runs_counted():
 
 
 def test_the_phases_chart_says_what_each_phase_is():
-    from studio.figures import phases_figure
+    from studio.charts.figures import phases_figure
 
     fig = phases_figure({"id": 3, "phases": {"load": 1.0, "generate": 0.5, "roofline": 0.9, "total": 2.6}})
     bars = fig.data[0]

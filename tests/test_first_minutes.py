@@ -11,9 +11,9 @@ from conftest import run_cli
 from live_server import live_server
 
 from db.store import Store
-from studio import forms, history
-from studio.analysis_tab import NO_SWEEP, analyse
-from studio.reference import PUBLISHED, ensure_reference_sweeps
+from studio.sweeps.reference import PUBLISHED, ensure_reference_sweeps
+from studio.web import forms, history
+from studio.web.analysis_tab import NO_SWEEP, analyse
 
 pytestmark = pytest.mark.usefixtures("page_sees_no_gpu")
 

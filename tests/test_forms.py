@@ -7,7 +7,7 @@ import pytest
 from rowkit import request
 
 from runner.config import ConfigError
-from studio import forms
+from studio.web import forms
 
 pytestmark = pytest.mark.usefixtures("page_sees_no_gpu")
 
@@ -72,7 +72,7 @@ def test_api_prompts_may_be_jsonl_text():
 
 
 def test_the_gpu_count_choices_follow_the_machine(monkeypatch):
-    from runner.hardware import Inventory
+    from runner.host.hardware import Inventory
 
     four_gpus = Inventory(gpu_count=4, gpu_names=("NVIDIA H100",) * 4, gpu_memory_mib=(81559,) * 4, cpu_cores=32)
     monkeypatch.setattr(forms, "detect", lambda: four_gpus)

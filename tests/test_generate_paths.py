@@ -1,6 +1,6 @@
 """Every generate path gives the same greedy tokens as the plain path (tiny, fp32).
 
-Runs in-process through `runner.generation.Generator`, the same object the
+Runs in-process through `runner.rank.generation.Generator`, the same object the
 worker uses, so no accelerate launch is needed."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def tiny():
 
 
 def run_path(tiny, batches, **settings):
-    from runner.generation import Generator
+    from runner.rank.generation import Generator
 
     load, tokenizer = tiny
     config = RunConfig(prompts=PROMPTS, device="cpu", max_new_tokens=NEW_TOKENS, **settings)
@@ -97,7 +97,7 @@ POOL_BATCHES = [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13]]
 
 
 def pool_generator(tiny, **settings):
-    from runner.generation import Generator
+    from runner.rank.generation import Generator
 
     load, tokenizer = tiny
     config = RunConfig(prompts=POOL_PROMPTS, device="cpu", max_new_tokens=NEW_TOKENS, fixed_length=True, **settings)

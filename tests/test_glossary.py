@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from conftest import ROOT
 
-from studio.glossary import TERMS, glossary_markdown
+from studio.web.glossary import TERMS, glossary_markdown
 
 
 def test_the_docs_glossary_is_the_pages():
     doc = (ROOT / "docs" / "glossary.md").read_text()
     assert doc == glossary_markdown("# Glossary"), (
-        "docs/glossary.md is out of date: python -c \"from studio.glossary import glossary_markdown; "
+        "docs/glossary.md is out of date: python -c \"from studio.web.glossary import glossary_markdown; "
         "print(glossary_markdown('# Glossary'), end='')\" > docs/glossary.md")
 
 

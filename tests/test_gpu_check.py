@@ -149,7 +149,7 @@ def test_the_event_table_shows_which_events_the_studio_counts():
     events = [event("c10d::allreduce_", "CPU", 0.0, 5.0), event("ncclDevKernel_AllReduce_Sum_f32", "CUDA", 10.0, 110.0),
               event("ncclDevKernel_AllReduce_Sum_f32", "CUDA", 200.0, 300.0), event("aten::ones", "CPU", 0.0, 1.0)]
     table = describe_events(events, on_cuda=True)
-    assert table["selection"].startswith("runner.tensor_parallel.")
+    assert table["selection"].startswith("runner.rank.tensor_parallel.")
     rows = {(r["name"], r["device_type"]): r for r in table["events"]}
     kernel = rows[("ncclDevKernel_AllReduce_Sum_f32", "CUDA")]
     assert kernel["count"] == 2 and kernel["total_us"] == 200.0 and kernel["counted"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from studio import grid_figures
-from studio.grid_analysis import grid_summary
+from studio.analysis.grid import grid_summary
+from studio.charts import grid as grid_figures
 
 
 def run(id, gpus, batch, tps, tpot, *, repeat=0, prompt_tokens=32):

@@ -10,9 +10,9 @@ import pytest
 from conftest import run_cli
 
 from db.store import Store
-from runner.latency import RUN_FIELDS
+from runner.host.synthetic import count_tokens, planning_tokenizer
+from runner.metrics import RUN_FIELDS
 from runner.models import resolve_model
-from runner.synthetic import count_tokens, planning_tokenizer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

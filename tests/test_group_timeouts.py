@@ -2,7 +2,7 @@
 
 Two real gloo processes go through the worker's sequence: the default group (as
 PartialState makes it, with the run's limit), the (dp, tp) mesh of
-runner.tensor_parallel.build_mesh, then runner.subworld.make_subworlds. Before,
+runner.rank.tensor_parallel.build_mesh, then runner.rank.subworld.make_subworlds. Before,
 the mesh's groups kept gloo's default of 30 minutes (10 on NCCL) whatever the
 run's limit, and so did the runs' sub-groups.
 """
@@ -28,8 +28,8 @@ def _rank(rank: int, port: int, out: str) -> None:
     from torch.distributed import distributed_c10d as c10d
 
     from runner.layout import Layout
-    from runner.subworld import make_subworlds
-    from runner.tensor_parallel import build_mesh
+    from runner.rank.subworld import make_subworlds
+    from runner.rank.tensor_parallel import build_mesh
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="4",
                       LOCAL_RANK=str(rank))
@@ -49,7 +49,7 @@ def _rank(rank: int, port: int, out: str) -> None:
 
 
 def test_every_group_of_a_tensor_parallel_worker_times_out_with_the_run(tmp_path):
-    from runner.launcher import free_port
+    from runner.host.launcher import free_port
 
     out = tmp_path / "timeouts.json"
     mp.spawn(_rank, args=(free_port(), str(out)), nprocs=4)

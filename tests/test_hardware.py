@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from runner import hardware
-from runner.hardware import (
+from runner.host import hardware
+from runner.host.hardware import (
     Gpu,
     inventory_from,
     parse_amd_smi_json,
@@ -151,8 +151,7 @@ def test_each_plan_reads_free_memory_now_while_the_devices_are_looked_up_once(mo
     # A long-running server plans sweep after sweep: another process takes 50 GB of GPU 0 in between,
     # so the second plan must see 31004 MiB free, not the first look's 81004.
     from runner.config import RunConfig
-    from runner.planner import plan_for
-    from runner.validate import prepare
+    from runner.host.validate import plan_for, prepare
 
     free, looks = [81004], []
 

@@ -14,11 +14,11 @@ from conftest import ROOT
 from faultkit import fault_config, wait_until_final
 
 from db.store import Store
-from runner.hardware_lock import HardwareLock, describe_holder
+from runner.host.hardware_lock import HardwareLock, describe_holder
 from runner.processes import OWNER_ENV, OWNER_START_ENV
-from studio import history
-from studio.supervisor import Supervisor
-from studio.sweep import plan_sweep
+from studio.sweeps.run import plan_sweep
+from studio.sweeps.supervisor import Supervisor
+from studio.web import history
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -47,7 +47,7 @@ def test_a_killed_holder_frees_the_machine(tmp_path):
     path = tmp_path / "hw.lock"
     holder = subprocess.Popen(
         [sys.executable, "-c", f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); "
-         "from runner.hardware_lock import HardwareLock; "
+         "from runner.host.hardware_lock import HardwareLock; "
          f"HardwareLock({str(path)!r}).acquire({{'program': 'server'}}); print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

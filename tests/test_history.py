@@ -11,7 +11,7 @@ import pytest
 from rowkit import store_run, sweep_with_runs
 
 from runner.config import ConfigError, RunConfig
-from studio import history
+from studio.web import history
 
 pytestmark = pytest.mark.usefixtures("page_sees_no_gpu")
 

@@ -18,10 +18,10 @@ from rowkit import store_run, sweep_with_runs
 from db.migrations import MIGRATIONS
 from db.store import Store
 from runner.config import REDACT_ENV, ConfigError
-from runner.prompts import parse_prompts
+from runner.host.prompts import parse_prompts
 from runner.result import RunResult
-from studio import history, params, views
-from studio.reference import ensure_reference_sweeps
+from studio.sweeps.reference import ensure_reference_sweeps
+from studio.web import history, params, views
 
 pytestmark = pytest.mark.usefixtures("page_sees_no_gpu")
 

@@ -17,10 +17,12 @@ from conftest import CPU_ONLY_ENV, ROOT, run_cli
 from rowkit import sweep_with_runs
 
 from runner.config import LIMITS, REDACT_ENV, ConfigError
-from runner.prompts import load_prompts
-from studio import forms, grid, history, params, sweep
-from studio.cli_predict import parse_request
-from studio.slo import parse_slo
+from runner.host.prompts import load_prompts
+from studio.analysis.what_if import parse_request
+from studio.sweeps import grid
+from studio.sweeps import run as sweep
+from studio.sweeps.slo import parse_slo
+from studio.web import forms, history, params
 
 pytestmark = pytest.mark.usefixtures("page_sees_no_gpu")
 OK = "Call me Ishmael."
@@ -83,7 +85,7 @@ def test_duplicates_are_found_in_linear_time(monkeypatch):
 
 def test_the_cli_refuses_a_huge_grid_without_growing(tmp_path):
     """Peak memory of the CLI process for the issue's grid against a plain refusal: within 50 MB."""
-    script = ("import resource, sys\nfrom studio.cli import main\ncode = main(sys.argv[1:])\n"
+    script = ("import resource, sys\nfrom studio.cli.commands import main\ncode = main(sys.argv[1:])\n"
               "print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
               "sys.exit(code)\n")
     db = str(tmp_path / "s.db")

@@ -12,7 +12,7 @@ from conftest import run_cli
 from test_views import add_run
 
 from db.store import Store
-from studio.importer import ExportFileError, build_export, import_file
+from studio.exchange.runs_file import ExportFileError, build_export, import_file
 
 
 def counts(db) -> tuple[int, int, int, int]:

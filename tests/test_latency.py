@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from runner.config import ConfigError
-from runner.latency import goodput, percentile, request_latencies, run_summary
-from studio.grid_analysis import batch_scaling, goodput_rows, pareto_front, pareto_points
-from studio.slo import PRESETS, meets, parse_slo
+from runner.metrics import goodput, percentile, request_latencies, run_summary
+from studio.analysis.grid import batch_scaling, goodput_rows, pareto_front, pareto_points
+from studio.sweeps.slo import PRESETS, meets, parse_slo
 
 
 def test_one_request_s_figures():
@@ -87,7 +87,7 @@ def test_batch_scaling_finds_where_a_larger_batch_stops_paying():
 
 
 def test_the_best_setting_per_gpu_count_is_said_in_words():
-    from studio.grid_analysis import describe_goodput
+    from studio.analysis.grid import describe_goodput
 
     slo = {"ttft_ms": 100.0, "tpot_ms": 20.0, "name": "ttft=100 ms, tpot=20 ms"}
     rows = [{"gpus": 1, "batch_size": 1, "goodput": 50.0, "tokens_per_second": 50.0, "best": True},

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from runner.config import RunConfig
-from runner.hardware import Inventory
-from runner.launcher import WORKER, build_launch_command
-from runner.validate import prepare
+from runner.host.hardware import Inventory
+from runner.host.launcher import WORKER, build_launch_command
+from runner.host.validate import prepare
 
 CPU = Inventory(gpu_count=0, gpu_names=(), gpu_memory_mib=(), cpu_cores=2)
 

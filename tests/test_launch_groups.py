@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from runner.config import RunConfig
-from runner.launch_groups import KEY_FIELDS, group_launches, launch_key, launch_world
-from studio.sweep import plan_sweep
+from runner.host.launch_groups import KEY_FIELDS, group_launches, launch_key, launch_world
+from studio.sweeps.run import plan_sweep
 
 BASE = RunConfig(prompts=["a", "b"], device="cpu", max_new_tokens=4)
 

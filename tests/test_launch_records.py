@@ -7,7 +7,7 @@ import pytest
 from faultkit import fault_config
 
 from db.store import Store
-from runner import cell_results
+from runner.host import cell_results
 from runner.phases import describe_launch
 from runner.result import RunResult
 

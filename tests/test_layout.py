@@ -3,9 +3,10 @@
 import pytest
 
 from runner.config import ConfigError, RunConfig
+from runner.host.rank_reports import run_comm_fraction
 from runner.layout import Layout, heads_problem, layout_memory_bytes, smallest_fitting_tp
-from runner.tensor_parallel import merged_seconds, run_comm_fraction
-from studio.grid import grid_cells, layout_cells
+from runner.rank.tensor_parallel import merged_seconds
+from studio.sweeps.grid import grid_cells, layout_cells
 
 
 def test_a_layout_puts_consecutive_ranks_in_a_tensor_group_and_leaders_first():

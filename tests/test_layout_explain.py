@@ -8,9 +8,9 @@ import json
 from rowkit import layout_sweep
 
 from db.store import Store
-from studio.explain import explain_layouts
-from studio.layouts import layout_summary
-from studio.report import load_analysis, report_html, report_json
+from studio.analysis.explain import explain_layouts
+from studio.analysis.layouts import layout_summary
+from studio.reports.report import load_analysis, report_html, report_json
 
 FIRST = {"prompt_index": 1, "position": 3, "reference_token": 11, "token": 12}
 BELOW = {4: (0.5, {"compared": 2, "identical": 1, "differences": [FIRST]})}

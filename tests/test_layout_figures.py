@@ -3,10 +3,10 @@ share, and the Pareto front coloured by layout when tp varies."""
 
 from __future__ import annotations
 
-from studio import grid_figures
-from studio.grid_analysis import grid_summary
-from studio.layout_figures import comm_figure, layout_figure
-from studio.layouts import layout_rows, layout_summary
+from studio.analysis.grid import grid_summary
+from studio.analysis.layouts import layout_rows, layout_summary
+from studio.charts import grid as grid_figures
+from studio.charts.layouts import comm_figure, layout_figure
 
 
 def run(i, gpus, tp, tps, ttft=None, tpot=None, comm=None):

@@ -11,7 +11,7 @@ from rowkit import request
 
 from db.store import Store
 from runner.config import ConfigError
-from studio import forms
+from studio.web import forms
 
 pytestmark = pytest.mark.usefixtures("page_sees_no_gpu")
 
@@ -19,10 +19,10 @@ pytestmark = pytest.mark.usefixtures("page_sees_no_gpu")
 @pytest.fixture
 def any_model_splits(monkeypatch):
     """Whether a model can be split (heads, a tensor-parallel plan, memory) is the runner's check
-    (runner.validate.check_layout), tested there; here every layout of `tiny` passes it."""
-    import runner.validate
+    (runner.host.validate.check_layout), tested there; here every layout of `tiny` passes it."""
+    import runner.host.validate
 
-    monkeypatch.setattr(runner.validate, "check_layout", lambda *args: None)
+    monkeypatch.setattr(runner.host.validate, "check_layout", lambda *args: None)
 
 
 def test_a_tp_list_is_the_grids_tp_axis_and_1_is_no_axis():
@@ -67,7 +67,7 @@ def test_the_tp_box_is_the_last_form_field_as_the_page_lays_it_out():
 def test_start_sweep_takes_tp(db_path, any_model_splits):
     import gradio as gr
 
-    from studio.api import register_api
+    from studio.web.api import register_api
 
     plans = []
     supervisor = SimpleNamespace(submit=lambda plan: plans.append(plan) or 7, status=lambda sweep_id: None)

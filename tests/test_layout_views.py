@@ -9,8 +9,8 @@ import io
 from rowkit import layout_sweep
 
 from db.store import Store
-from studio import history, views
-from studio.analysis_tab import analyse
+from studio.web import history, views
+from studio.web.analysis_tab import analyse
 
 FIRST = {"prompt_index": 1, "position": 3, "reference_token": 11, "token": 12}
 BELOW = {3: (0.5, {"compared": 2, "identical": 1, "differences": [FIRST]})}
@@ -91,7 +91,7 @@ def test_the_analysis_tab_hides_layouts_for_a_plain_sweep(db_path):
 
 
 def test_sweep_and_run_labels_name_the_layouts(db_path):
-    from studio.analysis_tab import list_sweep_choices
+    from studio.web.analysis_tab import list_sweep_choices
 
     store = Store(db_path)
     sweep_id, ids = layout_sweep(store)

@@ -1,11 +1,11 @@
-"""studio.layouts: naming a layout, reading the stored agreement, and comparing
+"""studio.analysis.layouts: naming a layout, reading the stored agreement, and comparing
 layouts at equal GPU count, on rows made by hand."""
 
 from __future__ import annotations
 
 import pytest
 
-from studio.layouts import (
+from studio.analysis.layouts import (
     agreement_cells,
     agreement_text,
     correctness,
@@ -18,7 +18,7 @@ from studio.layouts import (
     tp_of,
     tradeoffs,
 )
-from studio.stats import SETTING_AXES, scaling_series
+from studio.analysis.stats import SETTING_AXES, scaling_series
 
 
 def run(i, gpus, tp, tps, *, ttft=None, tpot=None, comm=None, agreement=None, reference=None, dtype="float32",

@@ -19,9 +19,9 @@ from faultkit import EventLog, assert_no_leftovers
 
 from db.store import Store
 from runner.config import RunConfig
-from runner.validate import prepare
-from studio.agreement import compare_outputs
-from studio.sweep import plan_sweep, run_one, run_sweep
+from runner.host.validate import prepare
+from studio.sweeps.agreement import compare_outputs
+from studio.sweeps.run import plan_sweep, run_one, run_sweep
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 

@@ -10,7 +10,7 @@ import stat
 import pytest
 from conftest import run_cli
 
-from studio.output_file import OutputError, write_output
+from studio.exchange.output_file import OutputError, write_output
 
 
 def test_a_new_file_is_written_and_no_temporary_file_is_left(tmp_path):

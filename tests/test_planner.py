@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from runner.host.prompts import preset
 from runner.planner import (
     ModelShape,
     describe_plan,
@@ -17,7 +18,6 @@ from runner.planner import (
     shape_from_config,
     token_lengths,
 )
-from runner.prompts import preset
 
 GiB = 2**30
 POST = preset("seed")

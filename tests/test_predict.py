@@ -8,15 +8,15 @@ import json
 import pytest
 
 from runner.config import ConfigError
-from studio.cli_predict import parse_request
-from studio.predict import PredictError, fit_growth, predict
-from studio.predict_figures import prediction_figure
+from studio.analysis.predict import PredictError, fit_growth, predict
+from studio.analysis.what_if import parse_request
+from studio.charts.predict import prediction_figure
 from tests.conftest import run_cli
 
 
 def make_sweep(per_round, counts=(1, 2, 4), prompts=24, batch=4, steps=8, repeats=1):
     """A sweep whose runs take rounds(n) x per_round(n) seconds, one timeline span per round."""
-    from studio.scaling_models import rank_rounds
+    from studio.analysis.scaling_models import rank_rounds
 
     runs, ranks, rid = [], {}, 0
     for n in counts:
@@ -174,7 +174,7 @@ def test_a_stored_run_gives_the_weight_and_kv_shares_not_the_weights_only_fallba
     """Rank rows read back from the store carry no roofline; the run's per-rank figures
     do, so a batch size the sweep did not run scales by weights and KV apart."""
     from runner.roofline import run_roofline, traffic
-    from studio.predict import _observation
+    from studio.analysis.predict import _observation
 
     # one rank, one generate call: 2 rows padded to 10, 3 steps, 1000 weight bytes, 256 KV bytes a position
     figures = {**traffic(1000, 256, [([10, 10], 3)], "dynamic"), "weight_bytes": 1000, "kv_bytes_per_token": 256,
@@ -192,8 +192,8 @@ def test_a_stored_run_gives_the_weight_and_kv_shares_not_the_weights_only_fallba
 def test_a_published_sweep_predicts_tokens_per_second_from_its_published_rate(tmp_path):
     # published sweeps store no token count; they predicted 0 tokens/s [0, 0] at every count before
     from db.store import Store
-    from studio.cli_predict import predict_stored
-    from studio.reference import ensure_reference_sweeps
+    from studio.analysis.what_if import predict_stored
+    from studio.sweeps.reference import ensure_reference_sweeps
 
     store = Store(tmp_path / "s.db")
     ids = ensure_reference_sweeps(store)
@@ -224,12 +224,12 @@ def test_a_lost_token_count_is_derived_not_read_as_zero():
 
 
 def test_the_cli_the_panel_the_api_and_the_analysis_show_one_prediction(tmp_path):
-    """One computation (studio.predict.predict) behind every view: the same numbers, to the digit."""
+    """One computation (studio.analysis.predict.predict) behind every view: the same numbers, to the digit."""
     from db.store import Store
-    from studio.cli_predict import predict_stored
-    from studio.predict_figures import what_if
-    from studio.reference import ensure_reference_sweeps
-    from studio.report import load_analysis
+    from studio.analysis.what_if import predict_stored
+    from studio.charts.predict import what_if
+    from studio.reports.report import load_analysis
+    from studio.sweeps.reference import ensure_reference_sweeps
 
     db = tmp_path / "s.db"
     store = Store(db)

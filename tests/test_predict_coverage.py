@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from db.store import Store
-from studio.predict import predict
-from studio.predict_coverage import coverage, describe, published_cases, store_cases, synthetic_cases, synthetic_sweep
+from studio.analysis.predict import predict
+from studio.analysis.predict_coverage import coverage, describe, published_cases, store_cases, synthetic_cases, synthetic_sweep
 
 USEFUL_WIDTH = 50.0  # (high - low) / predicted: past ±25% a prediction no longer tells 4 GPUs from 5
 
@@ -66,7 +66,7 @@ def test_synthetic_sweeps_are_seeded_and_follow_their_law():
 
 
 def test_stored_sweeps_with_three_counts_or_more_are_all_checked(store):
-    from studio.reference import ensure_reference_sweeps
+    from studio.sweeps.reference import ensure_reference_sweeps
 
     ensure_reference_sweeps(store)
     cases = store_cases(store)

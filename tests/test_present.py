@@ -13,14 +13,14 @@ from conftest import run_cli
 from db.store import Store
 from runner.config import RunConfig
 from runner.result import RunResult
-from studio.explain import cause_sentence
-from studio.output_file import OutputError
-from studio.present import deck_html, deck_steps, write_deck
-from studio.present_figures import block_positions, check_explainer_inputs, explainer_figure
-from studio.reference import ensure_reference_sweeps
-from studio.report import ReportError, load_analysis
-from studio.scaling_models import quantisation
-from studio.what_if import what_if_rows
+from studio.analysis.explain import cause_sentence
+from studio.analysis.scaling_models import quantisation
+from studio.analysis.what_if import what_if_rows
+from studio.charts.deck import block_positions, check_explainer_inputs, explainer_figure
+from studio.exchange.output_file import OutputError
+from studio.reports.deck import deck_html, deck_steps, write_deck
+from studio.reports.report import ReportError, load_analysis
+from studio.sweeps.reference import ensure_reference_sweeps
 
 # tokens/s per (GPUs, batch size), two repeats each: made up for the test, stored like real runs
 GRID = {(1, 2): (10.0, 11.0), (2, 2): (19.0, 20.0), (1, 8): (30.0, 31.0), (2, 8): (50.0, 52.0)}
@@ -206,7 +206,7 @@ def test_deck_renders_every_chart_offline_in_chromium(store, tmp_path, artifacts
 
 
 def test_present_tab_handlers(store):
-    from studio.present_tab import PLACEHOLDER, deck_frame, explainer_plot, explainer_start
+    from studio.web.present_tab import PLACEHOLDER, deck_frame, explainer_plot, explainer_start
 
     assert deck_frame(store, None) == (PLACEHOLDER, "", {})
     frame, status, measured = deck_frame(store, "999")
@@ -226,7 +226,7 @@ def test_present_tab_handlers(store):
 def test_present_tab_builds_with_private_events_only(store):
     import gradio as gr
 
-    from studio.present_tab import build_present_tab
+    from studio.web.present_tab import build_present_tab
 
     with gr.Blocks() as own:
         with gr.Tabs():
@@ -248,7 +248,7 @@ def test_present_tab_in_chromium(store, artifacts):
     from conftest import find_free_port
     from playwright.sync_api import sync_playwright
 
-    from studio.present_tab import build_present_tab
+    from studio.web.present_tab import build_present_tab
 
     sweep_id = ensure_reference_sweeps(store)["batched"]
     with gr.Blocks() as demo:
@@ -300,8 +300,8 @@ def test_present_tab_in_chromium(store, artifacts):
 def test_the_page_has_the_present_tab(db_path):
     import gradio as gr
 
-    from studio.app import build_app
-    from studio.supervisor import Supervisor
+    from studio.sweeps.supervisor import Supervisor
+    from studio.web.app import build_app
 
     supervisor = Supervisor(db_path)
     try:
@@ -326,7 +326,7 @@ def test_the_deck_is_sized_for_a_projector_and_needs_no_emoji_font(store):
 
 
 def test_a_contention_slide_does_not_offer_the_quantisation_remedy():
-    from studio.analysis import analyse_sweep
+    from studio.analysis.analyse import analyse_sweep
 
     # 100 prompts, batch 16: the rounds allow 3.5x at 4 GPUs; the runs got 1.3x, each round much slower
     runs = [{"id": n, "status": "succeeded", "num_gpus": n, "num_nodes": 1, "world_size": n, "repeat_index": 0,

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from runner.config import ConfigError
-from runner.prompts import SEED_LINES, load_prompts, preset
+from runner.host.prompts import SEED_LINES, load_prompts, preset
 
 
 def test_seed_preset_is_the_posts_ten_lines_ten_times():

@@ -6,7 +6,7 @@ import pytest
 from conftest import run_cli
 
 from db.store import Store
-from studio.reference import BATCHED, SIMPLE, ensure_reference_sweeps, is_reference
+from studio.sweeps.reference import BATCHED, SIMPLE, ensure_reference_sweeps, is_reference
 
 
 def test_reference_sweeps_hold_the_published_figures(db_path):

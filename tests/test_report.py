@@ -8,8 +8,8 @@ import pytest
 from conftest import SHORT_PROMPTS, run_cli
 
 from db.store import Store
-from studio.analysis_figures import timeline_spans
-from studio.report import load_analysis, representative_runs
+from studio.charts.analysis import timeline_spans
+from studio.reports.report import load_analysis, representative_runs
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ from faultkit import (
 )
 
 from db.store import Store
-from studio.supervisor import Supervisor
-from studio.sweep import create_rows, plan_sweep, run_sweep
+from studio.sweeps.run import create_rows, plan_sweep, run_sweep
+from studio.sweeps.supervisor import Supervisor
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]  # real launches
 
@@ -161,8 +161,8 @@ SERVER = textwrap.dedent(
     f"""
     import sys, time
     from runner.config import RunConfig
-    from studio.sweep import plan_sweep
-    from studio.supervisor import Supervisor
+    from studio.sweeps.run import plan_sweep
+    from studio.sweeps.supervisor import Supervisor
 
     supervisor = Supervisor(sys.argv[1])
     config = RunConfig(prompts={FAULT_PROMPTS!r}, device="cpu", dtype="float32", max_new_tokens=4, batch_size=2,

@@ -1,4 +1,4 @@
-"""studio.stats.scaling_series, the one place per-setting figures are computed,
+"""studio.analysis.stats.scaling_series, the one place per-setting figures are computed,
 against a sweep worked by hand, and the SQL view sweep_summary against it."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 
 from db.store import Store
 from runner.result import RunResult
-from studio import views
-from studio.stats import run_speedups, scaling_series
+from studio.analysis.stats import run_speedups, scaling_series
+from studio.web import views
 
 # One sweep: 1 GPU three times, 1 node x 2 GPUs twice (and a failure), 2 nodes x 1 GPU once,
 # 4 GPUs once. (gpus per node, nodes, tokens/s, seconds)

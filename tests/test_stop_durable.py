@@ -10,9 +10,9 @@ import pytest
 from faultkit import fault_config
 
 from db.store import Store
-from studio import supervisor as supervisor_module
-from studio.supervisor import Supervisor
-from studio.sweep import plan_sweep
+from studio.sweeps import supervisor as supervisor_module
+from studio.sweeps.run import plan_sweep
+from studio.sweeps.supervisor import Supervisor
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,5 +1,5 @@
 """Migration 009's columns: peak memory one thing per column, and energy with its reason,
-as the launcher hands them over (runner.energy.run_energy) and the store writes them."""
+as the launcher hands them over (runner.host.rank_reports.run_energy) and the store writes them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from db.store import Store
 from runner.config import RunConfig
-from runner.energy import run_energy
+from runner.host.rank_reports import run_energy
 from runner.result import RunResult
 
 

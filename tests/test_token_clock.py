@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 from conftest import ROOT, tiny_loader  # noqa: E402
 
 from runner.config import RunConfig  # noqa: E402
-from runner.latency import request_latencies  # noqa: E402
+from runner.metrics import request_latencies  # noqa: E402
 
 PROMPTS = ["The King is dead. Long live the Queen.", "124 was spiteful.", "Call me Ishmael.",
            "It was a bright cold day in April, and the clocks were striking thirteen."]
@@ -62,7 +62,7 @@ def with_sleep(model, monkeypatch) -> Sleep:
 
 @pytest.mark.parametrize("cache", ["dynamic", "static"])
 def test_every_ttft_tpot_and_latency_includes_the_whole_step(tiny, monkeypatch, cache):
-    from runner.generation import Generator
+    from runner.rank.generation import Generator
 
     model, tokenizer = tiny
     config = RunConfig(prompts=PROMPTS, device="cpu", max_new_tokens=NEW_TOKENS, fixed_length=True, cache=cache)
@@ -85,7 +85,7 @@ def test_every_ttft_tpot_and_latency_includes_the_whole_step(tiny, monkeypatch, 
 def test_the_clock_skips_the_prompt_and_notes_the_end(tiny):
     from transformers import LogitsProcessorList
 
-    from runner.latency import TokenClock
+    from runner.rank.token_clock import TokenClock
 
     model, tokenizer = tiny
     enc = tokenizer(PROMPTS[:3], return_tensors="pt", padding=True)
@@ -100,8 +100,8 @@ def test_the_clock_skips_the_prompt_and_notes_the_end(tiny):
 
 
 def test_importing_the_latency_module_loads_neither_torch_nor_transformers():
-    # db/store.py and the web process take field names from runner.latency
-    code = "import sys, runner.latency; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    # db/store.py and the web process take field names from runner.metrics
+    code = "import sys, runner.metrics; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -1,8 +1,8 @@
 import pytest
 
 from runner.config import ConfigError, RunConfig
-from runner.hardware import Inventory
-from runner.validate import prepare
+from runner.host.hardware import Inventory
+from runner.host.validate import prepare
 
 CPU = Inventory(gpu_count=0, gpu_names=(), gpu_memory_mib=(), cpu_cores=2)
 TWO_GPUS = Inventory(gpu_count=2, gpu_names=("H100", "H100"), gpu_memory_mib=(81559, 81559), cpu_cores=16,

@@ -7,8 +7,8 @@ import pytest
 from conftest import run_cli
 
 from runner.config import ConfigError, RunConfig
-from runner.hardware import Inventory
-from runner.validate import prepare
+from runner.host.hardware import Inventory
+from runner.host.validate import prepare
 
 CPU = Inventory(gpu_count=0, gpu_names=(), gpu_memory_mib=(), cpu_cores=64)
 H100S = Inventory(gpu_count=8, gpu_names=("H100",) * 8, gpu_memory_mib=(81559,) * 8, cpu_cores=64,
@@ -75,7 +75,7 @@ def test_the_cli_refuses_impossible_layouts_in_one_line_before_launching(args, w
 
 
 def test_an_auto_plan_of_a_tensor_parallel_run_is_over_its_copies():
-    from runner.planner import plan_for
+    from runner.host.validate import plan_for
 
     prepared = prepare(RunConfig(prompts=[f"prompt {i}" for i in range(12)], mode="auto", gpus_per_node=4,
                                  tp_size=2, memory_budget_gb=4), CPU)

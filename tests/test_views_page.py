@@ -13,7 +13,7 @@ from rowkit import store_run, sweep_with_runs
 
 from runner.config import ConfigError, RunConfig
 from runner.result import RunResult
-from studio import history, views
+from studio.web import history, views
 
 pytestmark = pytest.mark.usefixtures("page_sees_no_gpu")
 
@@ -99,9 +99,9 @@ def test_the_page_process_never_imports_torch(db_path):
     """Build the whole app, load its tabs' data and validate a sweep; torch must stay out."""
     script = textwrap.dedent(f"""
         import sys
-        from studio.supervisor import Supervisor
-        from studio.app import build_app
-        from studio import forms, history, views
+        from studio.sweeps.supervisor import Supervisor
+        from studio.web.app import build_app
+        from studio.web import forms, history, views
         supervisor = Supervisor({str(db_path)!r})
         app = build_app(supervisor, {str(db_path)!r})
         forms.plan_request(forms.SweepRequest(prompts_text="a", gpu_counts="1,2", mode="auto"))

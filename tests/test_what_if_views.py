@@ -9,9 +9,9 @@ import re
 import pytest
 from conftest import analysis_tab_page, run_cli
 
-from studio.present import deck_html
-from studio.reference import ensure_reference_sweeps
-from studio.report import load_analysis
+from studio.reports.deck import deck_html
+from studio.reports.report import load_analysis
+from studio.sweeps.reference import ensure_reference_sweeps
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

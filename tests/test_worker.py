@@ -3,8 +3,8 @@
 import pytest
 
 from runner.config import RunConfig
-from runner.launcher import launch
-from runner.validate import prepare
+from runner.host.launcher import launch
+from runner.host.validate import prepare
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +114,7 @@ def test_world_size_mismatch_fails_the_run(tmp_path):
     import json
     import subprocess
 
-    from runner.launcher import build_job, build_launch_command, free_port
+    from runner.host.launcher import build_job, build_launch_command, free_port
 
     asked = prepare(RunConfig(prompts=PROMPTS[:2], device="cpu", gpus_per_node=2, max_new_tokens=4))
     started = prepare(RunConfig(prompts=PROMPTS[:2], device="cpu", gpus_per_node=1, max_new_tokens=4))
