@@ -10,7 +10,7 @@ from faultkit import fault_config
 
 from runner.result import RunResult
 from studio.sweeps import supervisor as supervisor_module
-from studio.sweeps.run import plan_sweep
+from studio.sweeps.plan import plan_sweep
 from studio.sweeps.supervisor import Supervisor
 from studio.web import history, views
 

@@ -10,7 +10,7 @@ import pytest
 from faultkit import assert_database_sound, assert_no_leftovers, fault_config, store_earlier_run
 
 from db.store import Store
-from studio.sweeps.run import plan_sweep
+from studio.sweeps.plan import plan_sweep
 from studio.sweeps.supervisor import Supervisor
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]  # real accelerate launches

@@ -13,7 +13,8 @@ from faultkit import assert_database_sound, fault_config, store_earlier_run, wai
 
 from db.store import Store
 from runner.processes import owner_env
-from studio.sweeps.run import plan_sweep, resume_plan, sweep_status
+from studio.sweeps.plan import plan_sweep, resume_plan
+from studio.sweeps.run import sweep_status
 from studio.sweeps.supervisor import Supervisor
 
 pytestmark = pytest.mark.timeout(180)

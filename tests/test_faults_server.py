@@ -31,7 +31,7 @@ SERVER = textwrap.dedent(
     f"""
     import sys, time
     from runner.config import RunConfig
-    from studio.sweeps.run import plan_sweep
+    from studio.sweeps.plan import plan_sweep
     from studio.sweeps.supervisor import Supervisor
 
     supervisor = Supervisor(sys.argv[1])

@@ -7,7 +7,7 @@ import pytest
 from conftest import beyond_the_cap
 
 from runner.config import ConfigError, RunConfig
-from studio.sweeps.run import plan_sweep
+from studio.sweeps.plan import plan_sweep
 
 
 @pytest.mark.parametrize("counts", ["{cap}", "65", "1,65", "1000"])

@@ -10,7 +10,7 @@ from runner.config import ConfigError, RunConfig
 from runner.host.synthetic import count_tokens, planning_tokenizer, synthetic_prompts
 from runner.models import resolve_model
 from studio.sweeps.grid import MAX_RUNS, grid_cells, parse_axis
-from studio.sweeps.run import plan_sweep
+from studio.sweeps.plan import plan_sweep
 
 
 def test_lists_become_values_in_order():

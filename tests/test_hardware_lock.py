@@ -16,7 +16,7 @@ from faultkit import fault_config, wait_until_final
 from db.store import Store
 from runner.host.hardware_lock import HardwareLock, describe_holder
 from runner.processes import OWNER_ENV, OWNER_START_ENV
-from studio.sweeps.run import plan_sweep
+from studio.sweeps.plan import plan_sweep
 from studio.sweeps.supervisor import Supervisor
 from studio.web import history
 

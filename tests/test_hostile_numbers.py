@@ -20,7 +20,7 @@ from runner.config import LIMITS, REDACT_ENV, ConfigError
 from runner.host.prompts import load_prompts
 from studio.analysis.what_if import parse_request
 from studio.sweeps import grid
-from studio.sweeps import run as sweep
+from studio.sweeps import plan as sweep
 from studio.sweeps.slo import parse_slo
 from studio.web import forms, history, params
 

@@ -6,7 +6,7 @@ import pytest
 
 from runner.config import RunConfig
 from runner.host.launch_groups import KEY_FIELDS, group_launches, launch_key, launch_world
-from studio.sweeps.run import plan_sweep
+from studio.sweeps.plan import plan_sweep
 
 BASE = RunConfig(prompts=["a", "b"], device="cpu", max_new_tokens=4)
 

@@ -21,7 +21,8 @@ from db.store import Store
 from runner.config import RunConfig
 from runner.host.validate import prepare
 from studio.sweeps.agreement import compare_outputs
-from studio.sweeps.run import plan_sweep, run_one, run_sweep
+from studio.sweeps.plan import plan_sweep
+from studio.sweeps.run import run_one, run_sweep
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 

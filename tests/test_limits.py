@@ -12,7 +12,7 @@ from conftest import beyond_the_cap, run_cli
 from db.store import Store
 from runner.config import LIMITS, ConfigError, RunConfig, redact_paths
 from runner.host.prompts import MAX_FILE_BYTES, load_prompts
-from studio.sweeps.run import plan_sweep
+from studio.sweeps.plan import plan_sweep
 from studio.web import forms
 
 OK = "Call me Ishmael."

@@ -98,7 +98,8 @@ def test_a_node_whose_main_node_never_comes_says_so_and_stores_nothing(tmp_path,
 def test_only_node_0_creates_run_rows(db_path, prompts):
     from db.store import Store
     from runner.config import ConfigError, RunConfig
-    from studio.sweeps.run import create_rows, plan_sweep
+    from studio.sweeps.plan import plan_sweep
+    from studio.sweeps.run import create_rows
 
     plan = plan_sweep(RunConfig(prompts=prompts, num_nodes=2, node_rank=1, main_port=29500), [1])
     store = Store(db_path)

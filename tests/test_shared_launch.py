@@ -24,7 +24,8 @@ from faultkit import (
 )
 
 from db.store import Store
-from studio.sweeps.run import create_rows, plan_sweep, run_sweep
+from studio.sweeps.plan import plan_sweep
+from studio.sweeps.run import create_rows, run_sweep
 from studio.sweeps.supervisor import Supervisor
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]  # real launches
@@ -161,7 +162,7 @@ SERVER = textwrap.dedent(
     f"""
     import sys, time
     from runner.config import RunConfig
-    from studio.sweeps.run import plan_sweep
+    from studio.sweeps.plan import plan_sweep
     from studio.sweeps.supervisor import Supervisor
 
     supervisor = Supervisor(sys.argv[1])

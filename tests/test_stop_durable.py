@@ -11,7 +11,7 @@ from faultkit import fault_config
 
 from db.store import Store
 from studio.sweeps import supervisor as supervisor_module
-from studio.sweeps.run import plan_sweep
+from studio.sweeps.plan import plan_sweep
 from studio.sweeps.supervisor import Supervisor
 
 pytestmark = pytest.mark.timeout(60)

@@ -123,7 +123,7 @@ def test_the_page_and_its_handlers_do_not_import_torch():
     trees = modules()
     web = {"studio.web.app", "studio.web.api", "studio.web.forms", "studio.web.views", "studio.web.history",
            "studio.web.analysis_tab", "studio.charts.figures", "studio.analysis.stats", "studio.analysis.analyse",
-           "studio.reports.report", "studio.sweeps.supervisor", "studio.sweeps.run"}
+           "studio.reports.report", "studio.sweeps.supervisor", "studio.sweeps.run", "studio.sweeps.plan"}
     reached, todo = set(), list(web)
     while todo:
         name = todo.pop()

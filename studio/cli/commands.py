@@ -93,7 +93,8 @@ def format_table(runs: list[dict], speedup: bool = True) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from db.store import Store
     from runner.result import RunResult
-    from studio.sweeps.run import create_rows, plan_sweep, run_sweep
+    from studio.sweeps.plan import plan_sweep
+    from studio.sweeps.run import create_rows, run_sweep
 
     try:
         config, axes = config_from_args(args)

@@ -16,7 +16,8 @@ from pathlib import Path
 from db.store import Store
 from runner.processes import has_live_owner, kill_orphans, owner_from_env
 from runner.result import RunResult
-from studio.sweeps.run import SweepPlan, create_rows, resume_plan, run_sweep
+from studio.sweeps.plan import SweepPlan, resume_plan
+from studio.sweeps.run import create_rows, run_sweep
 
 LOG_LINES = 200
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")

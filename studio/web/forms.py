@@ -19,7 +19,7 @@ from runner.host.validate import remote_code_allowed
 from runner.models import arch_names
 from studio.sweeps.grid import LABELS as GRID_LABELS
 from studio.sweeps.grid import MAX_RUNS, cell_count, parse_axis
-from studio.sweeps.run import SweepPlan, parse_gpu_counts, plan_sweep
+from studio.sweeps.plan import SweepPlan, parse_gpu_counts, plan_sweep
 
 # The page's settings, in the order the Run tab lays them out. A ConfigError's
 # field is mapped onto one of these so its message appears next to that field.
