@@ -98,6 +98,18 @@ def tp_plan_of(model_type: str) -> dict | None:
         return None
 
 
+def layout_name(gpus: int, tp: int | None) -> str:
+    """A layout for people: '4 replicas', '2 × tp 2', 'tp 4' (or '1 GPU'); no tp named is replicas."""
+    gpus, tp = int(gpus), int(tp or 1)
+    if tp < 1 or gpus % tp:
+        raise ValueError(f"tp {tp} does not divide {gpus} GPU(s): no such layout")
+    if tp == 1:
+        return "1 GPU" if gpus == 1 else f"{gpus} replicas"
+    if tp == gpus:
+        return f"tp {tp}"
+    return f"{gpus // tp} × tp {tp}"
+
+
 def tp_label(tp: int | None) -> str:
     """A tensor-parallel size as a legend names it: 'tp 1 (replicas)', 'tp 2'."""
     tp = int(tp or 1)

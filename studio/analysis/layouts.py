@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 
+from runner.layout import layout_name
 from studio.analysis.stats import SETTING_AXES, describe, scaling_series, setting_value, world_size
 from studio.sweeps.agreement import verdict
 
@@ -26,18 +27,6 @@ def tp_of(run: dict) -> int:
 def dp_of(run: dict) -> int:
     """A run's copies of the model; older rows store none: the world size over tp."""
     return int(run.get("dp_size") or max(1, world_size(run) // tp_of(run)))
-
-
-def layout_name(gpus: int, tp: int | None) -> str:
-    """A layout for people: '4 replicas', '2 × tp 2', 'tp 4' (or '1 GPU')."""
-    gpus, tp = int(gpus), int(tp or 1)
-    if tp < 1 or gpus % tp:
-        raise ValueError(f"tp {tp} does not divide {gpus} GPU(s): no such layout")
-    if tp == 1:
-        return "1 GPU" if gpus == 1 else f"{gpus} replicas"
-    if tp == gpus:
-        return f"tp {tp}"
-    return f"{gpus // tp} × tp {tp}"
 
 
 def run_layout(run: dict) -> str:
