@@ -28,17 +28,13 @@ class RunRow(dict):
     layout      the layout as people read it: '4 replicas', '2 × tp 2', 'tp 4'
 
     A dict, so JSON, pandas and every `run["x"]` reader take it as they took the
-    plain rows; a copy ({**row}) keeps the worked-out keys.
+    plain rows; a copy ({**row}) keeps the worked-out keys. The store makes one per
+    run it reads; a row built by hand (a test's) is made the same way, RunRow({...}).
     """
 
     def __init__(self, columns: Mapping = (), /, **more):
         super().__init__(columns, **more)
         self.update(layout_of(self))
-
-
-def run_row(run: Mapping) -> RunRow:
-    """`run` as a RunRow: the one way a row is made, for the store and for rows built by hand (tests)."""
-    return run if isinstance(run, RunRow) else RunRow(run)
 
 
 def layout_of(columns: Mapping) -> dict:

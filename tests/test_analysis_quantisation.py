@@ -4,15 +4,16 @@ import math
 
 import pytest
 
+from db.rows import RunRow
 from studio.analysis.analyse import analyse_sweep, compare
 from studio.analysis.scaling_models import quantisation, rank_rounds, suggest
 from studio.sweeps.reference import BATCHED, SIMPLE
 
 
 def reference_sweep(figures, mode, batch_size, sweep_id=1):
-    runs = [{"id": sweep_id * 100 + n, "status": "succeeded", "num_gpus": n, "num_nodes": 1, "world_size": n,
-             "repeat_index": 0, "tokens_per_second": float(tps), "seconds": secs, "num_prompts": 100,
-             "batch_size": batch_size} for n, tps, secs in figures]
+    runs = [RunRow({"id": sweep_id * 100 + n, "status": "succeeded", "num_gpus": n, "num_nodes": 1, "world_size": n,
+                    "repeat_index": 0, "tokens_per_second": float(tps), "seconds": secs, "num_prompts": 100,
+                    "batch_size": batch_size}) for n, tps, secs in figures]
     return {"id": sweep_id, "name": "ref", "mode": mode, "batch_size": batch_size, "num_prompts": 100,
             "settings": {"mode": mode, "batch_size": batch_size, "num_prompts": 100}, "runs": runs}
 
@@ -83,10 +84,10 @@ def _ranks_with_calls(calls_per_rank, seconds=1.0):
 
 
 def _tiny_sweep():
-    runs = [{"id": 1, "status": "succeeded", "num_gpus": 1, "world_size": 1, "tokens_per_second": 100.0,
-             "seconds": 1.5, "num_prompts": 6, "batch_size": 2},
-            {"id": 2, "status": "succeeded", "num_gpus": 2, "world_size": 2, "tokens_per_second": 150.0,
-             "seconds": 1.0, "num_prompts": 6, "batch_size": 2}]
+    runs = [RunRow({"id": 1, "status": "succeeded", "num_gpus": 1, "world_size": 1, "tokens_per_second": 100.0,
+                    "seconds": 1.5, "num_prompts": 6, "batch_size": 2}),
+            RunRow({"id": 2, "status": "succeeded", "num_gpus": 2, "world_size": 2, "tokens_per_second": 150.0,
+                    "seconds": 1.0, "num_prompts": 6, "batch_size": 2})]
     return {"id": 9, "settings": {"mode": "batched", "batch_size": 2, "num_prompts": 6}, "runs": runs}
 
 
@@ -103,16 +104,16 @@ def test_timeline_check_counts_generate_spans():
 
 def test_failed_runs_are_left_out_and_named():
     sweep = _tiny_sweep()
-    sweep["runs"].append({"id": 3, "status": "failed", "num_gpus": 2, "world_size": None,
-                          "tokens_per_second": None, "seconds": None, "error": "boom", "num_prompts": 6})
+    sweep["runs"].append(RunRow({"id": 3, "status": "failed", "num_gpus": 2, "world_size": None,
+                                 "tokens_per_second": None, "seconds": None, "error": "boom", "num_prompts": 6}))
     a = analyse_sweep(sweep)
     assert a["runs_used"] == 2 and a["runs_left_out"][0]["id"] == 3
 
 
 def test_ab_calls_a_difference_inside_the_noise_a_tie():
     def sweep(sweep_id, values_by_n):
-        runs = [{"id": sweep_id * 100 + i, "status": "succeeded", "num_gpus": n, "world_size": n,
-                 "tokens_per_second": v, "seconds": 1.0, "num_prompts": 8, "batch_size": 2}
+        runs = [RunRow({"id": sweep_id * 100 + i, "status": "succeeded", "num_gpus": n, "world_size": n,
+                        "tokens_per_second": v, "seconds": 1.0, "num_prompts": 8, "batch_size": 2})
                 for i, (n, v) in enumerate((n, v) for n, vs in values_by_n.items() for v in vs)]
         return analyse_sweep({"id": sweep_id, "settings": {"mode": "batched", "batch_size": 2, "num_prompts": 8},
                               "runs": runs})

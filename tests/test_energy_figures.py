@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from db.rows import RunRow
 from studio.charts.energy import energy_reasons, has_energy, joules_per_token_figure
 
 
 def run(id, gpus, jpt, status="succeeded", note=None, batch=16):
-    return {"id": id, "sweep_id": 1, "status": status, "model": "tiny", "mode": "batched", "batch_size": batch,
-            "num_gpus": gpus, "num_nodes": 1, "joules_per_token": jpt, "energy_note": note,
-            "tokens_per_second": 100.0 if status == "succeeded" else None, "seconds": 1.0}
+    return RunRow({"id": id, "sweep_id": 1, "status": status, "model": "tiny", "mode": "batched", "batch_size": batch,
+                   "num_gpus": gpus, "num_nodes": 1, "joules_per_token": jpt, "energy_note": note,
+                   "tokens_per_second": 100.0 if status == "succeeded" else None, "seconds": 1.0})
 
 
 def test_medians_per_gpu_count_and_only_measured_runs():

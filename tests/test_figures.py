@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from db.rows import RunRow
 from studio.analysis.stats import scaling_series
 from studio.charts import figures
 
@@ -19,7 +20,7 @@ def run(id, gpus, tps, *, sweep=1, status="succeeded", repeat=0, nodes=1, second
         "device": "cpu", "dtype": "float32", "label": "", "config": {"fixed_length": False},
     }
     row.update(extra)
-    return row
+    return RunRow(row)
 
 
 def data_traces(fig):
@@ -131,9 +132,9 @@ def test_charts_download_is_one_self_contained_page():
 def test_the_count_axis_says_what_the_runs_counted():
     from studio.charts.figures import count_axis_title, throughput_figure
 
-    gpu = [{"id": 1, "device": "cuda", "num_gpus": 1, "world_size": 1, "status": "succeeded",
-            "tokens_per_second": 10.0, "seconds": 1.0}]
-    cpu = [{**gpu[0], "id": 2, "device": "cpu"}]
+    gpu = [RunRow({"id": 1, "device": "cuda", "num_gpus": 1, "world_size": 1, "status": "succeeded",
+                   "tokens_per_second": 10.0, "seconds": 1.0})]
+    cpu = [RunRow({**gpu[0], "id": 2, "device": "cpu"})]
     assert throughput_figure(gpu).layout.xaxis.title.text == "GPUs"
     assert count_axis_title(cpu) == "CPU processes (no GPU)"
     assert count_axis_title(gpu + cpu) == "GPUs (CPU processes for the CPU runs)"

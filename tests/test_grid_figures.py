@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from db.rows import RunRow
 from studio.analysis.grid import grid_summary
 from studio.charts import grid as grid_figures
 
 
 def run(id, gpus, batch, tps, tpot, *, repeat=0, prompt_tokens=32):
-    return {"id": id, "sweep_id": 1, "status": "succeeded", "num_gpus": gpus, "num_nodes": 1, "batch_size": batch,
-            "prompt_tokens": prompt_tokens, "mode": "batched", "dtype": "float32", "max_new_tokens": 8,
-            "tokens_per_second": tps, "seconds": 1.0, "tpot_ms_p50": tpot, "repeat_index": repeat}
+    return RunRow({"id": id, "sweep_id": 1, "status": "succeeded", "num_gpus": gpus, "num_nodes": 1, "batch_size": batch,
+                   "prompt_tokens": prompt_tokens, "mode": "batched", "dtype": "float32", "max_new_tokens": 8,
+                   "tokens_per_second": tps, "seconds": 1.0, "tpot_ms_p50": tpot, "repeat_index": repeat})
 
 
 RUNS = [run(1, 1, 1, 100, 10), run(2, 1, 8, 500, 16), run(3, 2, 1, 190, 10), run(4, 2, 8, 900, 17),

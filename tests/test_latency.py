@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from db.rows import RunRow
 from runner.config import ConfigError
 from runner.metrics import goodput, percentile, request_latencies, run_summary
 from studio.analysis.grid import batch_scaling, goodput_rows, pareto_front, pareto_points
@@ -34,8 +35,8 @@ def test_percentiles_match_numpy():
 
 
 def test_the_pareto_front_is_the_non_dominated_set():
-    runs = [{"id": i, "status": "succeeded", "num_gpus": g, "num_nodes": 1, "tokens_per_second": tps,
-             "tpot_ms_p50": tpot, "batch_size": b}
+    runs = [RunRow({"id": i, "status": "succeeded", "num_gpus": g, "num_nodes": 1, "tokens_per_second": tps,
+                    "tpot_ms_p50": tpot, "batch_size": b})
             for i, (g, tps, tpot, b) in enumerate([(1, 100, 10, 1), (1, 400, 40, 8), (1, 300, 50, 8),
                                                    (2, 400, 10, 1), (2, 600, 20, 4)], start=1)]
     points = pareto_points(runs)
@@ -66,10 +67,10 @@ def test_goodput_counts_the_tokens_of_requests_within_both_limits():
 
 def test_the_best_setting_per_gpu_count_meets_the_slo():
     slo = {"ttft_ms": 100.0, "tpot_ms": 20.0}
-    runs = [{"id": 1, "status": "succeeded", "num_gpus": 1, "num_nodes": 1, "batch_size": 1, "seconds": 1.0,
-             "tokens_per_second": 50, "ttft_ms_p99": 40, "tpot_ms_p99": 10},
-            {"id": 2, "status": "succeeded", "num_gpus": 1, "num_nodes": 1, "batch_size": 8, "seconds": 1.0,
-             "tokens_per_second": 300, "ttft_ms_p99": 400, "tpot_ms_p99": 15}]
+    runs = [RunRow({"id": 1, "status": "succeeded", "num_gpus": 1, "num_nodes": 1, "batch_size": 1, "seconds": 1.0,
+                    "tokens_per_second": 50, "ttft_ms_p99": 40, "tpot_ms_p99": 10}),
+            RunRow({"id": 2, "status": "succeeded", "num_gpus": 1, "num_nodes": 1, "batch_size": 8, "seconds": 1.0,
+                    "tokens_per_second": 300, "ttft_ms_p99": 400, "tpot_ms_p99": 15})]
     outputs = {1: [{"tokens": 50, "ttft_ms": 40, "tpot_ms": 10}], 2: [{"tokens": 300, "ttft_ms": 400, "tpot_ms": 15}]}
     rows = {r["run_id"]: r for r in goodput_rows(runs, outputs, slo)}
     assert rows[1]["best"] and not rows[2]["best"]  # batch 8 is faster but misses the TTFT limit
@@ -77,8 +78,8 @@ def test_the_best_setting_per_gpu_count_meets_the_slo():
 
 
 def test_batch_scaling_finds_where_a_larger_batch_stops_paying():
-    runs = [{"id": i, "sweep_id": 1, "status": "succeeded", "num_gpus": 1, "num_nodes": 1, "batch_size": b,
-             "tokens_per_second": tps, "seconds": 1.0, "bandwidth_utilisation": u}
+    runs = [RunRow({"id": i, "sweep_id": 1, "status": "succeeded", "num_gpus": 1, "num_nodes": 1, "batch_size": b,
+                    "tokens_per_second": tps, "seconds": 1.0, "bandwidth_utilisation": u})
             for i, (b, tps, u) in enumerate([(1, 100, 0.9), (2, 195, 0.9), (4, 380, 0.85), (8, 420, 0.5)], start=1)]
     (row,) = batch_scaling(runs)
     assert [s["batch_size"] for s in row["steps"]] == [1, 2, 4, 8]

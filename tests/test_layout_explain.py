@@ -7,6 +7,7 @@ import json
 
 from rowkit import layout_sweep
 
+from db.rows import RunRow
 from db.store import Store
 from studio.analysis.explain import explain_layouts
 from studio.analysis.layouts import layout_summary
@@ -61,17 +62,17 @@ def test_the_report_json_has_a_layouts_entry_and_the_html_its_table(db_path):
 
 
 def test_a_sweep_with_one_layout_and_no_agreement_says_nothing_about_layouts():
-    rows = [{"id": 1, "sweep_id": 1, "status": "succeeded", "num_gpus": 1, "tokens_per_second": 10.0},
-            {"id": 2, "sweep_id": 1, "status": "succeeded", "num_gpus": 2, "tokens_per_second": 19.0}]
+    rows = [RunRow({"id": 1, "sweep_id": 1, "status": "succeeded", "num_gpus": 1, "tokens_per_second": 10.0}),
+            RunRow({"id": 2, "sweep_id": 1, "status": "succeeded", "num_gpus": 2, "tokens_per_second": 19.0})]
     assert explain_layouts(layout_summary(rows)) == []
     assert explain_layouts(None) == []
 
 
 def test_one_layout_fastest_and_quickest_is_said_as_both():
-    rows = [{"id": 1, "sweep_id": 1, "status": "succeeded", "num_gpus": 2, "tp_size": 1, "tokens_per_second": 100.0,
-             "tpot_ms_p50": 10.0},
-            {"id": 2, "sweep_id": 1, "status": "succeeded", "num_gpus": 2, "tp_size": 2, "tokens_per_second": 60.0,
-             "tpot_ms_p50": 12.0}]
+    rows = [RunRow({"id": 1, "sweep_id": 1, "status": "succeeded", "num_gpus": 2, "tp_size": 1, "tokens_per_second": 100.0,
+                    "tpot_ms_p50": 10.0}),
+            RunRow({"id": 2, "sweep_id": 1, "status": "succeeded", "num_gpus": 2, "tp_size": 2, "tokens_per_second": 60.0,
+                    "tpot_ms_p50": 12.0})]
     (line,) = explain_layouts(layout_summary(rows))
     assert line == ("On 2 GPUs, 2 replicas gave both the most tokens/s (100.0) and the lowest TPOT p50 (10 ms) "
                     "of the 2 layouts measured (2 replicas, tp 2).")
@@ -79,10 +80,10 @@ def test_one_layout_fastest_and_quickest_is_said_as_both():
 
 def test_a_layout_first_to_answer_but_neither_fastest_nor_quickest_per_token_is_named():
     # as measured on CPU: tp 2 splits the prefill (lower TTFT) but pays an all-reduce per decode step
-    rows = [{"id": 1, "sweep_id": 1, "status": "succeeded", "num_gpus": 2, "tp_size": 1, "tokens_per_second": 1473.9,
-             "tpot_ms_p50": 7.9, "ttft_ms_p50": 202.4},
-            {"id": 2, "sweep_id": 1, "status": "succeeded", "num_gpus": 2, "tp_size": 2, "tokens_per_second": 530.9,
-             "tpot_ms_p50": 18.78, "ttft_ms_p50": 150.8}]
+    rows = [RunRow({"id": 1, "sweep_id": 1, "status": "succeeded", "num_gpus": 2, "tp_size": 1,
+                    "tokens_per_second": 1473.9, "tpot_ms_p50": 7.9, "ttft_ms_p50": 202.4}),
+            RunRow({"id": 2, "sweep_id": 1, "status": "succeeded", "num_gpus": 2, "tp_size": 2,
+                    "tokens_per_second": 530.9, "tpot_ms_p50": 18.78, "ttft_ms_p50": 150.8})]
     (line,) = explain_layouts(layout_summary(rows))
     assert line.endswith("of the 2 layouts measured (2 replicas, tp 2); tp 2 had the lowest TTFT p50 (151 against "
                          "202 ms), at 0.36x the tokens/s.")

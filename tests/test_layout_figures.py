@@ -3,6 +3,7 @@ share, and the Pareto front coloured by layout when tp varies."""
 
 from __future__ import annotations
 
+from db.rows import RunRow
 from studio.analysis.grid import grid_summary
 from studio.analysis.layouts import layout_rows, layout_summary
 from studio.charts import grid as grid_figures
@@ -10,8 +11,9 @@ from studio.charts.layouts import comm_figure, layout_figure
 
 
 def run(i, gpus, tp, tps, ttft=None, tpot=None, comm=None):
-    return {"id": i, "sweep_id": 1, "status": "succeeded", "num_gpus": gpus, "num_nodes": 1, "tp_size": tp,
-            "tokens_per_second": tps, "seconds": 1.0, "ttft_ms_p50": ttft, "tpot_ms_p50": tpot, "comm_fraction": comm}
+    return RunRow({"id": i, "sweep_id": 1, "status": "succeeded", "num_gpus": gpus, "num_nodes": 1, "tp_size": tp,
+                   "tokens_per_second": tps, "seconds": 1.0, "ttft_ms_p50": ttft, "tpot_ms_p50": tpot,
+                   "comm_fraction": comm})
 
 
 RUNS = [run(1, 2, 1, 200.0, 90.0, 40.0), run(2, 2, 2, 120.0, 60.0, 24.0, 0.18), run(3, 4, 1, 400.0, 95.0, 41.0),

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from db.rows import RunRow
 from studio.analysis.layouts import (
     agreement_cells,
     agreement_text,
     correctness,
-    dp_of,
     first_differences,
     layout_name,
     layout_rows,
     layout_summary,
-    run_layout,
-    tp_of,
     tradeoffs,
 )
 from studio.analysis.stats import SETTING_AXES, scaling_series
@@ -23,10 +21,10 @@ from studio.analysis.stats import SETTING_AXES, scaling_series
 
 def run(i, gpus, tp, tps, *, ttft=None, tpot=None, comm=None, agreement=None, reference=None, dtype="float32",
         sample=False, detail=None, sweep=1, **extra):
-    return {"id": i, "sweep_id": sweep, "status": "succeeded", "num_gpus": gpus, "num_nodes": 1, "tp_size": tp,
-            "dp_size": gpus // tp, "tokens_per_second": tps, "seconds": 1.0, "ttft_ms_p50": ttft,
-            "tpot_ms_p50": tpot, "comm_fraction": comm, "agreement": agreement, "agreement_reference": reference,
-            "agreement_detail": detail, "dtype": dtype, "config": {"do_sample": sample}, **extra}
+    return RunRow({"id": i, "sweep_id": sweep, "status": "succeeded", "num_gpus": gpus, "num_nodes": 1, "tp_size": tp,
+                   "dp_size": gpus // tp, "tokens_per_second": tps, "seconds": 1.0, "ttft_ms_p50": ttft,
+                   "tpot_ms_p50": tpot, "comm_fraction": comm, "agreement": agreement, "agreement_reference": reference,
+                   "agreement_detail": detail, "dtype": dtype, "config": {"do_sample": sample}, **extra})
 
 
 @pytest.mark.parametrize("gpus, tp, name", [(1, 1, "1 GPU"), (4, 1, "4 replicas"), (4, 2, "2 × tp 2"),
@@ -41,13 +39,13 @@ def test_a_tp_that_does_not_divide_the_gpus_is_no_layout():
 
 
 def test_a_stored_row_that_is_no_layout_is_named_by_its_numbers():
-    assert run_layout({"num_gpus": 1, "tp_size": 2}) == "1 GPU(s) at tp 2"
+    assert RunRow({"num_gpus": 1, "tp_size": 2})["layout"] == "1 GPU(s) at tp 2"
 
 
 def test_older_rows_ran_tp_1_and_hold_no_dp():
-    old = {"id": 1, "num_gpus": 4, "num_nodes": 2}
-    assert (tp_of(old), dp_of(old)) == (1, 8)
-    assert dp_of({"num_gpus": 4, "num_nodes": 1, "tp_size": 2, "dp_size": None}) == 2
+    old = RunRow({"id": 1, "num_gpus": 4, "num_nodes": 2})
+    assert (old["tp_size"], old["dp_size"]) == (1, 8)
+    assert RunRow({"num_gpus": 4, "num_nodes": 1, "tp_size": 2, "dp_size": None})["dp_size"] == 2
 
 
 def test_tp_is_a_setting_axis_so_a_layout_sweep_has_a_series_per_tp():
@@ -56,7 +54,7 @@ def test_tp_is_a_setting_axis_so_a_layout_sweep_has_a_series_per_tp():
     series = scaling_series(rows)
     assert [(s.setting["tp_size"], [p.x for p in s.points]) for s in series] == [(1, [2, 4]), (2, [2, 4])]
     # a row from before layouts (no tp_size) is tp 1: one series with the new tp 1 rows
-    old = {k: v for k, v in run(5, 1, 1, 100.0).items() if k != "tp_size"}
+    old = RunRow({k: v for k, v in run(5, 1, 1, 100.0).items() if k != "tp_size"})
     assert [len(s.points) for s in scaling_series([rows[0], old])] == [2]
 
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from db.rows import RunRow
 from runner.config import ConfigError
 from studio.analysis.predict import PredictError, fit_growth, predict
 from studio.analysis.what_if import parse_request
@@ -25,10 +26,11 @@ def make_sweep(per_round, counts=(1, 2, 4), prompts=24, batch=4, steps=8, repeat
             per_rank = rank_rounds(prompts, n, batch)
             u = per_round(n, rep)
             seconds = max(per_rank) * u
-            runs.append({"id": rid, "status": "succeeded", "num_gpus": n, "num_nodes": 1, "mode": "batched",
-                         "batch_size": batch, "num_prompts": prompts, "max_new_tokens": steps,
-                         "tokens": prompts * steps, "seconds": seconds, "tokens_per_second": prompts * steps / seconds,
-                         "repeat_index": rep, "roofline": {"bytes": 10**9}})
+            runs.append(RunRow({"id": rid, "status": "succeeded", "num_gpus": n, "num_nodes": 1, "mode": "batched",
+                                "batch_size": batch, "num_prompts": prompts, "max_new_tokens": steps,
+                                "tokens": prompts * steps, "seconds": seconds,
+                                "tokens_per_second": prompts * steps / seconds, "repeat_index": rep,
+                                "roofline": {"bytes": 10**9}}))
             ranks[rid] = [{"rank": r, "seconds": k * u, "num_prompts": 0,
                            "timeline": [{"phase": "generate", "start": i * u, "end": (i + 1) * u} for i in range(k)]}
                           for r, k in enumerate(per_rank)]
@@ -179,9 +181,9 @@ def test_a_stored_run_gives_the_weight_and_kv_shares_not_the_weights_only_fallba
     # one rank, one generate call: 2 rows padded to 10, 3 steps, 1000 weight bytes, 256 KV bytes a position
     figures = {**traffic(1000, 256, [([10, 10], 3)], "dynamic"), "weight_bytes": 1000, "kv_bytes_per_token": 256,
                "decode_steps": 3, "rank": 0, "peak_gbps": None}
-    run = {"num_prompts": 2, "max_new_tokens": 3, "batch_size": 2, "mode": "batched", "num_gpus": 1,
-           "num_nodes": 1, "seconds": 1.0, "tokens": 6,
-           "roofline": run_roofline([{"seconds": 1.0, "roofline": figures}])}
+    run = RunRow({"num_prompts": 2, "max_new_tokens": 3, "batch_size": 2, "mode": "batched", "num_gpus": 1,
+                  "num_nodes": 1, "seconds": 1.0, "tokens": 6,
+                  "roofline": run_roofline([{"seconds": 1.0, "roofline": figures}])})
     rows = [{"rank": 0, "num_prompts": 2, "seconds": 1.0, "timeline": None}]  # as the store returns them
     shape = _observation(run, rows)["roofline"]
     assert not shape.get("weights_only")

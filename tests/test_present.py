@@ -326,11 +326,12 @@ def test_the_deck_is_sized_for_a_projector_and_needs_no_emoji_font(store):
 
 
 def test_a_contention_slide_does_not_offer_the_quantisation_remedy():
+    from db.rows import RunRow
     from studio.analysis.analyse import analyse_sweep
 
     # 100 prompts, batch 16: the rounds allow 3.5x at 4 GPUs; the runs got 1.3x, each round much slower
-    runs = [{"id": n, "status": "succeeded", "num_gpus": n, "num_nodes": 1, "world_size": n, "repeat_index": 0,
-             "tokens_per_second": tps, "seconds": 10000 / tps, "num_prompts": 100, "batch_size": 16}
+    runs = [RunRow({"id": n, "status": "succeeded", "num_gpus": n, "num_nodes": 1, "world_size": n, "repeat_index": 0,
+                    "tokens_per_second": tps, "seconds": 10000 / tps, "num_prompts": 100, "batch_size": 16})
             for n, tps in ((1, 520.0), (2, 600.0), (3, 650.0), (4, 680.0), (5, 700.0))]
     sweep = {"id": 1, "name": "", "mode": "batched", "batch_size": 16, "num_prompts": 100,
              "settings": {"mode": "batched", "batch_size": 16, "num_prompts": 100}, "runs": runs}

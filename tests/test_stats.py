@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from db.rows import RunRow
 from db.store import Store
 from runner.result import RunResult
 from studio.analysis.stats import run_speedups, scaling_series
@@ -20,8 +21,8 @@ SWEEP = [(1, 1, 10.0, 3.2), (1, 1, 30.0, 1.1), (1, 1, 20.0, 1.6),
 
 
 def rows(sweep_id: int = 1) -> list[dict]:
-    return [{"id": i, "sweep_id": sweep_id, "status": "succeeded" if tps else "failed", "num_gpus": g,
-             "num_nodes": n, "tokens_per_second": tps, "seconds": secs, "repeat_index": i, "imbalance": 1.0}
+    return [RunRow({"id": i, "sweep_id": sweep_id, "status": "succeeded" if tps else "failed", "num_gpus": g,
+                    "num_nodes": n, "tokens_per_second": tps, "seconds": secs, "repeat_index": i, "imbalance": 1.0})
             for i, (g, n, tps, secs) in enumerate(SWEEP, start=1)]
 
 
@@ -57,9 +58,9 @@ def test_baseline_is_the_smallest_world_size_that_succeeded():
 
 
 def test_each_sweep_is_its_own_series_and_a_lone_run_too():
-    lone = {"id": 99, "sweep_id": None, "status": "succeeded", "num_gpus": 1, "num_nodes": 1,
-            "tokens_per_second": 5.0, "seconds": 1.0}
-    all_series = scaling_series(rows(1) + [dict(r, id=r["id"] + 20, sweep_id=2) for r in rows()] + [lone])
+    lone = RunRow({"id": 99, "sweep_id": None, "status": "succeeded", "num_gpus": 1, "num_nodes": 1,
+                   "tokens_per_second": 5.0, "seconds": 1.0})
+    all_series = scaling_series(rows(1) + [RunRow(r, id=r["id"] + 20, sweep_id=2) for r in rows()] + [lone])
     assert [s.source for s in all_series] == [("sweep", 1), ("sweep", 2), ("run", 99)]
 
 

@@ -13,7 +13,7 @@ from statistics import median as _median
 
 from studio.analysis.explain import explain
 from studio.analysis.scaling_models import KNEE_THRESHOLD, diagnose, fit_scaling, knee, quantisation, suggest
-from studio.analysis.stats import SETTING_AXES, scaling_series, setting_of, welch_test, world_size
+from studio.analysis.stats import SETTING_AXES, scaling_series, setting_of, welch_test
 
 ALPHA = 0.05
 
@@ -85,13 +85,13 @@ def analyse_sweep(sweep: dict, ranks_by_run: dict | None = None, knee_threshold:
     num_prompts = int(settings.get("num_prompts") or 0)
     good = [r for r in runs if r.get("status") == "succeeded" and r.get("tokens_per_second")]
     left_out = [r for r in runs if r not in good]
-    counts = sorted({world_size(r) for r in good})
+    counts = sorted({r["world_size"] for r in good})
     out = {
         "sweep": {k: sweep.get(k) for k in ("id", "name", "created_at", "finished_at", "status", "model", "mode",
                                              "batch_size", "max_new_tokens", "num_prompts", "gpu_counts",
                                              "repeats", "external", "source")},
         "settings": settings, "batch_size_effective": batch_size, "counts": counts,
-        "runs_used": len(good), "runs_left_out": [{"id": r["id"], "gpus": world_size(r), "status": r["status"],
+        "runs_used": len(good), "runs_left_out": [{"id": r["id"], "gpus": r["world_size"], "status": r["status"],
                                                     "error": r.get("error")} for r in left_out],
         "points": [], "fits": {}, "knee": None, "quantisation": [], "diagnosis": None, "suggestion": None,
         "timeline_check": [], "explanation": "",
@@ -112,7 +112,7 @@ def analyse_sweep(sweep: dict, ranks_by_run: dict | None = None, knee_threshold:
             "throughput": p.stats["tokens_per_second"], "seconds": p.stats["seconds"], "speedup": p.speedup,
             "speedup_ci": p.speedup_ci, "ideal_speedup": p.ideal_speedup, "efficiency": p.efficiency,
             "imbalance": p.imbalance})
-    all_n = [world_size(r) for r in good]
+    all_n = [r["world_size"] for r in good]
     all_x = [r["tokens_per_second"] for r in good]
     out["fits"] = {"amdahl": fit_scaling(all_n, all_x, "amdahl"), "usl": fit_scaling(all_n, all_x, "usl")}
     out["knee"] = knee(counts, [p["speedup"] for p in out["points"]], knee_threshold)

@@ -1,12 +1,12 @@
 """What a grid sweep shows beyond GPU count: the Pareto front of throughput per
 GPU against speed per user, SLO goodput, and where a larger batch stops paying.
-Pure functions of stored rows; the medians come from `studio.analysis.stats`."""
+Pure functions of stored rows (RunRows); the medians come from `studio.analysis.stats`."""
 
 from __future__ import annotations
 
+from runner.layout import layout_name
 from runner.metrics import goodput
-from studio.analysis.layouts import layout_name
-from studio.analysis.stats import SETTING_AXES, Point, describe, scaling_series, setting_value, world_size
+from studio.analysis.stats import SETTING_AXES, Point, describe, scaling_series
 from studio.sweeps.slo import meets
 
 SATURATION_GAIN = 0.5  # a batch step that buys less than half its size in tokens/s: the decode stopped being memory-bound
@@ -19,9 +19,9 @@ def pareto_points(runs: list[dict]) -> list[dict]:
     for r in runs:
         if r.get("status") != "succeeded" or not r.get("tokens_per_second") or not r.get("tpot_ms_p50"):
             continue
-        out.append({"run_id": r["id"], "gpus": world_size(r), **{a: setting_value(r, a) for a in SETTING_AXES},
+        out.append({"run_id": r["id"], "gpus": r["world_size"], **{a: r.get(a) for a in SETTING_AXES},
                     "tokens_per_second_per_user": 1000.0 / r["tpot_ms_p50"],
-                    "tokens_per_second_per_gpu": r["tokens_per_second"] / world_size(r)})
+                    "tokens_per_second_per_gpu": r["tokens_per_second"] / r["world_size"]})
     return out
 
 
@@ -44,7 +44,7 @@ def goodput_rows(runs: list[dict], outputs_by_run: dict[int, list[dict]], slo: d
     for r in runs:
         if r.get("status") != "succeeded" or not r.get("seconds"):
             continue
-        rows.append({"run_id": r["id"], "gpus": world_size(r), **{a: setting_value(r, a) for a in SETTING_AXES},
+        rows.append({"run_id": r["id"], "gpus": r["world_size"], **{a: r.get(a) for a in SETTING_AXES},
                      "goodput": goodput(outputs_by_run.get(r["id"], []), r["seconds"], slo),
                      "tokens_per_second": r["tokens_per_second"], "meets_slo": meets(r, slo), "best": False})
     for gpus in sorted({row["gpus"] for row in rows}):
@@ -119,7 +119,7 @@ def describe_batch_scaling(rows: list[dict]) -> list[str]:
 def describe_goodput(rows: list[dict], slo: dict) -> list[str]:
     """Per GPU count, the best setting that meets the SLO, or that none does."""
     lines = []
-    layouts = len({r.get("tp_size") or 1 for r in rows}) > 1  # a layout sweep names the layout, not "tp size"
+    layouts = len({r.get("tp_size") for r in rows}) > 1  # a layout sweep names the layout, not "tp size"
     for gpus in sorted({r["gpus"] for r in rows}):
         best = [r for r in rows if r["gpus"] == gpus and r["best"]]
         if best:
@@ -127,7 +127,7 @@ def describe_goodput(rows: list[dict], slo: dict) -> list[str]:
             setting = ", ".join(f"{a.replace('_', ' ')} {row[a]}" for a in SETTING_AXES
                                 if row.get(a) is not None and a != "tp_size")
             if layouts:
-                setting += f" as {layout_name(gpus, row.get('tp_size'))}"
+                setting += f" as {layout_name(gpus, row['tp_size'])}"
             lines.append(f"Under the SLO ({slo['name']}), the best setting on {gpus} GPU(s) is {setting}: goodput "
                          f"{row['goodput']:.1f} tokens/s of {row['tokens_per_second']:.1f}.")
         else:

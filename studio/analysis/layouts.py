@@ -1,9 +1,10 @@
 """Layouts: the same GPUs as replicas, as tensor-parallel groups, or both, and the
-correctness gate. Pure functions of stored run rows, no I/O, no plotly.
+correctness gate. Pure functions of stored run rows (RunRows), no I/O, no plotly.
 
 A run's layout is its tensor-parallel size `tp_size` (ranks that share one copy
 of the model) and its data-parallel size `dp_size` (copies of the model: the world
-size over tp). `layout_name` is the one place a layout is named for people. Every
+size over tp), worked out once when the row is read (db.rows), older rows
+included. `runner.layout.layout_name` is the one place a layout is named for people. Every
 median comes from `studio.analysis.stats` (tp_size is one of its SETTING_AXES, so a layout
 sweep has one series per tp); the ratios and changes between layouts are computed
 here, once. The agreement itself (greedy token ids against the sweep's reference
@@ -15,26 +16,8 @@ from __future__ import annotations
 import json
 
 from runner.layout import layout_name
-from studio.analysis.stats import SETTING_AXES, describe, scaling_series, setting_value, world_size
+from studio.analysis.stats import SETTING_AXES, describe, scaling_series
 from studio.sweeps.agreement import verdict
-
-
-def tp_of(run: dict) -> int:
-    """A run's tensor-parallel size; rows from before layouts ran tp 1."""
-    return setting_value(run, "tp_size")
-
-
-def dp_of(run: dict) -> int:
-    """A run's copies of the model; older rows store none: the world size over tp."""
-    return int(run.get("dp_size") or max(1, world_size(run) // tp_of(run)))
-
-
-def run_layout(run: dict) -> str:
-    """The layout name of a stored run; a row whose tp does not divide its GPUs (none is
-    launched so) is named by its numbers rather than refused."""
-    gpus, tp = world_size(run), tp_of(run)
-    return layout_name(gpus, tp) if gpus % tp == 0 else f"{gpus} GPU(s) at tp {tp}"
-
 
 # --------------------------------------------------------------------------
 # The correctness gate, as stored
@@ -174,11 +157,11 @@ def comm_shares(runs: list[dict]) -> list[dict]:
     collectives, over its runs, and per GPU count."""
     out = []
     measured = [r for r in runs if r.get("status") == "succeeded" and r.get("comm_fraction") is not None]
-    for tp in sorted({tp_of(r) for r in measured} - {1}):
-        mine = [r for r in measured if tp_of(r) == tp]
+    for tp in sorted({r["tp_size"] for r in measured} - {1}):
+        mine = [r for r in measured if r["tp_size"] == tp]
         per_count = [{"gpus": g, "layout": layout_name(g, tp),
-                      "comm_fraction": describe(r["comm_fraction"] for r in mine if world_size(r) == g)["median"]}
-                     for g in sorted({world_size(r) for r in mine})]
+                      "comm_fraction": describe(r["comm_fraction"] for r in mine if r["world_size"] == g)["median"]}
+                     for g in sorted({r["world_size"] for r in mine})]
         out.append({"tp": tp, "runs": len(mine), "comm_fraction": describe(r["comm_fraction"] for r in mine)["median"],
                     "per_count": per_count})
     return out
@@ -194,8 +177,8 @@ def correctness(runs: list[dict]) -> dict:
             continue
         detail = agreement_detail(r)
         first = (detail.get("differences") or [None])[0]
-        below.append({"run_id": r["id"], "agreement": float(r["agreement"]), "layout": run_layout(r),
-                      "gpus": world_size(r), "tp": tp_of(r), "dtype": r.get("dtype"), "greedy": greedy(r),
+        below.append({"run_id": r["id"], "agreement": float(r["agreement"]), "layout": r["layout"],
+                      "gpus": r["world_size"], "tp": r["tp_size"], "dtype": r.get("dtype"), "greedy": greedy(r),
                       "worth_a_look": run_verdict(r) == "check", "reference": r.get("agreement_reference"),
                       "compared": detail.get("compared"), "identical": detail.get("identical"),
                       "first_difference": first})

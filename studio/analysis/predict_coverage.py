@@ -27,9 +27,9 @@ from __future__ import annotations
 import random
 from statistics import median
 
+from db.rows import RunRow
 from studio.analysis.predict import PredictError, _measured, _observation, held_out, predict
 from studio.analysis.scaling_models import rank_rounds
-from studio.analysis.stats import world_size
 
 COUNT_SETS = ((1, 2, 3, 4, 5), (1, 2, 4, 8), (1, 2, 3, 4, 6, 8), (2, 4, 6, 8), (1, 2, 3, 4, 5, 6, 7, 8))
 SETTINGS = ((100, 16), (100, 1), (128, 4), (64, 8), (96, 2))  # (prompts, batch)
@@ -57,17 +57,16 @@ def synthetic_sweep(seed: int) -> tuple[dict, dict, dict]:
             exact = serial + rounds * u1 * (1 + sigma * (n - 1) + kappa * n * (n - 1)) * (
                 1 + step if step_at and n >= step_at else 1.0)
             seconds = exact * rng.lognormvariate(0.0, noise)
-            runs.append({"id": rid, "status": "succeeded", "num_gpus": n, "num_nodes": 1, "mode": "batched",
-                         "batch_size": batch, "num_prompts": prompts, "max_new_tokens": STEPS,
-                         "tokens": prompts * STEPS, "seconds": seconds,
-                         "tokens_per_second": prompts * STEPS / seconds, "repeat_index": rep})
+            runs.append(RunRow(id=rid, status="succeeded", num_gpus=n, num_nodes=1, mode="batched", batch_size=batch,
+                               num_prompts=prompts, max_new_tokens=STEPS, tokens=prompts * STEPS, seconds=seconds,
+                               tokens_per_second=prompts * STEPS / seconds, repeat_index=rep))
     truth = {"law": law, "sigma": sigma, "kappa": kappa, "serial": serial, "noise": noise, "repeats": repeats,
              "step_at": step_at, "step": step}
     return {"id": f"synthetic-{seed}", "runs": runs, "gpu_counts": list(counts)}, {}, truth
 
 
 def _counts(sweep: dict) -> list[int]:
-    return sorted({world_size(r) for r in sweep["runs"] if r.get("status") == "succeeded"})
+    return sorted({r["world_size"] for r in sweep["runs"] if r.get("status") == "succeeded"})
 
 
 def loo_points(sweep: dict, ranks: dict) -> tuple[list[dict], int]:
@@ -86,7 +85,7 @@ def forward_points(sweep: dict, ranks: dict, first: int = 3) -> tuple[list[dict]
     counts = _counts(sweep)
     if len(counts) <= first:
         return [], 0
-    early = {**sweep, "runs": [r for r in sweep["runs"] if world_size(r) in counts[:first]]}
+    early = {**sweep, "runs": [r for r in sweep["runs"] if r["world_size"] in counts[:first]]}
     out = predict(early, ranks, counts[first:])
     points, declined = [], 0
     for p in out["predictions"]:

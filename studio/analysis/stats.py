@@ -2,8 +2,8 @@
 
 The charts, the tables, the API, the CLI and the analysis all read their
 medians, confidence intervals, speedups and efficiencies from `scaling_series`,
-so a number shown in two places is the same number. Rows are the dicts
-`db.store.Store` returns.
+so a number shown in two places is the same number. Rows are the RunRows
+`db.store.Store` returns (db.rows: the layout, world size included, worked out once).
 
 A *series* is one sweep (or a lone run) at one value of every setting a grid
 sweep may vary besides the GPU count (`SETTING_AXES`: batch size, new tokens,
@@ -23,6 +23,8 @@ from statistics import median as _median
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from db.rows import RunRow
 
 CONFIDENCE = 0.95
 # What a point's figures are computed over; a run without the metric is left out.
@@ -168,9 +170,10 @@ def _ratio_ci(tp: dict, base: dict, same: bool) -> tuple[float, float] | None:
 # Series and points
 
 
-def world_size(run: dict) -> int:
-    """A stored run's GPUs (processes) over all its nodes: the x of every scaling chart."""
-    return int(run.get("num_gpus") or 1) * int(run.get("num_nodes") or 1)
+def world_size(run: RunRow) -> int:
+    """The row's world size, as db.rows worked it out. Only for studio.analysis.predict,
+    which has yet to read run["world_size"] itself; nothing else calls it."""
+    return run["world_size"]
 
 
 # The settings a grid sweep varies besides the GPU count (studio.sweeps.grid.AXES): runs
@@ -179,14 +182,8 @@ def world_size(run: dict) -> int:
 SETTING_AXES = ("batch_size", "max_new_tokens", "prompt_tokens", "dtype", "mode", "tp_size")
 
 
-def setting_value(run: dict, axis: str):
-    """A run's value of a setting; a row from before layouts (no tp_size) ran tp 1."""
-    value = run.get(axis)
-    return int(value or 1) if axis == "tp_size" else value
-
-
-def setting_of(run: dict) -> tuple:
-    return tuple(setting_value(run, axis) for axis in SETTING_AXES)
+def setting_of(run: RunRow) -> tuple:
+    return tuple(run.get(axis) for axis in SETTING_AXES)
 
 
 def varied_settings(settings) -> list[str]:
@@ -197,14 +194,14 @@ def varied_settings(settings) -> list[str]:
             if len({str(s.get(axis)) for s in settings if s.get(axis) is not None}) > 1]
 
 
-def series_key(run: dict) -> tuple:
+def series_key(run: RunRow) -> tuple:
     source = ("sweep", run["sweep_id"]) if run.get("sweep_id") is not None else ("run", run["id"])
     return (*source, setting_of(run))
 
 
-def point_key(run: dict) -> tuple:
+def point_key(run: RunRow) -> tuple:
     """The setting a run measured, within its series: runs with equal keys are repeats."""
-    return (world_size(run),)
+    return (run["world_size"],)
 
 
 @dataclass
@@ -248,7 +245,7 @@ class Series:
 
     @property
     def setting(self) -> dict:
-        return {axis: setting_value(self.sample, axis) for axis in SETTING_AXES}
+        return {axis: self.sample.get(axis) for axis in SETTING_AXES}
 
     def speedup_of(self, run: dict) -> float | None:
         """One run's throughput over the baseline's median."""
@@ -263,7 +260,7 @@ def _point(x: int, runs: list[dict]) -> Point:
                  imbalance=describe(r.get("imbalance") for r in runs)["median"])
 
 
-def scaling_series(runs: Iterable[dict], series_of=series_key) -> list[Series]:
+def scaling_series(runs: Iterable[RunRow], series_of=series_key) -> list[Series]:
     """Succeeded runs grouped by series, points in world-size order, with each
     point's speedup, its interval, the ideal speedup and the efficiency measured
     against the series' smallest world size that has a throughput.
@@ -292,7 +289,7 @@ def scaling_series(runs: Iterable[dict], series_of=series_key) -> list[Series]:
     return out
 
 
-def run_speedups(runs: Iterable[dict]) -> dict[int, float]:
+def run_speedups(runs: Iterable[RunRow]) -> dict[int, float]:
     """Each succeeded run's throughput over its series' baseline median."""
     return {run["id"]: series.speedup_of(run) for series in scaling_series(runs)
             for point in series.points for run in point.runs}

@@ -232,16 +232,15 @@ def timeline_figure(runs: list[tuple[dict, list[dict]]], title: str | None = Non
         if not spans:
             continue
         many = len(runs) > 1
-        n = run.get("world_size") or run.get("num_gpus")
         for s in spans:
-            s["row"] = f"{n} GPU · rank {s['rank']}" if many else f"rank {s['rank']}"
+            s["row"] = f"{run['world_size']} GPU · rank {s['rank']}" if many else f"rank {s['rank']}"
         for label in dict.fromkeys(s["row"] for s in spans):
             rows.append(label)
         spans_all += spans
         times = [r["seconds"] for r in ranks if r.get("seconds")]
         imbalance = max(times) / (sum(times) / len(times)) if times else None
         calls = [sum(1 for s in spans if s["rank"] == r["rank"] and s["phase"] == "generate") for r in ranks]
-        notes.append(f"run {run['id']} ({n} GPU): imbalance {imbalance:.3f}, generate calls per rank "
+        notes.append(f"run {run['id']} ({run['world_size']} GPU): imbalance {imbalance:.3f}, generate calls per rank "
                      f"{', '.join(map(str, calls))}" if imbalance else f"run {run['id']}: no rank times")
     if not spans_all:
         return _empty(title, "this run stored no per-rank timeline")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from studio.analysis.layouts import layout_name
+from runner.layout import layout_name
 from studio.analysis.stats import SETTING_AXES, scaling_series
 from studio.charts.figures import COLORS, FONT, empty_figure
 from studio.charts.layouts import tp_colors
@@ -20,7 +20,7 @@ SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star")
 
 def _setting_text(point: dict) -> str:
     text = ", ".join(f"{AXIS_TITLES[a]} {point[a]}" for a in GRID_AXES if point.get(a) is not None)
-    tp = point.get("tp_size") or 1
+    tp = point["tp_size"]
     if point["gpus"] % tp == 0:
         text += f"<br>layout {layout_name(point['gpus'], tp)}"
     return text
@@ -32,13 +32,13 @@ def pareto_figure(grid: dict, title: str = "Throughput per GPU against speed per
         return empty_figure("No run with per-request latency yet", title)
     fig = go.Figure()
     # a layout sweep: a colour per tensor-parallel size, a marker per GPU count
-    by_layout = len({p.get("tp_size") or 1 for p in points}) > 1
+    by_layout = len({p["tp_size"] for p in points}) > 1
     counts = sorted({p["gpus"] for p in points})
-    colors = tp_colors(p.get("tp_size") or 1 for p in points) if by_layout else \
+    colors = tp_colors(p["tp_size"] for p in points) if by_layout else \
         {g: COLORS[i % len(COLORS)] for i, g in enumerate(counts)}
-    groups = sorted({((p.get("tp_size") or 1) if by_layout else 0, p["gpus"]) for p in points})
+    groups = sorted({(p["tp_size"] if by_layout else 0, p["gpus"]) for p in points})
     for tp, gpus in groups:
-        mine = [p for p in points if p["gpus"] == gpus and (not by_layout or (p.get("tp_size") or 1) == tp)]
+        mine = [p for p in points if p["gpus"] == gpus and (not by_layout or p["tp_size"] == tp)]
         name = f"{layout_name(gpus, tp)} ({gpus} GPUs)" if by_layout else f"{gpus} GPU(s)"
         fig.add_trace(go.Scatter(
             x=[p["tokens_per_second_per_user"] for p in mine], y=[p["tokens_per_second_per_gpu"] for p in mine],

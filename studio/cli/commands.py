@@ -67,7 +67,7 @@ def run_summary(run: dict, slo: dict | None = None) -> dict:
 def format_table(runs: list[dict], speedup: bool = True) -> str:
     """Runs as a text table; speedup is over the median of the sweep's smallest GPU count."""
     from studio.analysis.layouts import agreement_cells
-    from studio.analysis.stats import run_speedups, world_size
+    from studio.analysis.stats import run_speedups
 
     header = (f"{'run':>5} {'GPUs':>5} {'tp':>3} {'rep':>4} {'status':<10} {'tokens':>8} {'seconds':>9} "
               f"{'tokens/s':>10} {'speedup':>8}  agrees")
@@ -80,10 +80,9 @@ def format_table(runs: list[dict], speedup: bool = True) -> str:
         tokens = "-" if r.get("tokens") is None else str(r["tokens"])
         seconds = f"{r['seconds']:.2f}" if r.get("seconds") else "-"
         throughput = f"{tps:.1f}" if tps else "-"
-        gpus = world_size(r)
         repeat = (r.get("repeat_index") or 0) + 1
         lines.append(
-            f"{r['id']:>5} {gpus:>5} {r.get('tp_size') or 1:>3} {repeat:>4} {r['status']:<10} {tokens:>8} {seconds:>9} "
+            f"{r['id']:>5} {r['world_size']:>5} {r['tp_size']:>3} {repeat:>4} {r['status']:<10} {tokens:>8} {seconds:>9} "
             f"{throughput:>10} {speed:>8}  {agrees[r['id']]}")
         if r.get("error"):
             lines.append(f"      error: {r['error']}")

@@ -18,7 +18,6 @@ import pandas as pd
 from db.store import Store
 from studio.analysis.analyse import compare
 from studio.analysis.explain import cause_sentence
-from studio.analysis.layouts import run_layout, tp_of
 from studio.analysis.predict import describe_held_out
 from studio.analysis.stats import varied_settings
 from studio.analysis.what_if import what_if_markdown
@@ -73,10 +72,9 @@ def _frame(headers_rows: tuple[list[str], list[list[str]]]) -> pd.DataFrame:
 
 
 def _run_label(run: dict) -> str:
-    n = run.get("world_size") or run["num_gpus"]
     tps = f"{run['tokens_per_second']:.1f} tokens/s" if run.get("tokens_per_second") else run["status"]
-    layout = f" as {run_layout(run)}" if tp_of(run) > 1 else ""
-    return f"run {run['id']} · {n} GPU{layout} · repeat {(run.get('repeat_index') or 0) + 1} · {tps}"
+    layout = f" as {run['layout']}" if run["tp_size"] > 1 else ""
+    return f"run {run['id']} · {run['world_size']} GPU{layout} · repeat {(run.get('repeat_index') or 0) + 1} · {tps}"
 
 
 def _analyses(store: Store, sweep_id, compare_id=None, setting: int | None = None) -> tuple[dict, dict | None]:
@@ -114,7 +112,7 @@ def analyse(store: Store, sweep_id, compare_id=None, setting_index=None) -> dict
     except (ReportError, ValueError) as exc:
         return {**empty, "explanation": f"**Cannot analyse:** {exc}"}
     runs = [r for r in analysis["_runs"].values() if analysis["_ranks"].get(r["id"])]
-    runs.sort(key=lambda r: (r.get("world_size") or r["num_gpus"], r.get("repeat_index") or 0))
+    runs.sort(key=lambda r: (r["world_size"], r.get("repeat_index") or 0))
     chosen = representative_runs(analysis)
     default_run = chosen[-1][0]["id"] if chosen else None
     comparison = compare(analysis, other) if other is not None else None
@@ -199,7 +197,7 @@ def timeline_for_run(store: Store, run_id):
     run = store.get_run(int(run_id))
     if run is None:
         return figs.timeline_figure([], f"run {run_id} does not exist")
-    title = f"Per-rank timeline · run {run['id']} · {run.get('world_size') or run['num_gpus']} GPU(s) as {run_layout(run)}"
+    title = f"Per-rank timeline · run {run['id']} · {run['world_size']} GPU(s) as {run['layout']}"
     return figs.timeline_figure([(run, run["ranks"])], title)
 
 

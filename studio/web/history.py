@@ -14,8 +14,7 @@ import pandas as pd
 from db.store import Store
 from runner.config import ConfigError, whole
 from runner.metrics import RUN_FIELDS
-from studio.analysis.layouts import agreement_cells, run_layout, tp_of
-from studio.analysis.stats import world_size
+from studio.analysis.layouts import agreement_cells
 from studio.sweeps.grid import sweep_layouts, sweep_value
 from studio.sweeps.reference import published_date
 from studio.web.params import id_list, record_id
@@ -71,7 +70,7 @@ def history_table(runs: list[dict]) -> pd.DataFrame:
     agreement = agreement_cells(runs)
     data = [[
         r["id"], r.get("sweep_id"), *_when_and_status(r), r["model"],
-        r["mode"], r["batch_size"], r["max_new_tokens"], r["num_prompts"], world_size(r), run_layout(r),
+        r["mode"], r["batch_size"], r["max_new_tokens"], r["num_prompts"], r["world_size"], r["layout"],
         (r.get("repeat_index") or 0) + 1, rounded(r.get("tokens_per_second"), 1), rounded(r.get("seconds"), 3),
         agreement[r["id"]], (r.get("error") or "")[:120],
     ] for r in runs]
@@ -89,8 +88,8 @@ def filter_choices(store: Store) -> dict[str, list]:
 
 
 def run_label(r: dict) -> str:
-    return (f"run {r['id']} · {r['model']} · {r['mode']} · {world_size(r)} GPU(s)"
-            + (f" as {run_layout(r)}" if tp_of(r) > 1 else "") + f" · {r['status']}"
+    return (f"run {r['id']} · {r['model']} · {r['mode']} · {r['world_size']} GPU(s)"
+            + (f" as {r['layout']}" if r["tp_size"] > 1 else "") + f" · {r['status']}"
             + (f" · {r['tokens_per_second']:.1f} tok/s" if r.get("tokens_per_second") else ""))
 
 

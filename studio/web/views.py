@@ -12,8 +12,8 @@ import pandas as pd
 from db.store import Store
 from runner import phases, roofline
 from runner.config import for_users
-from studio.analysis.layouts import agreement_cells, agreement_detail, agreement_text, dp_of, first_differences, run_layout, tp_of
-from studio.analysis.stats import SETTING_AXES, run_speedups, scaling_series, varied_settings, world_size
+from studio.analysis.layouts import agreement_cells, agreement_detail, agreement_text, first_differences
+from studio.analysis.stats import SETTING_AXES, run_speedups, scaling_series, varied_settings
 from studio.charts.figures import overhead_seconds, series_labels
 from studio.sweeps.grid import describe_cell
 
@@ -31,10 +31,8 @@ def for_display(run: dict) -> dict:
     """A stored run as remote users see it: error text and stderr tail without
     server paths. Every way a run leaves the server (page, API, export) passes here."""
     out = {**run, "error": for_users(run.get("error")), "stderr_tail": for_users(run.get("stderr_tail"))}
-    if "agreement_detail" in run:  # stored as JSON text; older rows hold no dp_size: the world over tp
+    if "agreement_detail" in run:  # stored as JSON text
         out["agreement_detail"] = agreement_detail(run) or None
-    if "tp_size" in run and run.get("num_gpus") is not None:
-        out["dp_size"] = dp_of(run)
     return out
 
 
@@ -59,9 +57,9 @@ def sweep_snapshot(status: dict | None, sweep: dict | None) -> dict | None:
         runs.append({
             "run_id": run_id,
             "num_gpus": now.get("num_gpus", row.get("num_gpus")),
-            "world_size": world_size(row) if row else now.get("num_gpus"),
-            "tp_size": tp_of(row) if row else 1, "dp_size": dp_of(row) if row else None,
-            "layout": run_layout(row) if row else None,
+            "world_size": row["world_size"] if row else now.get("num_gpus"),
+            "tp_size": row["tp_size"] if row else 1, "dp_size": row["dp_size"] if row else None,
+            "layout": row["layout"] if row else None,
             "agreement": row.get("agreement"),
             "repeat": now.get("repeat", row.get("repeat_index", 0)),
             "status": status_word,
@@ -159,7 +157,7 @@ def progress_html(snapshot: dict | None, queue: list[dict] | None = None) -> str
     # the layout is named beside the process count, not again among the settings
     cells = grid_cells_of({r["run_id"]: {k: v for k, v in (r.get("setting") or {}).items() if k != "tp_size"}
                            for r in runs})
-    layouts_vary = len({r.get("tp_size") or 1 for r in runs}) > 1
+    layouts_vary = len({r["tp_size"] for r in runs}) > 1
     settings = snapshot.get("settings") or {}
     if settings.get("model"):  # what the shown sweep ran; the form above may hold other settings now
         lines.append(f"<div class='studio-settings'>{e(str(settings['model']))} · {e(str(settings.get('mode')))}"
@@ -171,8 +169,8 @@ def progress_html(snapshot: dict | None, queue: list[dict] | None = None) -> str
     for run in runs:
         status_word = run["status"] or "?"
         color = STATUS_COLORS.get(status_word, "#6b7280")
-        what = f"{run['world_size']} process{'es' if (run['world_size'] or 1) > 1 else ''}"
-        if run.get("layout") and (layouts_vary or (run.get("tp_size") or 1) > 1):
+        what = f"{run['world_size']} process{'es' if run['world_size'] > 1 else ''}"
+        if run.get("layout") and (layouts_vary or run["tp_size"] > 1):
             what += f" as {e(run['layout'])}"
         if cells.get(run["run_id"]):
             what += f" · {e(cells[run['run_id']])}"
@@ -214,11 +212,11 @@ def results_table(rows: list[dict], finished_only: bool = True) -> pd.DataFrame:
     cells = grid_cells_of({r["id"]: {a: r.get(a) for a in SETTING_AXES if a != "tp_size"} for r in rows})
     agreement = agreement_cells(rows)
     data = []
-    for r in sorted(rows, key=lambda r: (world_size(r), tp_of(r), r.get("repeat_index") or 0, r["id"])):
+    for r in sorted(rows, key=lambda r: (r["world_size"], r["tp_size"], r.get("repeat_index") or 0, r["id"])):
         if finished_only and r["status"] not in FINAL_STATES:
             continue
         data.append([
-            r["id"], world_size(r), run_layout(r), cells.get(r["id"]) or "–", (r.get("repeat_index") or 0) + 1,
+            r["id"], r["world_size"], r["layout"], cells.get(r["id"]) or "–", (r.get("repeat_index") or 0) + 1,
             r["status"], rounded(r.get("tokens_per_second"), 1), rounded(speedups.get(r["id"]), 2),
             rounded(r.get("seconds"), 3), rounded(r.get("ttft_ms_p50"), 1), rounded(r.get("tpot_ms_p50"), 2),
             rounded(r.get("imbalance"), 2), agreement[r["id"]],
@@ -271,8 +269,8 @@ def run_summary_parts(run: dict) -> list[str]:
     settings = [
         ("model", run["model"]), ("mode", run["mode"]), ("batch size", run["batch_size"]),
         ("max new tokens", run["max_new_tokens"]), ("fixed length", config.get("fixed_length")),
-        ("prompts", run["num_prompts"]), ("GPUs / processes", world_size(run)),
-        ("layout", f"{run_layout(run)} (tp {tp_of(run)}, dp {dp_of(run)})"),
+        ("prompts", run["num_prompts"]), ("GPUs / processes", run["world_size"]),
+        ("layout", f"{run['layout']} (tp {run['tp_size']}, dp {run['dp_size']})"),
         ("nodes", run.get("num_nodes")), ("repeat", (run.get("repeat_index") or 0) + 1),
         ("device", run.get("device") or config.get("device")), ("dtype", run.get("dtype") or config.get("dtype")),
         ("sampling", "sample" if config.get("do_sample") else "greedy"), ("seed", config.get("seed")),
