@@ -1,5 +1,6 @@
 """Applies the named migrations of `db.migrations` that a database lacks, in the
-order of their names, each once, each in one transaction."""
+order of their names, each once, each in one transaction; then makes the read-only
+views as `db.views` defines them now, where they differ."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sqlite3
 from datetime import datetime, timezone
 
 from db.migrations import MIGRATIONS, REBUILDS
+from db.views import refresh_views
 
 
 def _now() -> str:
@@ -19,7 +21,7 @@ def applied(conn: sqlite3.Connection) -> list[str]:
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply what is missing; return the names applied now."""
+    """Apply what is missing and bring the views up to date; return the names applied now."""
     done = set(applied(conn))
     now_applied = []
     for name, sql in sorted(MIGRATIONS, key=lambda m: m[0]):
@@ -49,6 +51,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
         finally:
             if name in REBUILDS and keys_were_on:
                 conn.execute("PRAGMA foreign_keys = ON")
+    refresh_views(conn)
     return now_applied
 
 

@@ -2,7 +2,8 @@
 each in a transaction.
 
 Add a migration with the next number; never edit one that has shipped.
-`db.migrate` applies them.
+`db.migrate` applies them. The read-only views are not changed here: `db.views`
+defines them as they are now and `db.migrate` makes them again after migrating.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 import sqlite3
 from typing import Callable
 
-from db.summary_views import SWEEP_SUMMARY_BY_LAYOUT_012, SWEEP_SUMMARY_BY_WORLD_SIZE_006, VIEWS_002
+from db.shipped_views import SWEEP_SUMMARY_BY_LAYOUT_012, SWEEP_SUMMARY_BY_WORLD_SIZE_006, VIEWS_002
 
 # (name, SQL text or a function of the connection); applied sorted by name
 MIGRATIONS: list[tuple[str, str | Callable[[sqlite3.Connection], None]]] = []

@@ -10,7 +10,7 @@ sweep may vary besides the GPU count (`SETTING_AXES`: batch size, new tokens,
 prompt tokens, dtype, mode, tensor-parallel size); a *point* is one world size of a series (GPUs or
 processes over all nodes, so 2 nodes x 1 GPU and 1 node x 2 GPUs are one point).
 Runs of a point are its repeats. The view `sweep_summary` in
-`db/migrations.py` groups a plain GPU sweep the same way.
+`db/views.py` groups runs the same way.
 
 The confidence interval is Student t's, computed here (no scipy at runtime).
 """

@@ -1,7 +1,9 @@
-"""The SQL text of the migrations that (re)write the read-only summary views, kept
-apart from db/migrations.py so that module stays a readable list: the sweep_summary
-view was rewritten twice as the grouping changed (world size, then layout), and each
-shipped text must stay as it was. db/migrations.py registers them under their names."""
+"""The SQL text of the shipped migrations that (re)wrote the read-only summary views
+(002, 006, 012), kept apart from db/migrations.py so that module stays a readable
+list. Frozen: a database made by an older version replays them as they were
+(tests/test_migrations.py pins their bytes). The views as they are now are defined
+once, in db.views, and recreated from there after every migration, so a change to a
+view is made there and needs no migration here."""
 
 VIEWS_002 = """
     CREATE VIEW IF NOT EXISTS run_summary AS
