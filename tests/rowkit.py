@@ -1,5 +1,7 @@
 """Stored rows for the tests of the page's functions (forms, views, history):
-a real SQLite store with runs and sweeps made the way the studio makes them."""
+a real SQLite store with runs and sweeps made the way the studio makes them. Runs
+read back are db.rows.RunRows, as the studio reads them; a test that makes a run
+row by hand makes it the same way, RunRow({...}), so no reader needs a fallback."""
 
 from __future__ import annotations
 
