@@ -195,5 +195,5 @@ def test_predict_refuses_what_a_run_would_refuse(request_, field):
 def test_the_api_takes_a_dtype_list_as_the_cli_does_and_refuses_an_empty_tp():
     plan = forms.plan_request(forms.SweepRequest(prompts_text=OK, dtype="auto,float32", max_new_tokens=8))
     assert [p.config.dtype for p in plan.prepared] == ["auto", "float32"]
-    with pytest.raises(ConfigError, match="^tp: no value given"):
+    with pytest.raises(ConfigError, match="^tp_size: no value given"):
         forms.plan_request(forms.SweepRequest(prompts_text=OK, tp=[]))

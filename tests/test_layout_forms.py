@@ -41,10 +41,10 @@ def test_the_grid_size_counts_only_the_layouts_that_fit():
 
 
 @pytest.mark.parametrize("tp, message", [
-    ("3", "tp: 3 divides none of the GPU counts (2)"),
-    ("0", "tp: must be at least 1, got 0"),
-    ("1,x", "tp: 'x' is not a whole number"),
-    ("2,2", "tp: lists 2 twice"),
+    ("3", "tp_size: 3 divides none of the GPU counts (2)"),
+    ("0", "tp_size: must be at least 1, got 0"),
+    ("1,x", "tp_size: 'x' is not a whole number"),
+    ("2,2", "tp_size: lists 2 twice"),
 ])
 def test_a_bad_tp_is_refused_with_tp_named(tp, message):
     assert forms.grid_summary(request(gpu_counts=["2"], tp=tp)).startswith(f"⚠ {message}")
@@ -76,7 +76,7 @@ def test_start_sweep_takes_tp(db_path, any_model_splits):
     start = next(f.fn for f in demo.fns.values() if f.api_name == "start_sweep")
     out = start(prompts="Call me Ishmael.", gpu_counts="2", tp="1,2", max_new_tokens=4)
     assert out["runs"] == 2 and plans[0].axes["tp_size"] == [1, 2]
-    with pytest.raises(gr.Error, match="tp: 3 divides none of the GPU counts"):
+    with pytest.raises(gr.Error, match="tp_size: 3 divides none of the GPU counts"):
         start(prompts="Call me Ishmael.", gpu_counts="2", tp="3")
     with pytest.raises(gr.Error, match="tp: must be text"):
         start(prompts="Call me Ishmael.", gpu_counts="2", tp=True)
