@@ -68,6 +68,12 @@ class SweepPlan:
         return out
 
 
+def plan_request(request) -> SweepPlan:
+    """A `SweepRequest` (studio.sweeps.settings), from any surface, validated into a plan;
+    raises ConfigError before anything is stored or launched."""
+    return plan_sweep(**request.sweep_args())
+
+
 def plan_sweep(base: RunConfig, axes: dict | list, repeats: int = 1, name: str = "",
                num_prompts: int | None = None, slo: str | dict | None = None,
                launch: str = DEFAULT_LAUNCH) -> SweepPlan:

@@ -1,7 +1,9 @@
 """The Run tab: the sweep form, Run and Stop, and the sweep's progress, chart and table.
 
-Runs belong to the `Supervisor`, not to a browser tab: the page polls it with a
-`gr.Timer` while a sweep runs, and on load it shows whatever is running.
+The form's fields are the settings studio.sweeps.settings offers the page, each made
+here with its declared label, help and default; where each one sits is this
+module's. Runs belong to the `Supervisor`, not to a browser tab: the page polls it
+with a `gr.Timer` while a sweep runs, and on load it shows whatever is running.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from types import SimpleNamespace
 import gradio as gr
 
 from db.store import Store
-from runner.config import DTYPES, ConfigError
-from runner.host.launch_groups import DEFAULT_LAUNCH, LAUNCH_MODES
+from runner.config import ConfigError
 from studio.charts import figures
+from studio.sweeps.settings import BY_NAME, CHOICE, CHOICES, FILE, FLAG, NUMBER, WHOLE
 from studio.web import forms, views
 from studio.web.page_kit import private
 
@@ -22,133 +24,123 @@ CHART_TITLE = "Throughput against GPU count"  # the legend names the dotted idea
 EMPTY_CHART = "The chart grows as each GPU count finishes"
 
 
+def _widget(kind: str):
+    """The component a setting gets where the layout names no other."""
+    return {WHOLE: lambda **o: gr.Number(precision=0, **o), NUMBER: gr.Number, FLAG: gr.Checkbox, CHOICE: gr.Radio,
+            CHOICES: lambda **o: gr.Dropdown(allow_custom_value=True, **o),
+            FILE: lambda **o: gr.File(type="filepath", **o)}.get(kind, lambda **o: gr.Textbox(max_lines=1, **o))
+
+
 def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
     devices = forms.device_choices()
     counts = devices["counts"]
     default_counts = [c for c in (1, 2) if c in counts]
-    ui = SimpleNamespace()
+    fields: dict[str, gr.components.Component] = {}
+
+    def field(name: str, make=None, **options):
+        """The setting's input with its declared label, help, default and id; `options` are the layout's."""
+        setting = BY_NAME[name]
+        declared = {"value": setting.default, "label": setting.form_label, "elem_id": setting.form_id}
+        if setting.kind != FILE:
+            declared["info"] = setting.help_text
+        if setting.choices:
+            declared["choices"] = list(setting.choices)
+        fields[name] = (make or _widget(setting.kind))(**{**declared, **options})
+        return fields[name]
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
             gr.Markdown("### 1 · Prompts")
             # the reference post's prompts are in the box from the start: the first press of Run runs the demo
-            ui.prompts = gr.Textbox(forms.preset_text(), label="Prompts, one a line", lines=8, max_lines=14,
-                                    elem_id="prompts",
-                                    placeholder="The King is dead. Long live the Queen.\nCall me Ishmael.")
-            ui.preset = gr.Button("Use the reference post's prompts (10 first lines of novels × 10)", size="sm",
-                                  elem_id="preset")
-            # a short label: a long one wraps on a phone and runs over "Drop File Here"
-            ui.prompt_file = gr.File(label="…or upload a file",
-                                     file_types=[".txt", ".jsonl", ".csv"], type="filepath", height=110,
-                                     elem_id="prompt-file")
+            field("prompts", gr.Textbox, value=forms.preset_text(), lines=8, max_lines=14, info=None,
+                  placeholder="The King is dead. Long live the Queen.\nCall me Ishmael.")
+            preset = gr.Button("Use the reference post's prompts (10 first lines of novels × 10)", size="sm",
+                               elem_id="preset")
+            field("prompts_file", file_types=[".txt", ".jsonl", ".csv"], height=110)
             gr.Markdown("Files: .txt (one prompt a line), .jsonl or .csv (a 'prompt' field).", elem_classes="studio-note")
-            ui.prompt_info = gr.Markdown(forms.prompt_summary(forms.preset_text(), None), elem_classes="studio-note")
+            prompt_info = gr.Markdown(forms.prompt_summary(forms.preset_text(), None), elem_classes="studio-note")
         with gr.Column(scale=4):
             gr.Markdown("### 2 · Settings")
-            ui.model = gr.Dropdown(forms.model_choices(), value="tiny", allow_custom_value=True, label="Model",
-                                   info="tiny: built in, tiny and fast · arch:NAME: a real architecture with random "
-                                        "weights · or a local model folder / cached hub id", elem_id="model")
-            ui.mode = gr.Radio(["simple", "batched", "auto"], value="batched", label="Mode", elem_id="mode",
-                               info="simple: one prompt at a time · batched: batch size prompts at once · "
-                                    "auto: the planner picks the batches")
+            field("model", gr.Dropdown, choices=forms.model_choices(), allow_custom_value=True)
+            field("mode", gr.Radio)
             # No `minimum=` on the numbers: gradio's own range error is a toast without a field;
             # the validator below says what is wrong next to the field instead.
             with gr.Row():
                 # text, not numbers: a comma list ("1,8,32") makes the setting an axis of a grid sweep
-                ui.batch_size = gr.Textbox("16", label="Batch size(s)", max_lines=1, elem_id="batch-size",
-                                           info="one, or a list: 1,8,32")
-                ui.max_new_tokens = gr.Textbox("100", label="Max new tokens", max_lines=1, elem_id="max-new-tokens",
-                                               info="one, or a list")
-                ui.dtype = gr.Dropdown(list(DTYPES), value="auto", label="dtype", elem_id="dtype")
-            ui.fixed_length = gr.Checkbox(False, label="Fixed length: always generate exactly max new tokens",
-                                          elem_id="fixed-length")
-            ui.gpu_counts = gr.CheckboxGroup(counts, value=default_counts, label="GPU counts to sweep",
-                                             info=f"This machine: up to {devices['max']} {devices['what']}. "
-                                                  "Each count runs in turn.", elem_id="gpu-counts")
-            ui.tp = gr.Textbox("1", label="Tensor-parallel sizes (tp)", max_lines=1, elem_id="tp",
-                               info="ranks that share one copy of the model: 1 (a replica per GPU), or a list such "
-                                    "as 1,2 to compare layouts; each GPU count runs with the sizes that divide it")
+                field("batch_size", gr.Textbox, value=str(BY_NAME["batch_size"].default), max_lines=1)
+                field("max_new_tokens", gr.Textbox, value=str(BY_NAME["max_new_tokens"].default), max_lines=1)
+                field("dtype", gr.Dropdown)
+            field("fixed_length")
+            field("gpu_counts", gr.CheckboxGroup, choices=counts, value=default_counts,
+                  info=f"This machine: up to {devices['max']} {devices['what']}. Each count runs in turn.")
+            field("tp_size", gr.Textbox, max_lines=1)
             with gr.Accordion("Synthetic prompts and latency limits (advanced: launches too)", open=False,
                               elem_id="grid-extras"):
                 with gr.Row():
-                    ui.prompt_tokens = gr.Textbox("", label="Prompt tokens (one, or a list)", max_lines=1,
-                                                  elem_id="prompt-tokens",
-                                                  info="set: seeded prompts of exactly this many tokens replace "
-                                                       "the prompts above")
-                    ui.num_prompts = gr.Number(100, precision=0, label="How many synthetic prompts",
-                                               elem_id="num-prompts")
-                ui.slo = gr.Textbox("", label="Latency limits for goodput (optional)", max_lines=1, elem_id="slo",
-                                    info="ttft=MS,tpot=MS, or mlperf-llama2-70b (TTFT 2000 ms, TPOT 200 ms)")
-                ui.launch = gr.Radio(list(LAUNCH_MODES), value=DEFAULT_LAUNCH, label="Launches", elem_id="launch",
-                                     info="shared: runs of one model load it once, in one launch (smaller GPU "
-                                          "counts on a sub-group of its ranks); per-run: a launch of its own "
-                                          "for every run, for process-level independence")
+                    field("prompt_tokens")
+                    field("num_prompts", value=forms.SYNTHETIC_PROMPTS)
+                field("slo")
+                field("launch")
+                # a setting declared later than this layout still reaches the page, here
+                for setting in forms.FORM_SETTINGS:
+                    if setting.name not in fields and setting.name not in ("repeats", "name"):
+                        field(setting.name)
             with gr.Row():
-                ui.repeats = gr.Number(1, precision=0, label="Repeats per cell", elem_id="repeats")
-                ui.name = gr.Textbox(label="Sweep name (optional)", max_lines=1, elem_id="sweep-name")
+                field("repeats")
+                field("name", info=None)
             # what the form's own defaults make, before any control is touched
-            ui.grid_info = gr.Markdown(forms.grid_summary(forms.SweepRequest(
-                prompts_text="", model="tiny", mode="batched", batch_size="16", max_new_tokens="100",
-                gpu_counts=[str(c) for c in default_counts], repeats=1, tp="1")),
+            grid_info = gr.Markdown(forms.grid_summary(forms.form_request(
+                {name: fields[name].value for name in forms.FORM_FIELDS if name != "prompts_file"})),
                 elem_id="grid-info", elem_classes="studio-note")
             with gr.Row():
-                ui.run = gr.Button("Run sweep", variant="primary", elem_id="run-button")
-                ui.stop = gr.Button("Stop", variant="stop", elem_id="stop-button")
+                run = gr.Button("Run sweep", variant="primary", elem_id="run-button")
+                stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button")
 
     gr.Markdown("### 3 · Progress and results")
-    ui.progress = gr.HTML(views.progress_html(None), elem_id="progress")
+    progress = gr.HTML(views.progress_html(None), elem_id="progress")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            ui.chart = gr.Plot(figures.empty_figure(EMPTY_CHART, CHART_TITLE),
-                               label="Throughput", show_label=False, elem_id="live-chart")
+            chart = gr.Plot(figures.empty_figure(EMPTY_CHART, CHART_TITLE),
+                            label="Throughput", show_label=False, elem_id="live-chart")
         with gr.Column(scale=1):
-            ui.table = gr.Dataframe(views.results_table([]), label="Finished runs (speedup: over the smallest "
-                                    "count)", interactive=False,
-                                    elem_id="results-table", max_height=380)
-    ui.log = gr.HTML(views.log_html(None), elem_id="log")
-    ui.timer = gr.Timer(POLL_SECONDS, active=False)
-    ui.watched = gr.State(None)  # the sweep this page shows
-    ui.drawn = gr.State("")  # which finished runs the chart and table already show
+            table = gr.Dataframe(views.results_table([]), label="Finished runs (speedup: over the smallest "
+                                 "count)", interactive=False, elem_id="results-table", max_height=380)
+    log = gr.HTML(views.log_html(None), elem_id="log")
+    timer = gr.Timer(POLL_SECONDS, active=False)
+    watched = gr.State(None)  # the sweep this page shows
+    drawn = gr.State("")  # which finished runs the chart and table already show
 
-    form = [ui.prompts, ui.prompt_file, ui.model, ui.mode, ui.batch_size, ui.max_new_tokens, ui.fixed_length,
-            ui.dtype, ui.gpu_counts, ui.repeats, ui.name, ui.prompt_tokens, ui.num_prompts, ui.slo, ui.launch,
-            ui.tp]
-    view = [ui.progress, ui.table, ui.chart, ui.log, ui.timer, ui.drawn]
+    form = [fields[name] for name in forms.FORM_FIELDS]
+    view = [progress, table, chart, log, timer, drawn]
+    file_at = forms.FORM_FIELDS.index("prompts_file")
 
-    def request_of(prompts, prompt_file, model, mode, batch_size, max_new_tokens, fixed_length, dtype,
-                   gpu_counts, repeats, name, prompt_tokens, num_prompts, slo, launch, tp) -> forms.SweepRequest:
-        return forms.SweepRequest(
-            prompts_text=prompts, prompts_file=prompt_file, model=model, mode=mode, batch_size=batch_size,
-            max_new_tokens=max_new_tokens, fixed_length=fixed_length, dtype=dtype, gpu_counts=gpu_counts,
-            repeats=repeats, name=name, prompt_tokens=prompt_tokens, num_prompts=num_prompts, slo=slo,
-            launch=launch, tp=tp,
-        )
+    def request_of(*values) -> forms.SweepRequest:
+        return forms.form_request(dict(zip(forms.FORM_FIELDS, values)))
 
     def validate(*values):
         """Runs before `start`: a bad setting gets its message next to its field."""
         problems = forms.check_request(request_of(*values))
-        if "prompts" in problems and values[1]:
-            problems["prompt_file"] = problems.pop("prompts")
-        names = ["prompts", "prompt_file", *forms.FORM_FIELDS[1:]]
-        return [gr.validate(name not in problems, problems.get(name, "")) for name in names]
+        if "prompts" in problems and values[file_at]:
+            problems["prompts_file"] = problems.pop("prompts")
+        return [gr.validate(name not in problems, problems.get(name, "")) for name in forms.FORM_FIELDS]
 
-    def render(sweep_id, drawn):
+    def render(sweep_id, shown):
         snapshot, rows = views.load_sweep(supervisor, store, sweep_id)
         signature = views.finished_signature(rows)
         running = snapshot is not None and not snapshot["finished"]
-        if signature == drawn:
-            table, chart = gr.skip(), gr.skip()
+        if signature == shown:
+            rows_table, figure = gr.skip(), gr.skip()
         else:
-            table = views.results_table(rows)
+            rows_table = views.results_table(rows)
             if any(r["status"] == "succeeded" for r in rows):
-                chart = figures.throughput_figure(rows, title=CHART_TITLE)
+                figure = figures.throughput_figure(rows, title=CHART_TITLE)
             elif snapshot is not None and snapshot["finished"]:
-                chart = figures.empty_figure("No run of this sweep succeeded: nothing to plot", CHART_TITLE)
+                figure = figures.empty_figure("No run of this sweep succeeded: nothing to plot", CHART_TITLE)
             else:
-                chart = figures.empty_figure(EMPTY_CHART, CHART_TITLE)
+                figure = figures.empty_figure(EMPTY_CHART, CHART_TITLE)
         queue = supervisor.queue()
         # the timer keeps going while anything waits, so a queued sweep is shown once it starts
-        return (views.progress_html(snapshot, queue), table, chart, views.log_html(snapshot),
+        return (views.progress_html(snapshot, queue), rows_table, figure, views.log_html(snapshot),
                 gr.Timer(active=running or bool(queue)), signature)
 
     def start(*values):
@@ -167,9 +159,10 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
             return (*render(None, None), None)
         return (*render(sweep_id, None), sweep_id)
 
-    def poll(sweep_id, drawn):
-        return render(sweep_id, drawn)
+    def poll(sweep_id, shown):
+        return render(sweep_id, shown)
 
+    # named as the event's api_name: a private event called stop_sweep would push the API's own to stop_sweep_1
     def stop(sweep_id):
         if supervisor.cancel(sweep_id):  # None: the running sweep
             gr.Info("Stopping: the run's processes are being ended; queued runs will not start.")
@@ -184,16 +177,18 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
         sweep_id = status["sweep_id"] if status else None
         return (*render(sweep_id, None), sweep_id)
 
-    ui.preset.click(lambda: (forms.preset_text(), None), None, [ui.prompts, ui.prompt_file], **private())
-    for source in (ui.prompts, ui.prompt_file, ui.prompt_tokens, ui.num_prompts):
-        source.change(forms.prompt_summary, [ui.prompts, ui.prompt_file, ui.prompt_tokens, ui.num_prompts],
-                      ui.prompt_info,
+    prompt_inputs = [fields["prompts"], fields["prompts_file"], fields["prompt_tokens"], fields["num_prompts"]]
+    preset.click(lambda: (forms.preset_text(), None), None, prompt_inputs[:2], **private())
+    for source in prompt_inputs:
+        source.change(forms.prompt_summary, prompt_inputs, prompt_info,
                       trigger_mode="always_last", **private(show_progress="hidden"))
-    for field in (ui.batch_size, ui.max_new_tokens, ui.gpu_counts, ui.repeats, ui.prompt_tokens, ui.tp):
-        field.change(lambda *values: forms.grid_summary(request_of(*values)), form, ui.grid_info,
-                     trigger_mode="always_last", **private(show_progress="hidden"))
-    ui.run.click(start, form, [*view, ui.watched], validator=validate, **private(show_progress="minimal"))
-    ui.timer.tick(poll, [ui.watched, ui.drawn], view, **private(show_progress="hidden"))
-    ui.stop.click(stop, ui.watched, view, **private(show_progress="hidden"))
-    ui.on_load = (on_load, None, [*view, ui.watched])
-    return ui
+    for setting in forms.FORM_SETTINGS:
+        if setting.listed or setting.name == "repeats":  # what the grid line counts
+            fields[setting.name].change(lambda *values: forms.grid_summary(request_of(*values)), form, grid_info,
+                                        trigger_mode="always_last", **private(show_progress="hidden"))
+    run.click(start, form, [*view, watched], validator=validate, **private(show_progress="minimal"))
+    timer.tick(poll, [watched, drawn], view, **private(show_progress="hidden"))
+    stop_button.click(stop, watched, view, **private(show_progress="hidden"))
+    return SimpleNamespace(**fields, preset=preset, prompt_info=prompt_info, grid_info=grid_info, run=run, stop=stop_button,
+                           progress=progress, chart=chart, table=table, log=log, timer=timer, watched=watched,
+                           drawn=drawn, on_load=(on_load, None, [*view, watched]))
