@@ -1,6 +1,6 @@
 """One declaration of the run settings (studio.sweeps.settings): the CLI's flags, the
-Run tab's fields and /start_sweep's parameters are built from it, and whole numbers
-are read by runner.config alone."""
+Run tab's fields and /start_sweep's parameters are built from it, whole numbers are
+read by runner.config alone, and a click on Run plans its sweep once."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import re
 from types import SimpleNamespace
 
 import pytest
+from rowkit import request
 from test_structure import modules
 
 from runner.config import ConfigError
+from studio.sweeps import plan as planning
 from studio.sweeps import settings
 from studio.sweeps.settings import API, CLI, FORM, SETTINGS, WHOLE, Setting, SweepRequest
 from studio.web import forms
@@ -143,6 +145,69 @@ def test_whole_numbers_are_read_from_text_by_runner_config_alone():
 
 def test_the_machine_text_modules_exist():
     assert MACHINE_TEXT <= set(modules())
+
+
+# --- a click plans once ---------------------------------------------------------------------------
+
+@pytest.fixture
+def counted(monkeypatch):
+    calls = []
+    real = planning.plan_sweep
+
+    def plan_sweep(*args, **kwargs):
+        calls.append(kwargs.get("axes"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(planning, "plan_sweep", plan_sweep)
+    return calls
+
+
+def test_a_click_plans_its_sweep_once(counted):
+    plans = forms.PlanOnce()
+    assert plans.check(request()) == {}  # the page's validator
+    plan = plans.take(request())  # the click's handler, with the same values
+    assert len(counted) == 1 and plan.gpu_counts == [1, 2]
+    # the next click (or another user's) with the same values plans again: a plan is taken once
+    plans.check(request())
+    plans.take(request())
+    plans.take(request())
+    assert len(counted) == 3
+
+
+def test_a_changed_value_or_an_old_plan_is_planned_again(counted, monkeypatch):
+    plans = forms.PlanOnce()
+    plans.check(request())
+    assert plans.take(request(batch_size=2)).base.batch_size == 2
+    assert len(counted) == 2
+    plans = forms.PlanOnce(max_age_s=0.0)  # the machine may have changed since the check
+    plans.check(request())
+    plans.take(request())
+    assert len(counted) == 4
+
+
+def test_a_refused_click_keeps_no_plan(counted):
+    plans = forms.PlanOnce()
+    assert plans.check(request(max_new_tokens=0)) == {"max_new_tokens": "must be at least 1, got 0"}
+    with pytest.raises(ConfigError):
+        plans.take(request(max_new_tokens=0))
+
+
+def test_the_run_tab_validates_and_starts_with_one_plan(counted, store):
+    import gradio as gr
+
+    from studio.web.run_tab import build_run_tab
+
+    submitted = []
+    supervisor = SimpleNamespace(status=lambda sweep_id: None, queue=lambda: [], cancel=lambda sweep_id: False,
+                                 submit=lambda plan: submitted.append(plan) or 5)
+    with gr.Blocks() as demo:
+        ui = build_run_tab(supervisor, store)
+    click = next(f for f in demo.fns.values() if f.fn is not None and f.fn.__name__ == "start")
+    values = [component.value for component in (getattr(ui, name) for name in forms.FORM_FIELDS)]
+    values[forms.FORM_FIELDS.index("max_new_tokens")] = "4"
+    click.validator(*values)
+    click.fn(*values)
+    assert len(counted) == 1 and len(submitted) == 1 and submitted[0].base.max_new_tokens == 4
 
 
 def test_the_page_leaves_the_public_api_names_to_the_api(db_path):

@@ -113,13 +113,14 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
     form = [fields[name] for name in forms.FORM_FIELDS]
     view = [progress, table, chart, log, timer, drawn]
     file_at = forms.FORM_FIELDS.index("prompts_file")
+    plans = forms.PlanOnce()
 
     def request_of(*values) -> forms.SweepRequest:
         return forms.form_request(dict(zip(forms.FORM_FIELDS, values)))
 
     def validate(*values):
         """Runs before `start`: a bad setting gets its message next to its field."""
-        problems = forms.check_request(request_of(*values))
+        problems = plans.check(request_of(*values))
         if "prompts" in problems and values[file_at]:
             problems["prompts_file"] = problems.pop("prompts")
         return [gr.validate(name not in problems, problems.get(name, "")) for name in forms.FORM_FIELDS]
@@ -145,7 +146,7 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
 
     def start(*values):
         try:
-            plan = forms.plan_request(request_of(*values))
+            plan = plans.take(request_of(*values))  # the validator's plan, unless the values changed
             current = supervisor.status(None)
             sweep_id = supervisor.submit(plan)
         except ConfigError as exc:  # the validator caught it unless the machine changed in between
@@ -191,4 +192,4 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
     stop_button.click(stop, watched, view, **private(show_progress="hidden"))
     return SimpleNamespace(**fields, preset=preset, prompt_info=prompt_info, grid_info=grid_info, run=run, stop=stop_button,
                            progress=progress, chart=chart, table=table, log=log, timer=timer, watched=watched,
-                           drawn=drawn, on_load=(on_load, None, [*view, watched]))
+                           drawn=drawn, plans=plans, on_load=(on_load, None, [*view, watched]))
