@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from runner.layout import layout_name
+from runner.layout import layout_name, tp_fits
 
 # The keys every RunRow holds, whatever version of the studio stored it.
 LAYOUT_KEYS = ("num_nodes", "world_size", "tp_size", "dp_size", "layout")
@@ -50,4 +50,4 @@ def layout_of(columns: Mapping) -> dict:
 def row_layout_name(world: int, tp: int) -> str:
     """A stored row whose tp does not divide its GPUs (none is launched so) is named by its
     numbers rather than refused."""
-    return layout_name(world, tp) if world % tp == 0 else f"{world} GPU(s) at tp {tp}"
+    return layout_name(world, tp) if tp_fits(tp, world) else f"{world} GPU(s) at tp {tp}"

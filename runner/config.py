@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from runner.layout import tp_fits, tp_sizes_for
+
 MODES = ("simple", "batched", "auto")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cuda", "cpu")
@@ -261,11 +263,10 @@ class RunConfig:
         for name in ("batch_size", "max_new_tokens", "gpus_per_node", "num_nodes", "cpu_threads"):
             object.__setattr__(self, name, _int(name, getattr(self, name), 1, LIMITS[name]))
         object.__setattr__(self, "tp_size", _int("tp_size", self.tp_size, 1, LIMITS["gpus_per_node"]))
-        if self.gpus_per_node % self.tp_size:
-            fits = [t for t in range(1, self.gpus_per_node + 1) if self.gpus_per_node % t == 0]
-            raise ConfigError("tp", f"{self.tp_size} does not divide the {self.gpus_per_node} GPUs of a node "
-                              f"(a tensor-parallel group stays inside one node); use one of {fits}, "
-                              f"or a GPU count that {self.tp_size} divides")
+        if not tp_fits(self.tp_size, self.gpus_per_node):
+            raise ConfigError("tp_size", f"{self.tp_size} does not divide the {self.gpus_per_node} GPUs of a node "
+                              f"(a tensor-parallel group stays inside one node); use one of "
+                              f"{tp_sizes_for(self.gpus_per_node)}, or a GPU count that {self.tp_size} divides")
         if self.prompt_tokens is not None:
             object.__setattr__(self, "prompt_tokens", _int("prompt_tokens", self.prompt_tokens, 1,
                                                            LIMITS["prompt_chars"]))

@@ -1,7 +1,7 @@
 """How a run's ranks are laid out: data-parallel copies of the model, each a
-tensor-parallel group of `tp` consecutive ranks. Pure, torch-free.
+tensor-parallel group of `tp_size` consecutive ranks. Pure, torch-free.
 
-With `tp` dividing the GPUs of a node and torchrun numbering a node's ranks
+With `tp_size` dividing the GPUs of a node and torchrun numbering a node's ranks
 consecutively, every tensor group lies inside one node: its all-reduces stay on
 the node's fast links, and only the prompt split and the gather cross nodes.
 """
@@ -15,35 +15,51 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 
+def tp_fits(tp_size: int, gpus: int) -> bool:
+    """Whether tensor groups of `tp_size` ranks fill `gpus` GPUs exactly: the one test of a
+    layout's shape, shared by RunConfig, the sweep grid, the charts and the ranks."""
+    return tp_size >= 1 and gpus % tp_size == 0
+
+
+def tp_sizes_for(gpus: int) -> list[int]:
+    """Every tensor-parallel size that fits `gpus` GPUs."""
+    return [t for t in range(1, gpus + 1) if tp_fits(t, gpus)]
+
+
 @dataclass(frozen=True)
 class Layout:
     world_size: int
-    tp: int = 1
+    tp_size: int = 1
 
     def __post_init__(self) -> None:
-        if self.tp < 1 or self.world_size % self.tp:
-            raise ValueError(f"tp {self.tp} does not divide the world of {self.world_size} ranks")
+        if not tp_fits(self.tp_size, self.world_size):
+            raise ValueError(f"tp {self.tp_size} does not divide the world of {self.world_size} ranks")
+
+    @property
+    def tp(self) -> int:
+        """`tp_size`, under the name runner.rank.worker still reads (being split apart now)."""
+        return self.tp_size
 
     @property
     def dp(self) -> int:
         """Copies of the model: the data-parallel groups the prompts are split between."""
-        return self.world_size // self.tp
+        return self.world_size // self.tp_size
 
     def dp_rank(self, rank: int) -> int:
         """Which copy of the model `rank` belongs to."""
-        return rank // self.tp
+        return rank // self.tp_size
 
     def tp_rank(self, rank: int) -> int:
         """`rank`'s place inside its tensor group; 0 is the group's leader, which reports its outputs."""
-        return rank % self.tp
+        return rank % self.tp_size
 
     def tp_group(self, rank: int) -> list[int]:
         """The ranks that hold the same copy of the model as `rank`."""
-        first = self.dp_rank(rank) * self.tp
-        return list(range(first, first + self.tp))
+        first = self.dp_rank(rank) * self.tp_size
+        return list(range(first, first + self.tp_size))
 
     def tp_groups(self) -> list[list[int]]:
-        return [self.tp_group(d * self.tp) for d in range(self.dp)]
+        return [self.tp_group(d * self.tp_size) for d in range(self.dp)]
 
 
 def heads_problem(tp: int, heads: int, kv_heads: int) -> str | None:
@@ -101,7 +117,7 @@ def tp_plan_of(model_type: str) -> dict | None:
 def layout_name(gpus: int, tp: int | None) -> str:
     """A layout for people: '4 replicas', '2 × tp 2', 'tp 4' (or '1 GPU'); no tp named is replicas."""
     gpus, tp = int(gpus), int(tp or 1)
-    if tp < 1 or gpus % tp:
+    if not tp_fits(tp, gpus):
         raise ValueError(f"tp {tp} does not divide {gpus} GPU(s): no such layout")
     if tp == 1:
         return "1 GPU" if gpus == 1 else f"{gpus} replicas"

@@ -18,7 +18,7 @@ from db.store import Store
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 START = ["prompts", "preset", "model", "mode", "batch_size", "max_new_tokens", "fixed_length", "dtype", "gpu_counts",
-         "repeats", "name", "prompts_format", "prompt_tokens", "num_prompts", "slo", "tp", "launch"]
+         "repeats", "name", "prompts_format", "prompt_tokens", "num_prompts", "slo", "tp_size", "launch"]
 DEFAULTS = ["hi", "", "tiny", "batched", 8, 8, False, "auto", "1", 1, "", "txt", "", None, "", "1", "shared"]
 
 

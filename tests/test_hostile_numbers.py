@@ -42,7 +42,7 @@ GRIDS = [
     (dict(batch_size=upto(30_000)), "batch_size", "more than"),
     (dict(batch_size=upto(200_000)), "batch_size", "more than"),
     (dict(batch_size=list(range(1, 30_001))), "batch_size", "more than 200"),
-    (dict(gpu_counts=upto(100), tp=upto(100), batch_size=upto(100)), "grid", "limit of 200"),
+    (dict(gpu_counts=upto(100), tp_size=upto(100), batch_size=upto(100)), "grid", "limit of 200"),
 ]
 
 
@@ -145,7 +145,7 @@ def test_digits_that_are_not_ascii_are_refused_by_every_parser(text, store):
     refusals = []
     for parse in (lambda: grid.parse_axis("gpus_per_node", text),
                   lambda: forms.plan_request(forms.SweepRequest(prompts_text=OK, batch_size=text)),
-                  lambda: forms.plan_request(forms.SweepRequest(prompts_text=OK, tp=text)),
+                  lambda: forms.plan_request(forms.SweepRequest(prompts_text=OK, tp_size=text)),
                   lambda: params.record_id("run_id", text),
                   lambda: history.get_run(store, text),
                   lambda: parse_request(text, None, None, None),
@@ -195,5 +195,5 @@ def test_predict_refuses_what_a_run_would_refuse(request_, field):
 def test_the_api_takes_a_dtype_list_as_the_cli_does_and_refuses_an_empty_tp():
     plan = forms.plan_request(forms.SweepRequest(prompts_text=OK, dtype="auto,float32", max_new_tokens=8))
     assert [p.config.dtype for p in plan.prepared] == ["auto", "float32"]
-    with pytest.raises(ConfigError, match="^tp: no value given"):
-        forms.plan_request(forms.SweepRequest(prompts_text=OK, tp=[]))
+    with pytest.raises(ConfigError, match="^tp_size: no value given"):
+        forms.plan_request(forms.SweepRequest(prompts_text=OK, tp_size=[]))

@@ -10,15 +10,15 @@ from studio.sweeps.grid import grid_cells, layout_cells
 
 
 def test_a_layout_puts_consecutive_ranks_in_a_tensor_group_and_leaders_first():
-    layout = Layout(world_size=8, tp=2)
+    layout = Layout(world_size=8, tp_size=2)
     assert layout.dp == 4
     assert layout.tp_groups() == [[0, 1], [2, 3], [4, 5], [6, 7]]
     assert [layout.dp_rank(r) for r in range(8)] == [0, 0, 1, 1, 2, 2, 3, 3]
     assert [layout.tp_rank(r) for r in range(8)] == [0, 1, 0, 1, 0, 1, 0, 1]
-    assert Layout(world_size=4, tp=4).tp_group(3) == [0, 1, 2, 3]
+    assert Layout(world_size=4, tp_size=4).tp_group(3) == [0, 1, 2, 3]
     assert Layout(world_size=3).dp == 3
     with pytest.raises(ValueError, match="does not divide"):
-        Layout(world_size=3, tp=2)
+        Layout(world_size=3, tp_size=2)
 
 
 def test_a_tensor_group_never_spans_two_nodes():
@@ -32,7 +32,7 @@ def test_a_tensor_group_never_spans_two_nodes():
 
 
 def test_tp_that_does_not_divide_a_nodes_gpus_is_refused_with_the_sizes_that_do():
-    with pytest.raises(ConfigError, match=r"tp: 2 does not divide the 3 GPUs of a node.*\[1, 3\]"):
+    with pytest.raises(ConfigError, match=r"tp_size: 2 does not divide the 3 GPUs of a node.*\[1, 3\]"):
         RunConfig(prompts=["x"], gpus_per_node=3, tp_size=2)
     assert RunConfig(prompts=["x"], gpus_per_node=4, tp_size=2).dp_size == 2
 
@@ -60,7 +60,7 @@ def test_a_layout_grid_keeps_the_cells_whose_tp_divides_their_gpus():
     axes = {"gpus_per_node": [1, 2, 4], "tp_size": [1, 2]}
     cells = layout_cells(grid_cells(axes), axes)
     assert [(c["gpus_per_node"], c["tp_size"]) for c in cells] == [(1, 1), (2, 1), (2, 2), (4, 1), (4, 2)]
-    with pytest.raises(ConfigError, match="tp: 2 divides none of the GPU counts \\(3\\)"):
+    with pytest.raises(ConfigError, match="tp_size: 2 divides none of the GPU counts \\(3\\)"):
         layout_cells(grid_cells({"gpus_per_node": [3], "tp_size": [2]}), {"gpus_per_node": [3], "tp_size": [2]})
     with pytest.raises(ConfigError, match="no tp of 2, 4 divides the GPU count 1"):
         axes = {"gpus_per_node": [1, 4], "tp_size": [2, 4]}

@@ -16,7 +16,7 @@ H100S = Inventory(gpu_count=8, gpu_names=("H100",) * 8, gpu_memory_mib=(81559,) 
 
 
 def test_tp_must_split_the_models_heads():
-    with pytest.raises(ConfigError, match=r"tp: tp 3 does not divide the model's 4 attention heads; use tp 1, 2 or 4"):
+    with pytest.raises(ConfigError, match=r"tp_size: tp 3 does not divide the model's 4 attention heads; use tp 1, 2 or 4"):
         prepare(RunConfig(prompts=["hi"], gpus_per_node=3, tp_size=3), CPU)
     assert prepare(RunConfig(prompts=["hi"], gpus_per_node=4, tp_size=2), CPU).config.dp_size == 2
 

@@ -73,26 +73,36 @@ def prepare(config: RunConfig, inventory: Inventory | None = None) -> Prepared:
             "trust_remote_code", "is off in this studio; only the server's --trust-remote-code start-up flag allows it"
         )
     spec = resolve_model(config.model)
-    if spec.context_length:
-        if config.max_new_tokens >= spec.context_length:
-            raise ConfigError(
-                "max_new_tokens",
-                f"{config.max_new_tokens} does not fit the model's context of {spec.context_length} tokens; "
-                f"use at most {spec.context_length - 1}",
-            )
-        if spec.kind in BYTE_TOKENIZER_KINDS:
-            longest = max(len(p.encode("utf-8")) for p in config.prompts)
-            if longest + config.max_new_tokens > spec.context_length:
-                raise ConfigError(
-                    "max_new_tokens",
-                    f"the longest prompt ({longest} tokens) plus {config.max_new_tokens} new tokens exceeds the "
-                    f"model's context of {spec.context_length}; shorten the prompt or lower max new tokens",
-                )
+    check_context(config, spec)
     capability = inventory.min_capability() if device == "cuda" else None
     expected = tuple(inventory.expected_devices()) if device == "cuda" else ()
     dtype = resolve_dtype(config, device, capability)
     check_layout(config, spec, device, dtype, inventory)
     return Prepared(config=config, model=spec, device=device, dtype=dtype, expected_devices=expected)
+
+
+def check_context(config: RunConfig, spec: ModelSpec) -> None:
+    """Refuse prompts and new tokens that do not fit the model's context. Synthetic
+    prompts (`prompt_tokens`) are checked by their exact length before they are made;
+    given prompts by their bytes where the tokenizer reads one token a byte, and
+    otherwise only the new tokens, since a real tokenizer is not loaded here."""
+    context = spec.context_length
+    if not context:
+        return
+    if config.prompt_tokens is not None:
+        if config.prompt_tokens + config.max_new_tokens > context:
+            raise ConfigError("prompt_tokens", f"{config.prompt_tokens} prompt tokens + {config.max_new_tokens} new "
+                              f"tokens do not fit {config.model}'s context of {context} tokens; lower one")
+        return
+    if config.max_new_tokens >= context:
+        raise ConfigError("max_new_tokens", f"{config.max_new_tokens} does not fit the model's context of {context} "
+                          f"tokens; use at most {context - 1}")
+    if spec.kind in BYTE_TOKENIZER_KINDS:
+        longest = max(len(p.encode("utf-8")) for p in config.prompts)
+        if longest + config.max_new_tokens > context:
+            raise ConfigError("max_new_tokens", f"the longest prompt ({longest} tokens) plus {config.max_new_tokens} "
+                              f"new tokens exceeds the model's context of {context}; shorten the prompt or lower max "
+                              "new tokens")
 
 
 def check_layout(config: RunConfig, spec: ModelSpec, device: str, dtype: str, inventory: Inventory) -> None:
@@ -109,21 +119,21 @@ def check_layout(config: RunConfig, spec: ModelSpec, device: str, dtype: str, in
         shape = shape_from_config(raw, dtype)
     except (TypeError, KeyError, ValueError, ZeroDivisionError):
         if tp > 1:
-            raise ConfigError("tp", f"cannot read {config.model}'s attention heads from its config.json, so it cannot "
+            raise ConfigError("tp_size", f"cannot read {config.model}'s attention heads from its config.json, so it cannot "
                               "be split safely; use tp 1") from None
         return  # an unusual config: no estimate to refuse it by
     if tp > 1:
         problem = heads_problem(tp, shape.heads, shape.kv_heads)
         if problem:
-            raise ConfigError("tp", f"{problem} ({config.model})")
+            raise ConfigError("tp_size", f"{problem} ({config.model})")
         if spec.kind == "arch":
-            raise ConfigError("tp", f"{config.model} is built with random weights by from_config, which transformers "
+            raise ConfigError("tp_size", f"{config.model} is built with random weights by from_config, which transformers "
                               "cannot shard; use tp 1, or a model folder (tiny, a local folder or a cached hub id)")
         if config.continuous_batching or config.compile:
             what = "continuous batching" if config.continuous_batching else "torch.compile"
-            raise ConfigError("tp", f"{what} is not run with tensor parallelism here; use tp 1 or switch it off")
+            raise ConfigError("tp_size", f"{what} is not run with tensor parallelism here; use tp 1 or switch it off")
         if tp_plan_of(str(raw.get("model_type", ""))) is None:
-            raise ConfigError("tp", f"transformers has no tensor-parallel plan for {config.model} "
+            raise ConfigError("tp_size", f"transformers has no tensor-parallel plan for {config.model} "
                               f"(model type {raw.get('model_type')!r}); use tp 1, one copy of the model per GPU")
     if device != "cuda" and config.memory_budget_gb is None:
         return  # on CPU without a stated budget there is no per-device memory to hold the layout to
@@ -143,12 +153,12 @@ def check_layout(config: RunConfig, spec: ModelSpec, device: str, dtype: str, in
     fits = smallest_fitting_tp(shape.weight_bytes, shape.kv_bytes_per_token, longest, batch, budget,
                                shape.heads, shape.kv_heads, replicated_bytes=replicated)
     if fits is None:
-        raise ConfigError("tp", f"{what}; no tensor-parallel size up to 64 fits: lower the batch size or new tokens, "
+        raise ConfigError("tp_size", f"{what}; no tensor-parallel size up to 64 fits: lower the batch size or new tokens, "
                           "or use a smaller dtype")
     if spec.kind == "arch":
-        raise ConfigError("tp", f"{what}; it would fit at tp {fits}, but arch: models are built unsharded: use a model "
+        raise ConfigError("tp_size", f"{what}; it would fit at tp {fits}, but arch: models are built unsharded: use a model "
                           f"folder of this architecture with --gpus {fits} --tp {fits}, a smaller dtype or batch")
-    raise ConfigError("tp", f"{what}; the smallest tp that fits is {fits}: run --gpus {fits} --tp {fits} "
+    raise ConfigError("tp_size", f"{what}; the smallest tp that fits is {fits}: run --gpus {fits} --tp {fits} "
                       f"(or a multiple of {fits} GPUs)")
 
 

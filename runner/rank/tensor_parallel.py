@@ -38,7 +38,7 @@ def build_mesh(device_type: str, layout: Layout):
     from torch.distributed import init_device_mesh
     from transformers.distributed.utils import TransformersDeviceMesh
 
-    shape = (1, layout.dp, 1, layout.tp)
+    shape = (1, layout.dp, 1, layout.tp_size)
     dense = init_device_mesh(device_type, shape, mesh_dim_names=("pp", "dp_replicate", "fsdp", "tp"))
     expert = init_device_mesh(device_type, shape, mesh_dim_names=("pp", "dp_replicate", "efsdp", "ep"))
     return TransformersDeviceMesh(dense, expert)
@@ -75,7 +75,7 @@ def load_sharded(path: str, layout: Layout, device: str, **kwargs):
     model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
     mesh = build_mesh(torch.device(device).type, layout)
     with _mesh_of_ours(model_class, mesh, torch.device(device)):
-        model = AutoModelForCausalLM.from_pretrained(path, distributed_config=DistributedConfig(tp_size=layout.tp),
+        model = AutoModelForCausalLM.from_pretrained(path, distributed_config=DistributedConfig(tp_size=layout.tp_size),
                                                      **kwargs)
     group = dist.get_process_group_ranks(mesh.get_mesh("tp").get_group())
     expected = layout.tp_group(dist.get_rank())

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from runner.layout import layout_name
+from runner.layout import layout_name, tp_fits
 from studio.analysis.stats import SETTING_AXES, describe, scaling_series
 from studio.sweeps.agreement import verdict
 
@@ -93,7 +93,7 @@ def layout_rows(runs: list[dict]) -> list[dict]:
     for series in scaling_series(runs):
         tp = series.setting["tp_size"]
         for p in series.points:
-            if p.x % tp:
+            if not tp_fits(tp, p.x):
                 continue  # not a layout (a row stored with a tp that does not fit)
             rows.append({
                 "source": list(series.source), "setting": _others(series.setting), "gpus": p.x, "tp": tp,

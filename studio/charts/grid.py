@@ -7,7 +7,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from runner.layout import layout_name
+from runner.layout import layout_name, tp_fits
 from studio.analysis.stats import SETTING_AXES, scaling_series
 from studio.charts.figures import COLORS, FONT, empty_figure
 from studio.charts.layouts import tp_colors
@@ -21,7 +21,7 @@ SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star")
 def _setting_text(point: dict) -> str:
     text = ", ".join(f"{AXIS_TITLES[a]} {point[a]}" for a in GRID_AXES if point.get(a) is not None)
     tp = point["tp_size"]
-    if point["gpus"] % tp == 0:
+    if tp_fits(tp, point["gpus"]):
         text += f"<br>layout {layout_name(point['gpus'], tp)}"
     return text
 

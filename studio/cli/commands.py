@@ -10,7 +10,7 @@ import threading
 
 from runner.config import ConfigError, whole
 from runner.metrics import RUN_FIELDS as LATENCY_RUN_FIELDS
-from studio.cli.args import EXIT_BAD_INPUT, EXIT_RUN_FAILED, add_db_option, add_run_options, config_from_args, fail, whole_arg
+from studio.cli.args import EXIT_BAD_INPUT, EXIT_RUN_FAILED, add_db_option, add_run_options, fail, whole_arg
 
 
 class ProgressBars:
@@ -92,15 +92,15 @@ def format_table(runs: list[dict], speedup: bool = True) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from db.store import Store
     from runner.result import RunResult
-    from studio.sweeps.plan import plan_sweep
+    from studio.sweeps.plan import plan_request
     from studio.sweeps.run import create_rows, run_sweep
+    from studio.sweeps.settings import SweepRequest
 
     try:
-        config, axes = config_from_args(args)
-        plan = plan_sweep(config, axes, args.repeats, name=args.name, num_prompts=args.num_prompts, slo=args.slo,
-                          launch=args.launch)
+        plan = plan_request(SweepRequest.from_cli_args(args))
     except ConfigError as exc:
         return fail(str(exc))
+    config = plan.base
     if config.num_nodes > 1 and config.node_rank > 0:
         return run_worker_node(plan, args)
     store = Store(args.db)
@@ -122,7 +122,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps([run_summary(r, plan.slo) for r in runs], indent=2))
     else:
         print(f"sweep {outcome.sweep_id}: {config.model}, {config.mode}, batch {config.batch_size}, "
-              f"{len(config.prompts)} prompts, {config.max_new_tokens} new tokens, {plan.prepared[0].device}")
+              f"{len(plan.prepared[0].config.prompts)} prompts, {config.max_new_tokens} new tokens, "
+              f"{plan.prepared[0].device}")
         print(format_table(runs))
     return 0 if outcome.status == "succeeded" else EXIT_RUN_FAILED
 
@@ -303,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="start the web studio (the default command)")
     serve.add_argument("--host", default=os.environ.get("STUDIO_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=whole_arg, default=int(os.environ.get("STUDIO_PORT", "7860")))
+    serve.add_argument("--port", type=whole_arg, default=os.environ.get("STUDIO_PORT", "7860"))
     serve.add_argument("--auth", default=os.environ.get("STUDIO_AUTH"), help="user:password (needed off 127.0.0.1)")
     serve.add_argument("--insecure", action="store_true", help="allow a non-loopback address without auth")
     serve.add_argument("--trust-remote-code", action="store_true", help="let runs load models with custom code")

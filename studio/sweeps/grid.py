@@ -10,37 +10,19 @@ from __future__ import annotations
 
 import itertools
 
-from runner.config import DTYPES, MODES, ConfigError, list_items, unique, whole_list
-from runner.layout import tp_label
+from runner.config import ConfigError
+from runner.layout import tp_fits, tp_label
+from studio.sweeps.settings import AXES, AXIS_SETTING
 
-# config field -> (the setting's name in messages and the API, the CLI flag)
-AXES = {
-    "gpus_per_node": ("gpus", "--gpus"),
-    "tp_size": ("tp", "--tp"),
-    "batch_size": ("batch_size", "--batch-size"),
-    "max_new_tokens": ("max_new_tokens", "--max-new-tokens"),
-    "prompt_tokens": ("prompt_tokens", "--prompt-tokens"),
-    "dtype": ("dtype", "--dtype"),
-    "mode": ("mode", "--mode"),
-}
-CHOICES = {"dtype": DTYPES, "mode": MODES}
 MAX_RUNS = 200  # cells x repeats: a bigger grid is a typo more often than a plan
 LABELS = {"gpus_per_node": "GPUs", "tp_size": "tp", "batch_size": "batch", "max_new_tokens": "new tokens",
           "prompt_tokens": "prompt tokens", "dtype": "dtype", "mode": "mode"}
 
 
 def parse_axis(axis: str, value) -> list:
-    """One setting's values from '1,8,32', a list, or a single value (runner.config.whole_list:
-    capped before it is split, whole numbers in ASCII digits, each value once)."""
-    name = AXES[axis][0]
-    if axis not in CHOICES:
-        return whole_list(name, value, 1, example={"gpus_per_node": "1,2,4", "tp_size": "1,2"}.get(axis, "1,8,32"))
-    items = list_items(name, value, ",".join(CHOICES[axis][:2]))
-    for item in items:
-        if not isinstance(item, str) or item not in CHOICES[axis]:
-            raise ConfigError(name, f"{item!r} is not one of {', '.join(CHOICES[axis])}; it must be one of them, "
-                              f"or a comma list of them")
-    return unique(name, items)
+    """One setting's values from '1,8,32', a list, or a single value, as its declaration
+    (studio.sweeps.settings) reads them: refused with the setting named."""
+    return AXIS_SETTING[axis].values(value)
 
 
 def cell_count(axes: dict[str, list]) -> int:
@@ -53,7 +35,7 @@ def cell_count(axes: dict[str, list]) -> int:
             cells *= len(values)
     gpus, tps = axes.get("gpus_per_node") or [1], axes.get("tp_size", [1])
     layout_cells([], axes)
-    return cells * sum(1 for g in gpus for t in tps if g % t == 0)
+    return cells * sum(1 for g in gpus for t in tps if tp_fits(t, g))
 
 
 def grid_cells(axes: dict[str, list]) -> list[dict]:
@@ -70,15 +52,15 @@ def layout_cells(cells: list[dict], axes: dict[str, list]) -> list[dict]:
         return cells
     gpus, tps = axes.get("gpus_per_node") or [1], axes["tp_size"]
     for tp in tps:
-        if not any(g % tp == 0 for g in gpus):
+        if not any(tp_fits(tp, g) for g in gpus):
             counts = ", ".join(map(str, gpus))
-            raise ConfigError("tp", f"{tp} divides none of the GPU counts ({counts}): a tensor-parallel group "
+            raise ConfigError("tp_size", f"{tp} divides none of the GPU counts ({counts}): a tensor-parallel group "
                               "takes a whole share of the GPUs; use a tp that divides the GPU count, or more GPUs")
     for g in gpus:
-        if not any(g % tp == 0 for tp in tps):
-            raise ConfigError("tp", f"no tp of {', '.join(map(str, tps))} divides the GPU count {g}; "
+        if not any(tp_fits(tp, g) for tp in tps):
+            raise ConfigError("tp_size", f"no tp of {', '.join(map(str, tps))} divides the GPU count {g}; "
                               f"add tp 1 or drop {g} GPUs")
-    return [cell for cell in cells if cell.get("gpus_per_node", gpus[0]) % cell["tp_size"] == 0]
+    return [cell for cell in cells if tp_fits(cell["tp_size"], cell.get("gpus_per_node", gpus[0]))]
 
 
 def check_size(cells: int, repeats: int) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from db.store import Store
 from runner.config import LIMITS, ConfigError, RunConfig
 from runner.host.launch_groups import DEFAULT_LAUNCH, LAUNCH_MODES
-from runner.host.validate import Prepared, check_process_count, prepare
+from runner.host.validate import Prepared, check_context, check_process_count, prepare
 from studio.sweeps.grid import cell_count, check_size, describe_cell, grid_cells, layout_cells, parse_axis, varied
 from studio.sweeps.slo import parse_slo
 
@@ -68,6 +68,12 @@ class SweepPlan:
         return out
 
 
+def plan_request(request) -> SweepPlan:
+    """A `SweepRequest` (studio.sweeps.settings), from any surface, validated into a plan;
+    raises ConfigError before anything is stored or launched."""
+    return plan_sweep(**request.sweep_args())
+
+
 def plan_sweep(base: RunConfig, axes: dict | list, repeats: int = 1, name: str = "",
                num_prompts: int | None = None, slo: str | dict | None = None,
                launch: str = DEFAULT_LAUNCH) -> SweepPlan:
@@ -122,9 +128,7 @@ def _synthetic(config: RunConfig, num_prompts: int | None) -> list[str]:
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= LIMITS["num_prompts"]:
         raise ConfigError("num_prompts", f"must be a whole number from 1 to {LIMITS['num_prompts']}, got {count!r}")
     spec = resolve_model(config.model)
-    if spec.context_length and config.prompt_tokens + config.max_new_tokens > spec.context_length:
-        raise ConfigError("prompt_tokens", f"{config.prompt_tokens} prompt tokens + {config.max_new_tokens} new "
-                          f"tokens do not fit {config.model}'s context of {spec.context_length} tokens; lower one")
+    check_context(config, spec)  # before the prompts are made: a tokenizer is loaded for them
     return synthetic_prompts(planning_tokenizer(spec), config.prompt_tokens, count, seed=config.seed)
 
 

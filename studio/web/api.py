@@ -14,9 +14,11 @@ import inspect
 import gradio as gr
 
 from db.store import Store
-from runner.config import ConfigError
+from runner.config import ConfigError, whole
+from studio.sweeps.plan import plan_request
+from studio.sweeps.settings import API, BY_NAME, CHOICE, CHOICES, FLAG, TEXT, Setting, SweepRequest, offered
 from studio.web import forms, history, views
-from studio.web.params import boolean, id_list, optional_id, record_id, text, whole_number
+from studio.web.params import boolean, id_list, optional_id, record_id, text
 
 
 def refuse(exc: ConfigError) -> gr.Error:
@@ -58,47 +60,30 @@ def refuse_missing_values(blocks: gr.Blocks) -> None:
     blocks.validate_inputs = validate_inputs
 
 
-def register_api(supervisor, store: Store) -> None:
-    """Add the API endpoints to the gr.Blocks being built."""
+def read_parameter(setting: Setting, value):
+    """A /start_sweep argument as the type it claims to be: text and booleans are checked
+    here, numbers and lists where the request is read (studio.sweeps.settings)."""
+    if setting.kind in (TEXT, CHOICE, CHOICES):
+        return text(setting.name, value, setting.default)
+    if setting.kind == FLAG:
+        return boolean(setting.name, value)
+    return value
 
-    def start_sweep(
-        prompts: str = "",
-        preset: str = "",
-        model: str = "tiny",
-        mode: str = "batched",
-        batch_size: int = 16,
-        max_new_tokens: int = 100,
-        fixed_length: bool = False,
-        dtype: str = "auto",
-        gpu_counts: str = "1",
-        repeats: int = 1,
-        name: str = "",
-        prompts_format: str = "txt",
-        prompt_tokens: str = "",
-        num_prompts: int | None = None,
-        slo: str = "",
-        tp: str = "1",
-        launch: str = "shared",
-    ) -> dict:
-        """Validate and queue a sweep. prompts: one a line (or jsonl/csv text, see prompts_format);
-        preset: 'seed' for the reference post's 100 prompts instead; gpu_counts: e.g. '1,2,4'.
-        batch_size, max_new_tokens and prompt_tokens also take lists ('1,8,32'): the sweep runs the grid.
-        prompt_tokens: synthetic prompts of exactly that many tokens (num_prompts of them, default 100);
-        slo: 'ttft=MS,tpot=MS' or 'mlperf-llama2-70b', for goodput.
-        tp: tensor-parallel sizes ('1,2'): each GPU count runs with the sizes that divide it (the layouts).
-        launch: 'shared' (default: runs of one model share one launch and one load) or 'per-run'.
-        Returns {sweep_id, state, queue_position, runs}; poll sweep_status for progress."""
-        request = forms.SweepRequest(
-            prompts_text=text("prompts", prompts), preset=text("preset", preset),
-            prompts_format=text("prompts_format", prompts_format, "txt"), model=text("model", model, "tiny"),
-            mode=text("mode", mode, "batched"), batch_size=batch_size, max_new_tokens=max_new_tokens,
-            fixed_length=boolean("fixed_length", fixed_length), dtype=text("dtype", dtype, "auto"),
-            gpu_counts=gpu_counts, repeats=repeats, name=text("name", name),
-            prompt_tokens=prompt_tokens if isinstance(prompt_tokens, (int, list)) else text("prompt_tokens", prompt_tokens),
-            num_prompts=num_prompts, slo=text("slo", slo), launch=text("launch", launch, "shared"),
-            tp=tp if isinstance(tp, (int, list)) and not isinstance(tp, bool) else text("tp", tp, "1"),
-        )
-        plan = forms.plan_request(request)
+
+def start_sweep_endpoint(supervisor):
+    """/start_sweep, its parameters the settings studio.sweeps.settings offers the API, in
+    their positional order, each with its declared default, type and help."""
+    settings = offered(API)
+    signature = inspect.Signature(
+        [inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=s.default, annotation=s.api_type)
+         for s in settings], return_annotation=dict)
+
+    def start_sweep(*args, **kwargs) -> dict:
+        given = signature.bind(*args, **kwargs)
+        given.apply_defaults()
+        request = SweepRequest(**{BY_NAME[name].key: read_parameter(BY_NAME[name], value)
+                                  for name, value in given.arguments.items()})
+        plan = plan_request(request)
         try:
             sweep_id = supervisor.submit(plan)
         except RuntimeError as exc:
@@ -106,6 +91,21 @@ def register_api(supervisor, store: Store) -> None:
         status = supervisor.status(sweep_id) or {}
         return {"sweep_id": sweep_id, "state": status.get("state"), "queue_position": status.get("queue_position"),
                 "runs": len(plan.order)}
+
+    start_sweep.__signature__ = signature
+    start_sweep.__annotations__ = {**{s.name: s.api_type for s in settings}, "return": dict}
+    start_sweep.__doc__ = (
+        "Validate and queue a sweep; poll sweep_status for its progress. A list ('1,8,32') in a setting that takes "
+        "one makes the sweep a grid of every combination.\n\nParameters:\n"
+        + "\n".join(f"    {s.name}: {s.help_text}" for s in settings)
+        + "\n\nReturns:\n    {sweep_id, state, queue_position, runs}")
+    return start_sweep
+
+
+def register_api(supervisor, store: Store) -> None:
+    """Add the API endpoints to the gr.Blocks being built."""
+
+    start_sweep = start_sweep_endpoint(supervisor)
 
     def sweep_status(sweep_id: int | None = None) -> dict:
         """A sweep's state, per-run progress (prompts done / total), results and log tail.
@@ -137,13 +137,13 @@ def register_api(supervisor, store: Store) -> None:
         filters = history.history_filters(text("model", model), text("mode", mode), batch_size,
                                           text("status", status), text("since", since), text("until", until))
         runs = store.list_runs(sweep_id=optional_id("sweep_id", sweep_id),
-                               limit=whole_number("limit", limit, minimum=1, maximum=10_000), **filters)
+                               limit=whole("limit", limit, 1, 10_000), **filters)
         return [history.run_public(r) for r in runs]
 
     def list_sweeps(limit: int = 100) -> list[dict]:
         """Stored sweeps, newest first, with their settings and run counts; `sweep_id` is the id the other
         endpoints take (`id`, the same number, is kept for clients written before it)."""
-        sweeps = store.list_sweeps(limit=whole_number("limit", limit, minimum=1, maximum=10_000))
+        sweeps = store.list_sweeps(limit=whole("limit", limit, 1, 10_000))
         return [{"sweep_id": s["id"], **s} for s in sweeps]
 
     def get_run(run_id: int | None = None) -> dict:

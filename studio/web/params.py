@@ -10,14 +10,10 @@ from runner.config import LARGEST, ConfigError, whole
 LARGEST_ID = LARGEST  # SQLite's INTEGER
 
 
-def whole_number(name: str, value, *, minimum: int = 0, maximum: int = LARGEST_ID) -> int:
-    """An int, a float with no fraction, or ASCII digits; nothing else (runner.config.whole)."""
-    return whole(name, value, minimum, maximum)
-
-
 def record_id(name: str, value) -> int:
-    """A run or sweep id: a whole number from 1."""
-    return whole_number(name, value, minimum=1)
+    """A run or sweep id: a whole number from 1 (runner.config.whole: an int, a float with
+    no fraction, or ASCII digits; nothing else)."""
+    return whole(name, value, 1, LARGEST_ID)
 
 
 def optional_id(name: str, value) -> int | None:
