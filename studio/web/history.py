@@ -16,6 +16,7 @@ from runner.config import ConfigError, whole
 from runner.metrics import RUN_FIELDS
 from studio.analysis.layouts import agreement_cells, run_layout, tp_of
 from studio.analysis.stats import world_size
+from studio.exchange.peers.detail import history_status
 from studio.sweeps.grid import sweep_layouts, sweep_value
 from studio.sweeps.reference import published_date
 from studio.web.params import id_list, record_id
@@ -64,6 +65,8 @@ def _when_and_status(r: dict) -> tuple[str, str]:
     published = published_date(r)
     if published:
         return f"published {published}", "published figure"
+    if r.get("tool"):  # measured by another tool, imported (studio.exchange.peers)
+        return (r.get("created_at") or "")[:19].replace("T", " "), history_status(r) or r["status"]
     return (r.get("created_at") or "")[:19].replace("T", " "), r["status"]
 
 
