@@ -25,8 +25,10 @@ DEFINITIONS = {
            "the studio's TPOT when the first chunk holds one token",
     "inter_chunk": "inter_chunk_latency: every gap between consecutive chunks, pooled: the studio's ITL",
     "latency": "request_latency: final response − request sent",
-    "tokens_per_second": "output_token_throughput: output tokens ÷ benchmark_duration (first request sent to "
-                         "last response)",
+    # its docstring says benchmark_duration; the code divides by the phase's observation window
+    # (metrics/types/output_token_throughput_metrics.py): start_time to end_time in the summary
+    "tokens_per_second": "output_token_throughput: output tokens ÷ the profiling phase's observation window (the "
+                         "summary's start_time to end_time), a little longer than first request to last response",
 }
 SAME_QUANTITY = (("ttft", "ttft"), ("tpot", "itl"), ("itl", "inter_chunk"), ("latency", "latency"),
                  ("tokens_per_second", "tokens_per_second"))
