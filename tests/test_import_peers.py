@@ -208,3 +208,32 @@ def test_history_filters_imported_runs_by_tool_and_scenario(imported):
     assert {r["scenario"] for r in store.list_runs(tool="vllm", scenario="poisson rate 2 req/s")} == {
         "poisson rate 2 req/s"}
     assert set(store.distinct("tool")) >= {"guidellm", "aiperf", "vllm", "inference-benchmarker"}
+
+
+def test_guidellm_errored_requests_are_counted_and_goodput_follows_the_slo(tmp_path):
+    data = json.loads((FIXTURES / "guidellm-0.8.1-concurrent/benchmarks.json").read_text())
+    requests = data["benchmarks"][0]["requests"]
+    failed = requests["successful"].pop(3)
+    failed["info"]["error"] = "HTTP 500"
+    requests["errored"] = [failed]
+    path = tmp_path / "benchmarks.json"
+    path.write_text(json.dumps(data))
+    store = Store(tmp_path / "s.db")
+    report, = import_paths(store, [path], slo={"ttft_ms": 45.0, "tpot_ms": 100.0, "name": "ttft=45 ms"})
+    run = store.get_run(report.run_ids[0])
+    origin = run["config"]["imported"]
+    assert (origin["completed"], origin["failed"], len(run["outputs"]), run["num_prompts"]) == (15, 1, 15, 16)
+    within = sum(o["tokens"] for o in run["outputs"] if o["ttft_ms"] <= 45.0)
+    assert 0 < within < run["tokens"]
+    assert origin["recounted"]["goodput"] == pytest.approx(within / run["seconds"])
+
+
+def test_the_analysis_tab_opens_on_a_sweep_measured_here_not_an_import(tmp_path):
+    from studio.web.history import opening_sweep
+
+    store = Store(tmp_path / "s.db")
+    first, = import_paths(store, [FIXTURES / "guidellm-0.6.1-poisson/benchmarks.json"])
+    assert opening_sweep(store.list_sweeps()) == first.sweep_id  # only imports: the newest of them
+    mine = store.create_sweep({"model": "tiny", "mode": "batched"}, [1], 1, name="mine")
+    import_paths(store, [FIXTURES / "vllm-0.34.0/serve-detailed.json"])  # a newer import
+    assert opening_sweep(store.list_sweeps()) == mine

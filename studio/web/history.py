@@ -119,7 +119,7 @@ def opening_sweep(sweeps: list[dict]) -> int | None:
     """The sweep a tab opens on, from a newest-first list: the newest one measured
     here. Published sweeps are added on demand and so take the highest ids; opening
     on them would hide the user's own newest sweep."""
-    measured = next((s for s in sweeps if not s.get("external")), None)
+    measured = next((s for s in sweeps if not s.get("external") and s.get("origin") != "import"), None)
     chosen = measured or (sweeps[0] if sweeps else None)
     return chosen["id"] if chosen else None
 
