@@ -311,3 +311,34 @@ migration(
     ALTER TABLE runs ADD COLUMN roofline_cache TEXT;
     """,
 )
+
+
+# Runs imported from other tools' result files (studio.exchange.peers): which tool
+# measured each (`tool`, NULL for the studio's own), the scenario it offered (History
+# filters by both), and the import it came from. One row per imported file, keyed by
+# its content hash, so importing the same file again adds nothing. Imported runs and
+# sweeps are read-only: the triggers refuse any change (deleting them is allowed).
+migration(
+    "014_imported_runs",
+    """
+    CREATE TABLE IF NOT EXISTS imports (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        content_hash TEXT NOT NULL UNIQUE,
+        file_name TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        tool_version TEXT,
+        format TEXT NOT NULL,
+        imported_at TEXT NOT NULL,
+        sweep_id INTEGER REFERENCES sweeps(id) ON DELETE CASCADE,
+        labels TEXT
+    );
+    ALTER TABLE runs ADD COLUMN tool TEXT;
+    ALTER TABLE runs ADD COLUMN scenario TEXT;
+    ALTER TABLE runs ADD COLUMN import_id INTEGER;
+    CREATE INDEX IF NOT EXISTS runs_import ON runs(import_id);
+    CREATE TRIGGER IF NOT EXISTS imported_run_no_update BEFORE UPDATE ON runs WHEN OLD.import_id IS NOT NULL
+    BEGIN SELECT RAISE(ABORT, 'imported runs are read-only'); END;
+    CREATE TRIGGER IF NOT EXISTS imported_sweep_no_update BEFORE UPDATE ON sweeps WHEN OLD.origin = 'import'
+    BEGIN SELECT RAISE(ABORT, 'imported sweeps are read-only'); END;
+    """,
+)

@@ -22,10 +22,11 @@ class RunReads(StoreBase):
 
     def list_runs(self, *, model: str | None = None, mode: str | None = None, batch_size: int | None = None,
                   status: str | None = None, since: str | None = None, until: str | None = None,
-                  sweep_id: int | None = None, ids: Iterable[int] | None = None, limit: int = 1000) -> list[RunRow]:
+                  sweep_id: int | None = None, ids: Iterable[int] | None = None, limit: int = 1000,
+                  tool: str | None = None, scenario: str | None = None) -> list[RunRow]:
         where, params = [], []
         for column, value in (("model", model), ("mode", mode), ("batch_size", batch_size), ("status", status),
-                              ("sweep_id", sweep_id)):
+                              ("sweep_id", sweep_id), ("tool", tool), ("scenario", scenario)):
             if value not in (None, ""):
                 where.append(f"{column} = ?")
                 params.append(value)
@@ -75,6 +76,6 @@ class RunReads(StoreBase):
         return self._rows_by_run("outputs", "prompt_index", run_ids)
 
     def distinct(self, column: str) -> list:
-        if column not in ("model", "mode", "batch_size", "status", "device"):
+        if column not in ("model", "mode", "batch_size", "status", "device", "tool", "scenario"):
             raise ValueError(f"cannot list values of {column}")
         return [r[column] for r in self._rows(f"SELECT DISTINCT {column} FROM runs ORDER BY {column}")]

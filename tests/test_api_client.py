@@ -58,7 +58,8 @@ def documented_endpoints() -> set[str]:
 def test_the_public_api_is_what_the_readme_lists(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/start_sweep", "/sweep_status", "/stop_sweep", "/list_runs", "/get_run", "/delete_runs",
-            "/export_runs", "/compare", "/list_sweeps", "/analyse_sweep", "/predict"} == documented_endpoints()
+            "/export_runs", "/compare", "/list_sweeps", "/analyse_sweep", "/predict", "/import_results"} == \
+        documented_endpoints()
     assert names == documented_endpoints()  # the page's own events stay private
 
 

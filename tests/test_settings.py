@@ -106,7 +106,11 @@ def test_a_refusal_is_shown_at_the_field_of_its_setting():
 # Modules that read numbers out of what the machine prints or holds, never out of a user's
 # settings: nvidia-smi and /proc (hardware, planner), torchrun's logs and the ranks' tagged lines;
 # and the rank side (runner.rank), whose settings arrive as RunConfig JSON and whose RANK is torchrun's.
-MACHINE_TEXT = {"runner.host.hardware", "runner.host.failures", "runner.host.launch_streams", "runner.planner"}
+# Other tools' result files (studio.exchange.peers) are machine output too: GuideLLM, AIPerf, vLLM and
+# inference-benchmarker wrote them, and a number they hold wrongly is refused as a damaged file.
+MACHINE_TEXT = {"runner.host.hardware", "runner.host.failures", "runner.host.launch_streams", "runner.planner",
+                "studio.exchange.peers.dispatch", "studio.exchange.peers.guidellm", "studio.exchange.peers.record",
+                "studio.exchange.peers.inference_benchmarker", "studio.exchange.peers.vllm"}
 TEXT_METHODS = {"strip", "lstrip", "rstrip", "split", "rsplit", "group", "groups", "replace", "getenv", "read", "decode"}
 DIGIT_PATTERN = re.compile(r"\\d|\[0-9\]|\[\\d")
 
@@ -222,4 +226,4 @@ def test_the_page_leaves_the_public_api_names_to_the_api(db_path):
         supervisor.shutdown()
     public = {f.api_name for f in app.fns.values() if f.api_visibility != "private"}
     assert public == {"start_sweep", "sweep_status", "stop_sweep", "list_runs", "list_sweeps", "get_run", "delete_runs",
-                      "export_runs", "compare", "analyse_sweep", "predict"}
+                      "export_runs", "compare", "analyse_sweep", "predict", "import_results"}

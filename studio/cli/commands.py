@@ -180,6 +180,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     for key, value in summary.items():
         if value is not None:
             print(f"{key:>18}: {value}")
+    from studio.exchange.peers.detail import imported_text
+
+    if imported_text(run):  # measured by another tool: where it came from, the recount beside the tool's figures
+        print(imported_text(run))
     if run.get("phases"):
         print(f"{'phases (s)':>18}: " + ", ".join(f"{k} {v:.2f}" for k, v in run["phases"].items()))
     if run.get("launch"):
@@ -226,6 +230,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from studio.reports.report import ReportError, write_report
 
     store = Store(args.db)
+    if args.compare and "," in args.compare:  # several sweeps, whoever measured them: one side-by-side page
+        from studio.cli.import_peers import side_by_side_report
+
+        return side_by_side_report(store, [_sweep_ref(store, s) for s in [args.sweep, *args.compare.split(",")]], args)
     try:
         sweep_id = _sweep_ref(store, args.sweep)
         other = _sweep_ref(store, args.compare) if args.compare else None
@@ -318,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", default="html", choices=["html", "json"])
     report.add_argument("--output", "-o", default=None, help="file to write (default sweep-ID-report.FORMAT)")
     report.add_argument("--force", action="store_true", help="replace the --output file if it exists")
-    report.add_argument("--compare", default=None, metavar="SWEEP", help="a second sweep for an A/B comparison")
+    report.add_argument("--compare", default=None, metavar="SWEEP", help="a second sweep for an A/B comparison; "
+                        "several (B,C) for one side-by-side page, imported sweeps included")
     add_db_option(report)
     report.set_defaults(func=cmd_report)
 

@@ -63,21 +63,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from db.store import Store
-    from studio.cli.args import fail
-    from studio.exchange.runs_file import ExportFileError, import_file
+    from studio.cli.import_peers import cmd_import as import_any
 
-    try:
-        report = import_file(args.file, Store(args.db))
-    except ExportFileError as exc:
-        return fail(str(exc))
-    ids = report["run_ids"]
-    added = f"imported {report['runs_added']} run(s)" + (f" as run {ids[0]}" if len(ids) == 1 else
-                                                         f" as runs {ids[0]}-{ids[-1]}" if ids else "")
-    if report["runs_skipped"]:
-        added += f"; skipped {report['runs_skipped']} already in the database"
-    print(added)
-    return 0
+    return import_any(args)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -135,8 +123,11 @@ def add_deploy_commands(sub) -> None:
     add_db_option(export)
     export.set_defaults(func=cmd_export)
 
-    imp = sub.add_parser("import", help="add the runs of a `studio export` file; never changes stored runs")
-    imp.add_argument("file", help="a JSON file made by `studio export` (or a cluster job)")
+    imp = sub.add_parser("import", help="add the runs of a `studio export` file, or other tools' results (GuideLLM, "
+                         "AIPerf, vLLM bench, inference-benchmarker); never changes stored runs")
+    from studio.cli.import_peers import add_import_options
+
+    add_import_options(imp)
     add_db_option(imp)
     imp.set_defaults(func=cmd_import)
 

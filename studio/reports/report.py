@@ -19,6 +19,7 @@ from studio.analysis.what_if import sweep_what_if, what_if_rows
 from studio.charts import analysis as figs
 from studio.charts import layouts as layout_figures
 from studio.exchange.output_file import check_output, write_output
+from studio.exchange.peers.detail import imported_badge
 
 FORMAT_VERSION = 1
 
@@ -197,6 +198,7 @@ def report_html(analysis: dict, other: dict | None = None) -> str:
     title = f"Scaling report · sweep {sweep['id']}" + (f" · {sweep['name']}" if sweep.get("name") else "")
     badge = ' <span class="badge">external: published figures, not measured here</span>' if sweep.get("external") \
         else ""
+    badge += imported_badge({**sweep, "settings": s})  # measured by another tool (studio.exchange.peers)
     meta = (f"{s.get('model')} · {s.get('mode')} · batch {s.get('batch_size')} · {s.get('num_prompts')} prompts · "
             f"{s.get('max_new_tokens')} new tokens · device {analysis.get('device') or '–'} · "
             f"{analysis['runs_used']} run(s) used · created {sweep.get('created_at') or '–'}")

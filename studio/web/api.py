@@ -132,11 +132,15 @@ def register_api(supervisor, store: Store) -> None:
         until: str = "",
         sweep_id: int | None = None,
         limit: int = 100,
+        tool: str = "",
+        scenario: str = "",
     ) -> list[dict]:
-        """Stored runs, newest first, filtered; since/until are dates (YYYY-MM-DD, UTC, until inclusive)."""
+        """Stored runs, newest first, filtered; since/until are dates (YYYY-MM-DD, UTC, until inclusive);
+        tool ('guidellm', 'aiperf', 'vllm', 'inference-benchmarker') and scenario ('concurrency 4') for imports."""
         filters = history.history_filters(text("model", model), text("mode", mode), batch_size,
                                           text("status", status), text("since", since), text("until", until))
-        runs = store.list_runs(sweep_id=optional_id("sweep_id", sweep_id),
+        runs = store.list_runs(sweep_id=optional_id("sweep_id", sweep_id), tool=text("tool", tool) or None,
+                               scenario=text("scenario", scenario) or None,
                                limit=whole("limit", limit, 1, 10_000), **filters)
         return [history.run_public(r) for r in runs]
 
@@ -196,6 +200,13 @@ def register_api(supervisor, store: Store) -> None:
                                 max_new_tokens)
         return predict_stored(store, sweep_id, request)
 
+    def import_results(files: dict | None = None, labels: str = "", slo: str = "") -> dict:
+        """Other tools' results ({file name: file text}: GuideLLM, AIPerf, vLLM bench, inference-benchmarker, or
+        a studio export); labels 'gpus=8,gpu=H100'; slo 'ttft=MS,tpot=MS'. Returns {imported: [a line per file]}."""
+        from studio.web.import_handlers import import_texts
+
+        return import_texts(store, files, text("labels", labels), text("slo", slo))
+
     for fn in (start_sweep, sweep_status, stop_sweep, list_runs, list_sweeps, get_run, delete_runs, export_runs,
-               compare, analyse_sweep, predict):
+               compare, analyse_sweep, predict, import_results):
         gr.api(refusing(fn), api_name=fn.__name__)

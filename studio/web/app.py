@@ -21,6 +21,7 @@ from studio.web.api import refuse_missing_values, register_api
 from studio.web.compare_tab import build_compare_tab
 from studio.web.glossary import glossary_markdown
 from studio.web.history_tab import build_history_tab
+from studio.web.import_panel import build_import_panel
 from studio.web.page_kit import private
 from studio.web.present_tab import build_present_tab
 from studio.web.run_tab import build_run_tab
@@ -85,6 +86,7 @@ def build_app(supervisor, db_path: str | Path | None = None) -> gr.Blocks:
                 run = build_run_tab(supervisor, store)
             with gr.Tab("History", id="history", elem_id="history-tab") as history_tab:
                 history = build_history_tab(supervisor, store, export_dir)
+                build_import_panel(store)  # other tools' results (studio.web.import_panel)
             with gr.Tab("Compare", id="compare", elem_id="compare-tab") as compare_tab:
                 compare = build_compare_tab(store, export_dir)
             with gr.Tab("Analysis", id="analysis"):

@@ -15,6 +15,7 @@ from db.store import Store
 from runner.config import ConfigError, whole
 from runner.metrics import RUN_FIELDS
 from studio.analysis.layouts import agreement_cells
+from studio.exchange.peers.detail import history_status
 from studio.sweeps.grid import sweep_layouts, sweep_value
 from studio.sweeps.reference import published_date
 from studio.web.params import id_list, record_id
@@ -63,6 +64,8 @@ def _when_and_status(r: dict) -> tuple[str, str]:
     published = published_date(r)
     if published:
         return f"published {published}", "published figure"
+    if r.get("tool"):  # measured by another tool, imported (studio.exchange.peers)
+        return (r.get("created_at") or "")[:19].replace("T", " "), history_status(r) or r["status"]
     return (r.get("created_at") or "")[:19].replace("T", " "), r["status"]
 
 
@@ -115,7 +118,7 @@ def opening_sweep(sweeps: list[dict]) -> int | None:
     """The sweep a tab opens on, from a newest-first list: the newest one measured
     here. Published sweeps are added on demand and so take the highest ids; opening
     on them would hide the user's own newest sweep."""
-    measured = next((s for s in sweeps if not s.get("external")), None)
+    measured = next((s for s in sweeps if not s.get("external") and s.get("origin") != "import"), None)
     chosen = measured or (sweeps[0] if sweeps else None)
     return chosen["id"] if chosen else None
 

@@ -15,6 +15,7 @@ from runner.config import for_users
 from studio.analysis.layouts import agreement_cells, agreement_detail, agreement_text, first_differences
 from studio.analysis.stats import SETTING_AXES, run_speedups, scaling_series, varied_settings
 from studio.charts.figures import overhead_seconds, series_labels
+from studio.exchange.peers.detail import imported_parts
 from studio.sweeps.grid import describe_cell
 
 FINAL_STATES = ("succeeded", "failed", "cancelled", "interrupted")
@@ -305,7 +306,7 @@ def run_summary_parts(run: dict) -> list[str]:
     def table(rows, head):
         return f"| {head} | |\n|---|---|\n" + "\n".join(f"| {k} | {_fmt(v)} |" for k, v in rows)
 
-    return [title, table(settings, "setting"), table(results, "result"), table(times, "when")]
+    return imported_parts(run, [title, table(settings, "setting"), table(results, "result"), table(times, "when")])
 
 
 def error_markdown(run: dict) -> str:
