@@ -174,7 +174,7 @@ def test_a_stored_run_gives_the_weight_and_kv_shares_not_the_weights_only_fallba
     """Rank rows read back from the store carry no roofline; the run's per-rank figures
     do, so a batch size the sweep did not run scales by weights and KV apart."""
     from runner.roofline import run_roofline, traffic
-    from studio.analysis.predict import _observation
+    from studio.analysis.observations import observation as _observation
 
     # one rank, one generate call: 2 rows padded to 10, 3 steps, 1000 weight bytes, 256 KV bytes a position
     figures = {**traffic(1000, 256, [([10, 10], 3)], "dynamic"), "weight_bytes": 1000, "kv_bytes_per_token": 256,
