@@ -1,4 +1,4 @@
-"""`studio` end to end, as a user types it."""
+"""`studio` as a user types it: in process where nothing is launched (conftest.invoke_cli), in a fresh interpreter where a run is."""
 
 import json
 
