@@ -1,4 +1,5 @@
-"""`studio` as a user types it: in process where nothing is launched (conftest.invoke_cli), in a fresh interpreter where a run is."""
+"""`studio` as a user types it: in process where nothing is launched (conftest.invoke_cli), in a
+fresh interpreter where a run is."""
 
 import json
 
