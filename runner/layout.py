@@ -36,11 +36,6 @@ class Layout:
             raise ValueError(f"tp {self.tp_size} does not divide the world of {self.world_size} ranks")
 
     @property
-    def tp(self) -> int:
-        """`tp_size`, under the name runner.rank.worker still reads (being split apart now)."""
-        return self.tp_size
-
-    @property
     def dp(self) -> int:
         """Copies of the model: the data-parallel groups the prompts are split between."""
         return self.world_size // self.tp_size

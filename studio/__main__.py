@@ -1,5 +1,5 @@
 import sys
 
-from studio.cli.commands import main
+from studio.cli import main
 
 sys.exit(main())

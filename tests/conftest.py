@@ -3,6 +3,7 @@ once; one database per test, so tests never see each other's runs."""
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -94,6 +95,44 @@ def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> subpro
         capture_output=True, text=True, timeout=timeout, cwd=ROOT,
         env={**os.environ, **(env or {})},
     )
+
+
+def invoke_cli(capsys, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`studio ARGS` called in this process, what run_cli gives back without a fresh
+    interpreter's seconds of imports (datasette's CliRunner habit): only for commands
+    that start no server and launch nothing. What a fresh process would not carry
+    from one call to the next is put back: the environment (a command may set a
+    variable, serve does), the working folder, and the look at the hardware, taken
+    again as a new process would under `env`'s CUDA_VISIBLE_DEVICES."""
+    from runner.host.hardware import detect
+    from studio.cli import main
+
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ.update(env or {})
+    os.chdir(ROOT)
+    detect.cache_clear()
+    capsys.readouterr()
+    try:
+        code = main(list(args))
+    except SystemExit as exc:  # argparse's refusals and --help end the way the interpreter ends them
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        detect.cache_clear()
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["studio", *args], code, out, err)
+
+
+@pytest.fixture
+def cli(capsys):
+    """`cli(*args, env=None)`: `studio ARGS` in process, see invoke_cli."""
+    return functools.partial(invoke_cli, capsys)
 
 
 def tiny_loader():

@@ -1,4 +1,5 @@
-"""`studio` end to end, as a user types it."""
+"""`studio` as a user types it: in process where nothing is launched (conftest.invoke_cli), in a
+fresh interpreter where a run is."""
 
 import json
 
@@ -48,8 +49,8 @@ def test_run_sweep_1_2_stores_two_runs_and_prints_json(db_path, tmp_path):
         (["--repeats", "0"], "repeats"),
     ],
 )
-def test_bad_input_is_one_clear_line_and_launches_nothing(db_path, args, message):
-    proc = run_cli("run", *args, "--db", str(db_path), timeout=60)
+def test_bad_input_is_one_clear_line_and_launches_nothing(db_path, args, message, cli):
+    proc = cli("run", *args, "--db", str(db_path))
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("studio: error:")
@@ -57,24 +58,33 @@ def test_bad_input_is_one_clear_line_and_launches_nothing(db_path, args, message
     assert not db_path.exists() or Store(db_path).list_runs() == []
 
 
-def test_empty_prompt_file(db_path, tmp_path):
+def test_empty_prompt_file(db_path, tmp_path, cli):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")
-    proc = run_cli("run", "--prompts", str(empty), "--db", str(db_path), timeout=60)
+    proc = cli("run", "--prompts", str(empty), "--db", str(db_path))
     assert proc.returncode == 2 and "holds no prompts" in proc.stderr
 
 
-def test_show_unknown_run(db_path):
-    proc = run_cli("show", "424242", "--db", str(db_path), timeout=60)
+def test_show_unknown_run(db_path, cli):
+    proc = cli("show", "424242", "--db", str(db_path))
     assert proc.returncode == 2 and "there is no run 424242" in proc.stderr
 
 
-def test_runs_on_an_empty_database(db_path):
-    proc = run_cli("runs", "--db", str(db_path), timeout=60)
+def test_runs_on_an_empty_database(db_path, cli):
+    proc = cli("runs", "--db", str(db_path))
     assert proc.returncode == 0 and "no runs yet" in proc.stdout
 
 
-def test_db_from_environment(tmp_path):
+def test_db_from_environment(tmp_path, cli):
     db = tmp_path / "env.db"
-    proc = run_cli("runs", "--json", timeout=60, env={"STUDIO_DB": str(db)})
+    proc = cli("runs", "--json", env={"STUDIO_DB": str(db)})
     assert proc.returncode == 0 and json.loads(proc.stdout) == [] and db.exists()
+
+
+def test_the_entry_point_in_a_fresh_interpreter_refuses_in_one_line(db_path):
+    # the tests above call main() in process; this one goes through `python -m studio`, so the entry
+    # point's exit status and a stderr holding nothing but the refusal (no import noise) stay checked
+    proc = run_cli("run", "--batch-size", "0", "--db", str(db_path), timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["studio: error: batch_size: must be at least 1, got 0"]
+    assert not db_path.exists()

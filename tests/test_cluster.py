@@ -28,14 +28,14 @@ def directives(script: str) -> dict[str, str]:
     return out
 
 
-def test_cli_writes_a_script_with_one_task_per_node(tmp_path):
+def test_cli_writes_a_script_with_one_task_per_node(tmp_path, cli):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("\n".join(SHORT_PROMPTS) + "\n")
     out = tmp_path / "job.sbatch"
-    result = run_cli("cluster", "slurm", "--nodes", "4", "--gpus-per-node", "8", "--partition", "gpu",
+    result = cli("cluster", "slurm", "--nodes", "4", "--gpus-per-node", "8", "--partition", "gpu",
                      "--time", "02:00:00", "--account", "bench", "--out", str(out), "--",
                      "--model", "tiny", "--prompts", os.path.relpath(prompts, ROOT), "--max-new-tokens", "64",
-                     "--repeats", "3", timeout=60)
+                     "--repeats", "3")
     assert result.returncode == 0, result.stderr
     script = out.read_text()
     assert script.startswith("#!/bin/bash\n")
@@ -80,13 +80,13 @@ def test_bad_job_settings_are_refused(changes, field):
     assert info.value.field == field
 
 
-def test_bad_run_options_fail_before_any_script_is_written(tmp_path):
+def test_bad_run_options_fail_before_any_script_is_written(tmp_path, cli):
     out = tmp_path / "job.sbatch"
-    result = run_cli("cluster", "slurm", "--nodes", "2", "--gpus-per-node", "1", "--out", str(out), "--",
-                     "--max-new-tokens", "0", timeout=60)
+    result = cli("cluster", "slurm", "--nodes", "2", "--gpus-per-node", "1", "--out", str(out), "--",
+                     "--max-new-tokens", "0")
     assert result.returncode == 2 and "max_new_tokens" in result.stderr
-    result = run_cli("cluster", "slurm", "--nodes", "2", "--gpus-per-node", "1", "--out", str(out), "--",
-                     "--prompts", str(tmp_path / "missing.txt"), timeout=60)
+    result = cli("cluster", "slurm", "--nodes", "2", "--gpus-per-node", "1", "--out", str(out), "--",
+                     "--prompts", str(tmp_path / "missing.txt"))
     assert result.returncode == 2 and "missing.txt" in result.stderr
     assert not out.exists()
 

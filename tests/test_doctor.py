@@ -13,9 +13,9 @@ NAMES = ["GPUs and driver", "torch", "accelerate", "packages", "NCCL / gloo", "f
          "shared memory"]
 
 
-def test_doctor_on_this_machine(tmp_path, free_port):
+def test_doctor_on_this_machine(tmp_path, free_port, cli):
     db = tmp_path / "studio.db"
-    result = run_cli("doctor", "--db", str(db), "--port", str(free_port), "--json", timeout=120)
+    result = cli("doctor", "--db", str(db), "--port", str(free_port), "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     checks = {c["name"]: c for c in json.loads(result.stdout)}
     assert list(checks) == NAMES
@@ -29,7 +29,7 @@ def test_doctor_on_this_machine(tmp_path, free_port):
     assert checks["database"]["status"] == "ok" and str(db) in checks["database"]["detail"]
     assert db.exists()
 
-    text = run_cli("doctor", "--db", str(db), "--port", str(free_port), timeout=120)
+    text = cli("doctor", "--db", str(db), "--port", str(free_port))
     assert text.returncode == 0
     for name in NAMES:
         assert name in text.stdout

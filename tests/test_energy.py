@@ -100,7 +100,7 @@ def test_a_rank_opens_nvml_before_the_barrier_and_reads_only_the_counter_between
     import torch
 
     from runner.config import RunConfig
-    from runner.rank import cuda, subworld, worker
+    from runner.rank import cell, cuda, subworld
 
     calls: list[str] = []
 
@@ -132,15 +132,15 @@ def test_a_rank_opens_nvml_before_the_barrier_and_reads_only_the_counter_between
     monkeypatch.setattr(subworld, "barrier", lambda n, sub: calls.append("barrier"))
     monkeypatch.setattr(cuda, "synchronize", lambda device: None)
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a: None)
-    monkeypatch.setattr(worker, "time", Clock())
-    monkeypatch.setattr(worker, "Generator", Generate)
+    monkeypatch.setattr(cell, "time", Clock())
+    monkeypatch.setattr(cell, "Generator", Generate)
     config = RunConfig(prompts=["One.", "Two."], device="cuda", gpus_per_node=1, warmup=False, max_new_tokens=4)
-    held = worker.Loaded(state=types.SimpleNamespace(local_process_index=0), rank=0, device="cuda:0",
-                         device_kind="cuda", dtype_name="float16", model=None,
-                         tokenizer=lambda prompts: {"input_ids": [[1, 2, 3] for _ in prompts]}, eos=[],
-                         expected=[{"index": 0, "name": "GPU", "uuid": "GPU-1"}],
-                         subworlds=subworld.SubWorlds(world=1, groups={}), warmed=set())
-    worker.run_cell(0, {"config": config.to_dict(), "result_path": str(tmp_path / "result.json")}, config, held)
+    held = cell.Loaded(state=types.SimpleNamespace(local_process_index=0), rank=0, device="cuda:0",
+                       device_kind="cuda", dtype_name="float16", model=None,
+                       tokenizer=lambda prompts: {"input_ids": [[1, 2, 3] for _ in prompts]}, eos=[],
+                       expected=[{"index": 0, "name": "GPU", "uuid": "GPU-1"}],
+                       subworlds=subworld.SubWorlds(world=1, groups={}), warmed=set())
+    cell.run_cell(0, {"config": config.to_dict(), "result_path": str(tmp_path / "result.json")}, config, held)
 
     barrier, timer = calls.index("barrier"), calls.index("timer")
     assert calls[:barrier] == ["nvmlInit", "nvmlDeviceGetHandleByUUID"], calls

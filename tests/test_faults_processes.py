@@ -45,9 +45,11 @@ CHILD = "import time; {guard}; print('ready', flush=True); time.sleep(120)"
 def _family(guard: str, env: dict | None = None) -> tuple[subprocess.Popen, int]:
     parent = subprocess.Popen([sys.executable, "-c", PARENT, CHILD.format(guard=guard)], cwd=ROOT,
                               stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-    child = int(parent.stdout.readline())
-    time.sleep(1.0)  # let the child run its guard
-    return parent, child
+    # the parent's line (the child's PID) and the child's "ready", printed once its guard ran, share one pipe
+    lines = [parent.stdout.readline().strip(), parent.stdout.readline().strip()]
+    assert "ready" in lines, lines
+    lines.remove("ready")
+    return parent, int(lines[0])
 
 
 def test_a_rank_dies_with_its_launcher_even_in_its_own_session():

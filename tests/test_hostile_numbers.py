@@ -13,7 +13,7 @@ import time
 import tracemalloc
 
 import pytest
-from conftest import CPU_ONLY_ENV, ROOT, run_cli
+from conftest import CPU_ONLY_ENV, ROOT
 from rowkit import sweep_with_runs
 
 from runner.config import LIMITS, REDACT_ENV, ConfigError
@@ -173,8 +173,8 @@ def test_an_slo_in_other_digits_is_refused(slo):
 
 @pytest.mark.parametrize("args", [["--gpus", "１,２"], ["--gpus", "𝟙"], ["--batch-size", "١٦"], ["--tp", "٢"],
                                   ["--slo", "ttft=５,tpot=5"], ["--repeats", "３"]])
-def test_the_cli_refuses_other_digits_and_says_what_to_type(args, db_path):
-    proc = run_cli("run", "--preset", "seed", *args, "--db", str(db_path), timeout=60)
+def test_the_cli_refuses_other_digits_and_says_what_to_type(args, db_path, cli):
+    proc = cli("run", "--preset", "seed", *args, "--db", str(db_path))
     assert proc.returncode == 2 and "0-9" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not db_path.exists() or "sweeps" not in proc.stdout
 

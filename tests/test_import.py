@@ -8,7 +8,6 @@ import json
 import sqlite3
 
 import pytest
-from conftest import run_cli
 from test_views import add_run
 
 from db.store import Store
@@ -35,9 +34,9 @@ def source(tmp_path) -> Store:
     return store
 
 
-def test_export_then_import_adds_the_runs_under_new_ids_and_keeps_existing_ones(tmp_path, source):
+def test_export_then_import_adds_the_runs_under_new_ids_and_keeps_existing_ones(tmp_path, source, cli):
     export = tmp_path / "export.json"
-    result = run_cli("export", "--db", str(source.path), "--out", str(export), timeout=60)
+    result = cli("export", "--db", str(source.path), "--out", str(export))
     assert result.returncode == 0, result.stderr
     target = tmp_path / "target.db"
     existing = Store(target)
@@ -45,7 +44,7 @@ def test_export_then_import_adds_the_runs_under_new_ids_and_keeps_existing_ones(
     before = existing.get_run(mine)
     existing.close()
 
-    result = run_cli("import", str(export), "--db", str(target), timeout=60)
+    result = cli("import", str(export), "--db", str(target))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "imported 2 run(s) as runs 2-3"
     store = Store(target)
@@ -62,13 +61,13 @@ def test_export_then_import_adds_the_runs_under_new_ids_and_keeps_existing_ones(
     assert sweep["name"] == "cluster job" and sorted(r["id"] for r in sweep["runs"]) == [2, 3]
     store.close()
 
-    again = run_cli("import", str(export), "--db", str(target), timeout=60)
+    again = cli("import", str(export), "--db", str(target))
     assert again.returncode == 0
     assert "imported 0 run(s); skipped 2 already in the database" in again.stdout
     assert counts(target) == (2, 3, 4 + 4, 1 + 2)
 
 
-def test_a_bad_file_is_refused_whole_with_each_problem_named(tmp_path, source):
+def test_a_bad_file_is_refused_whole_with_each_problem_named(tmp_path, source, cli):
     data = build_export(source)
     data["runs"][0]["tokens"] += 1  # no longer the sum of its ranks
     del data["runs"][0]["ranks"][1]["seconds"]
@@ -80,7 +79,7 @@ def test_a_bad_file_is_refused_whole_with_each_problem_named(tmp_path, source):
     Store(target).close()
     before = counts(target)
 
-    result = run_cli("import", str(bad), "--db", str(target), timeout=60)
+    result = cli("import", str(bad), "--db", str(target))
     assert result.returncode == 2
     assert "nothing imported" in result.stderr
     assert "runs[0].ranks[1].seconds: is missing" in result.stderr

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from runner.config import RunConfig
 from runner.host.hardware import Inventory
-from runner.host.launcher import WORKER, build_launch_command
+from runner.host.launch_command import WORKER, build_launch_command
 from runner.host.validate import prepare
 
 CPU = Inventory(gpu_count=0, gpu_names=(), gpu_memory_mib=(), cpu_cores=2)

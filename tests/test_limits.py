@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import beyond_the_cap, run_cli
+from conftest import beyond_the_cap
 
 from db.store import Store
 from runner.config import LIMITS, ConfigError, RunConfig, redact_paths
@@ -58,11 +58,11 @@ def test_planner_and_page_handler_refuse_the_same_way(name, planner, request_kwa
 
 
 @pytest.mark.parametrize("index", [0, 4, 6, 7, 8], ids=[HOSTILE[i][0] for i in (0, 4, 6, 7, 8)])
-def test_the_cli_refuses_the_same_way_and_stores_nothing(index, db_path, tmp_path):
-    name, _, _, cli, field, words = HOSTILE[index]
+def test_the_cli_refuses_the_same_way_and_stores_nothing(index, db_path, tmp_path, cli):
+    name, _, _, flags, field, words = HOSTILE[index]
     prompts = tmp_path / "p.txt"
     prompts.write_text(OK + "\n")
-    proc = run_cli("run", "--prompts", str(prompts), *cli, "--db", str(db_path), timeout=60)
+    proc = cli("run", "--prompts", str(prompts), *flags, "--db", str(db_path))
     assert proc.returncode == 2, proc.stderr
     assert f"studio: error: {field}:" in proc.stderr and words in proc.stderr
     assert "Traceback" not in proc.stderr

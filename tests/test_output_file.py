@@ -8,7 +8,6 @@ import os
 import stat
 
 import pytest
-from conftest import run_cli
 
 from studio.exchange.output_file import OutputError, write_output
 
@@ -57,7 +56,7 @@ def test_a_file_that_cannot_be_replaced_gives_a_message_not_a_traceback():
         write_output("/proc/self/status", "x", force=True)
 
 
-def test_every_cli_that_writes_a_named_file_refuses_the_same_way(db_path, tmp_path):
+def test_every_cli_that_writes_a_named_file_refuses_the_same_way(db_path, tmp_path, cli):
     os.mkfifo(tmp_path / "pipe")
     existing = tmp_path / "existing.json"
     existing.write_text("mine")
@@ -66,10 +65,10 @@ def test_every_cli_that_writes_a_named_file_refuses_the_same_way(db_path, tmp_pa
     for command in commands:
         for target, message in ((tmp_path / "pipe", "is a FIFO"), ("/dev/null", "is a character device"),
                                 (existing, "already exists; add --force")):
-            done = run_cli(*command, str(target), "--db", str(db_path))
+            done = cli(*command, str(target), "--db", str(db_path))
             assert done.returncode == 2, (command, done.stdout, done.stderr)
             assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert existing.read_text() == "mine" and stat.S_ISCHR(os.lstat("/dev/null").st_mode)
-    done = run_cli("report", "ref:batched", "--format", "json", "--output", str(existing), "--force", "--db", str(db_path))
+    done = cli("report", "ref:batched", "--format", "json", "--output", str(existing), "--force", "--db", str(db_path))
     assert done.returncode == 0, done.stderr
     assert existing.read_text().startswith("{")

@@ -147,11 +147,11 @@ def test_predictions_are_drawn_hollow_beside_filled_measurements():
     assert predicted.error_y.array is not None and list(predicted.x) == [1, 2, 3]
 
 
-def test_cli_refuses_bad_input_with_exit_2(tmp_path):
+def test_cli_refuses_bad_input_with_exit_2(tmp_path, cli):
     db = str(tmp_path / "s.db")
-    out = run_cli("predict", "5", "--gpus", "1,zero", "--db", db)
+    out = cli("predict", "5", "--gpus", "1,zero", "--db", db)
     assert out.returncode == 2 and "gpus" in out.stderr and len(out.stderr.strip().splitlines()) == 1
-    out = run_cli("predict", "5", "--db", db)
+    out = cli("predict", "5", "--db", db)
     assert out.returncode == 2 and "no sweep 5" in out.stderr
 
 
@@ -176,7 +176,7 @@ def test_a_stored_run_gives_the_weight_and_kv_shares_not_the_weights_only_fallba
     """Rank rows read back from the store carry no roofline; the run's per-rank figures
     do, so a batch size the sweep did not run scales by weights and KV apart."""
     from runner.roofline import run_roofline, traffic
-    from studio.analysis.predict import _observation
+    from studio.analysis.observations import observation as _observation
 
     # one rank, one generate call: 2 rows padded to 10, 3 steps, 1000 weight bytes, 256 KV bytes a position
     figures = {**traffic(1000, 256, [([10, 10], 3)], "dynamic"), "weight_bytes": 1000, "kv_bytes_per_token": 256,
@@ -225,7 +225,7 @@ def test_a_lost_token_count_is_derived_not_read_as_zero():
     assert any("fixed lengths, so each run's tokens are prompts x new tokens" in n for n in out["notes"])
 
 
-def test_the_cli_the_panel_the_api_and_the_analysis_show_one_prediction(tmp_path):
+def test_the_cli_the_panel_the_api_and_the_analysis_show_one_prediction(tmp_path, cli):
     """One computation (studio.analysis.predict.predict) behind every view: the same numbers, to the digit."""
     from db.store import Store
     from studio.analysis.what_if import predict_stored
@@ -237,7 +237,7 @@ def test_the_cli_the_panel_the_api_and_the_analysis_show_one_prediction(tmp_path
     store = Store(db)
     sweep_id = ensure_reference_sweeps(store)["batched"]
     counts = [1, 2, 3, 4, 5, 6, 10]  # what_if_counts: the sweep's own, the next and the double
-    cli = json.loads(run_cli("predict", "ref:batched", "--gpus", ",".join(map(str, counts)), "--json",
+    cli = json.loads(cli("predict", "ref:batched", "--gpus", ",".join(map(str, counts)), "--json",
                              "--db", str(db)).stdout)
     api = predict_stored(store, sweep_id, parse_request(",".join(map(str, counts)), None, None, None))  # /predict
     figure, _ = what_if(store, sweep_id, ",".join(map(str, counts)), "", "", "")

@@ -8,7 +8,6 @@ import json
 import re
 
 import pytest
-from conftest import run_cli
 
 from db.store import Store
 from runner.config import RunConfig
@@ -142,16 +141,16 @@ def test_write_deck_refuses_a_missing_folder(store, tmp_path):
         write_deck(store, sweep_id, tmp_path)
 
 
-def test_cli_present(db_path, tmp_path):
+def test_cli_present(db_path, tmp_path, cli):
     out = tmp_path / "deck.html"
-    done = run_cli("present", "ref:batched", "--output", str(out), "--db", str(db_path))
+    done = cli("present", "ref:batched", "--output", str(out), "--db", str(db_path))
     assert done.returncode == 0, done.stderr
     assert f"wrote {out}" in done.stdout and "Cause: work quantisation" in done.stdout
     assert out.read_text(encoding="utf-8").startswith("<!doctype html>")
     for args, message in ((["ref:nope"], "is not a reference sweep"), (["abc"], "is not a sweep id"),
                           (["999"], "there is no sweep 999"),
                           (["ref:batched", "--output", str(tmp_path / "x" / "d.html")], "does not exist")):
-        bad = run_cli("present", *args, "--db", str(db_path))
+        bad = cli("present", *args, "--db", str(db_path))
         assert bad.returncode == 2 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 

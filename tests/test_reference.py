@@ -3,7 +3,6 @@
 import sqlite3
 
 import pytest
-from conftest import run_cli
 
 from db.store import Store
 from studio.sweeps.reference import BATCHED, SIMPLE, ensure_reference_sweeps, is_reference
@@ -57,11 +56,11 @@ def test_normal_sweeps_stay_deletable(db_path):
     assert store.delete_sweep(sweep_id) == 1
 
 
-def test_cli_reference_load_and_list(db_path):
-    done = run_cli("reference", "load", "--db", str(db_path), timeout=120)
+def test_cli_reference_load_and_list(db_path, cli):
+    done = cli("reference", "load", "--db", str(db_path))
     assert done.returncode == 0, done.stderr
     assert "ref:batched: sweep" in done.stdout and "loaded" in done.stdout
-    again = run_cli("reference", "load", "--db", str(db_path), timeout=120)
+    again = cli("reference", "load", "--db", str(db_path))
     assert "already stored" in again.stdout
-    listed = run_cli("reference", "list", "--db", str(db_path), timeout=120)
+    listed = cli("reference", "list", "--db", str(db_path))
     assert "ref:simple: sweep" in listed.stdout

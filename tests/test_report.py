@@ -71,17 +71,17 @@ def test_html_report_is_self_contained(swept):
     assert "3, 2 rounds (generate calls)" in done.stdout and f"wrote {out}" in done.stdout
 
 
-def test_report_of_a_missing_sweep_says_what_exists(db_path):
-    done = run_cli("report", "42", "--db", str(db_path), timeout=120)
+def test_report_of_a_missing_sweep_says_what_exists(db_path, cli):
+    done = cli("report", "42", "--db", str(db_path))
     assert done.returncode == 2 and "there is no sweep 42" in done.stderr
-    bad = run_cli("report", "ref:nope", "--db", str(db_path), timeout=120)
+    bad = cli("report", "ref:nope", "--db", str(db_path))
     assert bad.returncode == 2 and "ref:batched" in bad.stderr
 
 
-def test_reference_report_json(db_path, tmp_path):
+def test_reference_report_json(db_path, tmp_path, cli):
     out = tmp_path / "ref.json"
-    done = run_cli("report", "ref:batched", "--format", "json", "-o", str(out), "--compare", "ref:simple",
-                   "--db", str(db_path), timeout=120)
+    done = cli("report", "ref:batched", "--format", "json", "-o", str(out), "--compare", "ref:simple",
+                   "--db", str(db_path))
     assert done.returncode == 0, done.stderr
     data = json.loads(out.read_text())
     assert data["sweep"]["external"] == 1 and data["diagnosis"]["verdict"] == "quantisation"

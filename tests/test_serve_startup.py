@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run_cli
 
 from studio.web.server import is_loopback, parse_auth
 
@@ -22,13 +21,13 @@ def test_auth_is_user_colon_password():
             parse_auth(bad)
 
 
-def test_a_public_host_without_a_password_is_refused(db_path, free_port):
-    done = run_cli("serve", "--host", "0.0.0.0", "--port", str(free_port), "--db", str(db_path), timeout=60)
+def test_a_public_host_without_a_password_is_refused(db_path, free_port, cli):
+    done = cli("serve", "--host", "0.0.0.0", "--port", str(free_port), "--db", str(db_path))
     assert done.returncode == 2
     assert "--auth user:password" in done.stderr and "--insecure" in done.stderr
     assert not db_path.exists()  # refused before anything was opened
 
 
-def test_a_malformed_auth_is_refused(db_path, free_port):
-    done = run_cli("serve", "--auth", "nopassword", "--port", str(free_port), "--db", str(db_path), timeout=60)
+def test_a_malformed_auth_is_refused(db_path, free_port, cli):
+    done = cli("serve", "--auth", "nopassword", "--port", str(free_port), "--db", str(db_path))
     assert done.returncode == 2 and "user:password" in done.stderr

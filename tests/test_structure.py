@@ -5,6 +5,7 @@ db/, and the web process free of torch."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 
 from conftest import ROOT
@@ -30,6 +31,7 @@ def module_name(path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+@functools.cache  # parsed once for the four tests that read it; none changes what it gets
 def modules() -> dict[str, ast.Module]:
     return {module_name(path): ast.parse(path.read_text(), str(path)) for path in source_files()}
 

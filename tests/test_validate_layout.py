@@ -4,7 +4,6 @@ import json
 import time
 
 import pytest
-from conftest import run_cli
 
 from runner.config import ConfigError, RunConfig
 from runner.host.hardware import Inventory
@@ -63,9 +62,9 @@ def test_paths_that_cannot_shard_are_refused():
     (["--gpus", "3", "--tp", "3"], "tp 3 does not divide the model's 4 attention heads"),
     (["--gpus", "3", "--tp", "2"], "2 does not divide the 3 GPUs of a node"),
 ])
-def test_the_cli_refuses_impossible_layouts_in_one_line_before_launching(args, words, tmp_path):
+def test_the_cli_refuses_impossible_layouts_in_one_line_before_launching(args, words, tmp_path, cli):
     started = time.monotonic()
-    done = run_cli("run", "--model", "tiny", *args, "--max-new-tokens", "8", "--db", str(tmp_path / "s.db"))
+    done = cli("run", "--model", "tiny", *args, "--max-new-tokens", "8", "--db", str(tmp_path / "s.db"))
     took = time.monotonic() - started
     assert done.returncode == 2, done.stderr
     assert words in done.stderr and "Traceback" not in done.stderr

@@ -1,5 +1,6 @@
 """From what a launch left (its runs' result files, its events) to one RunResult
-per run, and the launch's own phases. Torch-free; used by `runner.host.launcher`.
+per run, and the launch's own phases: the result collection of
+`runner.host.launcher`. Torch-free.
 
 A launch's fixed costs (accelerate launch, imports, model load) are paid once
 for all its runs: they are the launch's phases, stored once with it. A run's
@@ -9,6 +10,9 @@ phases are its own (warm-up, barrier, generation, bandwidth figures, gather, and
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 from runner.environment import git_commit, host_fingerprint
 from runner.host.rank_reports import run_comm_fraction, run_energy
@@ -100,3 +104,63 @@ def partial_outputs(events: list[dict], cell: int) -> list[dict]:
     """The outputs a run's ranks sent batch by batch before it stopped."""
     return sorted((o for e in events if e["event"] == "outputs" and e.get("cell", 0) == cell
                    for o in e.get("outputs", [])), key=lambda o: o["prompt_index"])
+
+
+def cell_outcome(prepared: Prepared, plan: dict | None, path: Path, events: list, local: int) -> RunResult:
+    """A run's result file as its RunResult: succeeded, or failed inside the live launch
+    (with the outputs its ranks finished before, marked partial)."""
+    if not path.exists():
+        return failed(prepared, plan, "failed", "the launch ended without this run's result")
+    data = json.loads(path.read_text())
+    if data.get("status") == "failed":
+        wall = data.get("wall") or [0.0, 0.0]
+        partial = partial_outputs(list(events), local)
+        return failed(prepared, plan, "failed", data.get("error") or "failed", outputs=partial,
+                      partial=bool(partial), phases={"total": wall[1] - wall[0]})
+    return succeeded(prepared, data, plan, run_phases(data))
+
+
+def worker_node_receipt(prepared: Prepared, popen_time: float, end_time: float) -> RunResult:
+    """What a node other than node 0 gets back: its processes finished, nothing more.
+
+    No tokens, time or outputs (node 0 has them all); `environment["role"]` says
+    so, and callers must not store it as a run.
+    """
+    config = prepared.config
+    return RunResult(
+        status="succeeded",
+        config=config.to_dict(),
+        model=prepared.model.to_dict(),
+        device=prepared.device,
+        dtype=prepared.dtype,
+        world_size=config.world_size,
+        environment={"role": "worker-node", "node_rank": config.node_rank, "launcher": host_fingerprint()},
+        phases={"total": end_time - popen_time},
+        exit_code=0,
+    )
+
+
+def ended_early(cells: list[Prepared], plans: list, indices: list[int], finished: dict, current: int | None,
+                status: str, message: str, *, tail: str, exit_code: int | None, events: list,
+                single: bool) -> tuple[dict[int, RunResult], list[int]]:
+    """The runs without a result of a launch that ended early: the run it was in (or
+    every run, if it reached none) fails with the reason and the outputs its ranks
+    sent; after a Stop the others are cancelled, otherwise they are left to relaunch.
+    Returns (RunResult by cell index, in order; cell indices to relaunch)."""
+    started_any = any(e["event"] == "cell-start" for e in events)
+    ended: dict[int, RunResult] = {}
+    pending: list[int] = []
+    for local, index in enumerate(indices):
+        if index in finished:
+            continue
+        if local == current or not started_any:
+            # the run it was in, or every run of a launch that never reached one
+            partial = partial_outputs(events, local)
+            ended[index] = failed(
+                cells[index], plans[index], status, message, stderr_tail=tail, exit_code=exit_code,
+                outputs=partial, partial=bool(partial), phases={} if single else {"total": 0.0})
+        elif status in ("cancelled", "interrupted"):
+            ended[index] = failed(cells[index], plans[index], "cancelled", "cancelled before it started")
+        else:
+            pending.append(index)
+    return ended, pending

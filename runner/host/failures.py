@@ -80,3 +80,14 @@ def torchrun_exit(stderr_lines) -> str:
             code = int(match.group(1))
             return f"killed by {signal_name(-code)}" if code < 0 else f"exit code {code}"
     return ""
+
+
+def rendezvous_hint(config) -> str:
+    """What to check when a multi-node launch failed before any rank started: the
+    nodes never met (torchrun starts the ranks only once every node has joined)."""
+    if config.num_nodes < 2:
+        return ""
+    other = "the other nodes" if config.node_rank == 0 else "node 0"
+    return (f"; no rank started, so the {config.num_nodes} nodes never met at {config.main_address}:"
+            f"{config.main_port}: start {other} with the same --nodes, --main-address and --main-port, "
+            "and check that this machine can reach that address and port")

@@ -1,11 +1,12 @@
-"""Turns a prepared run into an `accelerate launch` process, and runs it.
+"""Runs a prepared run as an `accelerate launch` process.
 
-`build_launch_command` is pure: argv, environment and the per-run accelerate
-config come out of the run's settings and nothing else (the user's default
-accelerate config is never read). `launch` is the thin part that writes the job
-file, starts the process in its own session, streams events and returns a
-RunResult, whatever happened: succeeded, or failed/cancelled/interrupted with
-the error, the stderr tail and the outputs finished before it stopped.
+The argv, environment, accelerate config and job file come from
+`runner.host.launch_command` (pure); what the launch left becomes RunResults in
+`runner.host.cell_results`, and why it failed in `runner.host.failures`. This is
+the thin part between: `launch` writes the job file, starts the process in its
+own session, streams events and returns a RunResult, whatever happened:
+succeeded, or failed/cancelled/interrupted with the error, the stderr tail and the
+outputs finished before it stopped.
 
 `launch_many` runs several runs of a sweep in one launch of the largest run's
 world (`runner.host.launch_groups`): one RunResult per run, each as it ends, a run
@@ -16,169 +17,32 @@ that ended early had not reached. `launch` is a launch of one run.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable
 
-from runner.environment import PROJECT_ROOT, host_fingerprint
 from runner.host import cell_results
-from runner.host.failures import explain_failure
+from runner.host.failures import explain_failure, rendezvous_hint
+from runner.host.launch_command import build_job, build_launch_command, build_launch_job
 from runner.host.launch_streams import Streams
 from runner.host.validate import Prepared
 from runner.processes import kill_tree, owner_env
 from runner.result import RunResult
 
-WORKER = Path(__file__).resolve().parents[1] / "rank" / "worker.py"
 # A rank seen gone this long without a `done` event died (its last events had time to arrive).
 RANK_DEATH_CONFIRM_S = 1.0
 
 EventCallback = Callable[[dict], None]
 
 
-@dataclass(frozen=True)
-class LaunchCommand:
-    argv: list[str]
-    env: dict[str, str]
-    accelerate_config: str  # YAML text for --config_file
-
-
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def accelerate_config_yaml(prepared: Prepared, port: int) -> str:
-    config = prepared.config
-    distributed = "MULTI_GPU" if config.world_size > 1 else "NO"
-    lines = {
-        "compute_environment": "LOCAL_MACHINE",
-        "distributed_type": distributed,
-        "num_processes": config.world_size,
-        "num_machines": config.num_nodes,
-        "machine_rank": config.node_rank,
-        "main_process_ip": config.main_address,
-        "main_process_port": port,
-        "rdzv_backend": config.rdzv_backend,
-        "same_network": True,
-        "mixed_precision": "no",
-        "use_cpu": False,
-        "gpu_ids": "all",
-        "downcast_bf16": "no",
-        "debug": False,
-    }
-    return "".join(f"{k}: {json.dumps(v)}\n" for k, v in lines.items())
-
-
-def build_launch_command(
-    prepared: Prepared,
-    *,
-    job_path: Path,
-    config_path: Path,
-    port: int,
-    python: str = sys.executable,
-    base_env: Mapping[str, str] | None = None,
-) -> LaunchCommand:
-    config = prepared.config
-    argv = [
-        python, "-m", "accelerate.commands.launch",
-        "--config_file", str(config_path),
-        "--num_processes", str(config.world_size),
-        "--num_machines", str(config.num_nodes),
-        "--machine_rank", str(config.node_rank),
-        "--main_process_ip", config.main_address,
-        "--main_process_port", str(port),
-        "--rdzv_backend", config.rdzv_backend,
-        "--mixed_precision", "no",
-        "--dynamo_backend", "no",
-        "--num_cpu_threads_per_process", str(config.cpu_threads),
-    ]
-    if config.world_size > 1:
-        # On CPU too: with the worker's PartialState(cpu=True) this gives N real
-        # processes over gloo, where --cpu would start only one.
-        argv.append("--multi_gpu")
-    argv += [str(WORKER), "--job", str(job_path)]
-
-    env = {k: v for k, v in (os.environ if base_env is None else base_env).items() if not k.startswith("ACCELERATE_")}
-    python_path = [str(PROJECT_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    env.update(
-        {
-            "PYTHONPATH": os.pathsep.join(python_path),
-            "PYTHONUNBUFFERED": "1",
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "HF_HUB_DISABLE_TELEMETRY": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-            "OMP_NUM_THREADS": str(config.cpu_threads),
-        }
-    )
-    if prepared.device == "cuda":
-        # the un-prefixed name is deprecated (torch warns on every rank that reads it);
-        # a user's value of it carries over to the current name
-        env.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", env.pop("NCCL_ASYNC_ERROR_HANDLING", "1"))
-        # nvidia-smi lists GPUs by PCI bus; so must CUDA, or the inventory's GPU i is not cuda:i
-        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-    return LaunchCommand(argv=argv, env=env, accelerate_config=accelerate_config_yaml(prepared, port))
-
-
-def build_launch_job(world: Prepared, cells: list[tuple[Prepared, Path, dict | None]]) -> dict:
-    """The job of a shared launch: what every run shares, then each run's own."""
-    job = {
-        "model": world.model.to_dict(),
-        "device": world.device,
-        "dtype": world.dtype,
-        "expected_devices": list(world.expected_devices),
-        "world_size": world.config.world_size,
-        "cells": [],
-    }
-    for prepared, result_path, plan in cells:
-        cell = {"config": prepared.config.to_dict(), "result_path": str(result_path)}
-        if plan:
-            cell["plan"] = plan
-            cell["warmup_batches"] = plan.get("warmup_batches")
-        job["cells"].append(cell)
-    return job
-
-
-def build_job(prepared: Prepared, result_path: Path, plan: dict | None = None) -> dict:
-    job = {
-        "config": prepared.config.to_dict(),
-        "model": prepared.model.to_dict(),
-        "device": prepared.device,
-        "dtype": prepared.dtype,
-        "result_path": str(result_path),
-        "expected_devices": list(prepared.expected_devices),
-    }
-    if plan:
-        job["plan"] = plan
-        job["warmup_batches"] = plan.get("warmup_batches")
-    return job
-
-
-def worker_node_receipt(prepared: Prepared, popen_time: float, end_time: float) -> RunResult:
-    """What a node other than node 0 gets back: its processes finished, nothing more.
-
-    No tokens, time or outputs (node 0 has them all); `environment["role"]` says
-    so, and callers must not store it as a run.
-    """
-    config = prepared.config
-    return RunResult(
-        status="succeeded",
-        config=config.to_dict(),
-        model=prepared.model.to_dict(),
-        device=prepared.device,
-        dtype=prepared.dtype,
-        world_size=config.world_size,
-        environment={"role": "worker-node", "node_rank": config.node_rank, "launcher": host_fingerprint()},
-        phases={"total": end_time - popen_time},
-        exit_code=0,
-    )
 
 
 def launch(
@@ -332,7 +196,7 @@ def _launch_once(cells: list[Prepared], plans: list, indices: list[int], run_dir
                     hooks.on_cell_start(indices[local], token)
             elif event["event"] == "cell-end" and not single:
                 local = int(event["cell"])
-                results[indices[local]] = _cell_outcome(cells[indices[local]], plans[indices[local]],
+                results[indices[local]] = cell_results.cell_outcome(cells[indices[local]], plans[indices[local]],
                                                         result_paths[local], streams.events, local)
                 current[:] = []
                 if hooks.on_cell_end:
@@ -381,14 +245,14 @@ def _launch_once(cells: list[Prepared], plans: list, indices: list[int], run_dir
         # A non-main node only lends its processes: global rank 0 (on node 0)
         # gathers every rank's figures and outputs and writes the one result.
         # What comes back here is a receipt, with no figures, never to be stored.
-        receipt = {indices[0]: worker_node_receipt(world, popen_time, end_time)}
+        receipt = {indices[0]: cell_results.worker_node_receipt(world, popen_time, end_time)}
         return _end(hooks, token, receipt, [], "", phases, streams.events)
 
     if exit_code == 0 and stopped_because is None:
         for local, index in enumerate(indices):
             if index not in results:
-                results[index] = _cell_outcome(cells[index], plans[index], result_paths[local], streams.events,
-                                               local)
+                results[index] = cell_results.cell_outcome(cells[index], plans[index], result_paths[local],
+                                                           streams.events, local)
                 if hooks.on_cell_end and not single:
                     hooks.on_cell_end(index, results[index])
         return _end(hooks, token, results, [], "", phases, streams.events)
@@ -399,25 +263,13 @@ def _launch_once(cells: list[Prepared], plans: list, indices: list[int], run_dir
     )
     if status != "cancelled" and not streams.started_times():
         message += rendezvous_hint(config)
-    started_any = any(e["event"] == "cell-start" for e in streams.events)
-    pending: list[int] = []
-    for local, index in enumerate(indices):
-        if index in results:
-            continue
-        if (current and local == current[0]) or not started_any:
-            # the run it was in, or every run of a launch that never reached one
-            partial = cell_results.partial_outputs(streams.events, local)
-            results[index] = cell_results.failed(
-                cells[index], plans[index], status, message, stderr_tail=tail, exit_code=exit_code,
-                outputs=partial, partial=bool(partial), phases={} if single else {"total": 0.0})
-        elif status in ("cancelled", "interrupted"):
-            results[index] = cell_results.failed(cells[index], plans[index], "cancelled",
-                                                 "cancelled before it started")
-        else:
-            pending.append(index)
-            continue
+    ended, pending = cell_results.ended_early(cells, plans, indices, results, current[0] if current else None, status,
+                                              message, tail=tail, exit_code=exit_code, events=streams.events,
+                                              single=single)
+    for index, result in ended.items():
+        results[index] = result
         if hooks.on_cell_end and not single:
-            hooks.on_cell_end(index, results[index])
+            hooks.on_cell_end(index, result)
     return _end(hooks, token, results, pending, message, phases, streams.events,
                 status=status, exit_code=exit_code)
 
@@ -428,28 +280,3 @@ def _end(hooks: LaunchHooks, token, results: dict, pending: list, reason: str, p
         hooks.on_launch_end(token, {"phases": phases, "status": status if reason else "succeeded",
                                     "error": reason or None, "exit_code": exit_code})
     return _Outcome(results=results, pending=pending, reason=reason, phases=phases, events=events)
-
-
-def _cell_outcome(prepared: Prepared, plan: dict | None, path: Path, events: list, local: int) -> RunResult:
-    """A run's result file as its RunResult: succeeded, or failed inside the live launch
-    (with the outputs its ranks finished before, marked partial)."""
-    if not path.exists():
-        return cell_results.failed(prepared, plan, "failed", "the launch ended without this run's result")
-    data = json.loads(path.read_text())
-    if data.get("status") == "failed":
-        wall = data.get("wall") or [0.0, 0.0]
-        partial = cell_results.partial_outputs(list(events), local)
-        return cell_results.failed(prepared, plan, "failed", data.get("error") or "failed", outputs=partial,
-                                   partial=bool(partial), phases={"total": wall[1] - wall[0]})
-    return cell_results.succeeded(prepared, data, plan, cell_results.run_phases(data))
-
-
-def rendezvous_hint(config) -> str:
-    """What to check when a multi-node launch failed before any rank started: the
-    nodes never met (torchrun starts the ranks only once every node has joined)."""
-    if config.num_nodes < 2:
-        return ""
-    other = "the other nodes" if config.node_rank == 0 else "node 0"
-    return (f"; no rank started, so the {config.num_nodes} nodes never met at {config.main_address}:"
-            f"{config.main_port}: start {other} with the same --nodes, --main-address and --main-port, "
-            "and check that this machine can reach that address and port")

@@ -53,8 +53,10 @@ from statistics import median as _median
 
 import numpy as np
 
+from studio.analysis.contention import fit_growth, growth_at, leverage
+from studio.analysis.observations import batch_of, bytes_per_round, observation
 from studio.analysis.scaling_models import rank_rounds
-from studio.analysis.stats import scaling_series, world_size
+from studio.analysis.stats import scaling_series
 
 NOISE_FLOOR = 0.03  # an exact fit has no residual, yet two runs never agree better than a few %
 NOISY_REPEATS = 0.25  # repeats ±25% apart: the count-to-count change is lost in them
@@ -70,141 +72,6 @@ class PredictError(ValueError):
     def __init__(self, setting: str, message: str):
         super().__init__(f"{setting}: {message}")
         self.setting = setting
-
-
-# --------------------------------------------------------------------------
-# What each run measured
-
-
-def _batch(run: dict) -> int:
-    return 1 if run.get("mode") == "simple" else int(run.get("batch_size") or 1)
-
-
-def _observation(run: dict, ranks: list[dict]) -> dict:
-    n, b, prompts, steps = world_size(run), _batch(run), int(run["num_prompts"]), int(run["max_new_tokens"])
-    rounds = max(rank_rounds(prompts, n, b))
-    per_round = run["seconds"] / rounds
-    spans = []
-    if ranks:
-        busiest = max(ranks, key=lambda r: r.get("seconds") or 0.0)
-        spans = [s["end"] - s["start"] for s in (busiest.get("timeline") or []) if s.get("phase") == "generate"]
-    if spans:
-        per_round = sum(spans) / len(spans)
-    roof = next((r["roofline"] for r in ranks if isinstance(r.get("roofline"), dict)
-                 and r["roofline"].get("weight_bytes")), None)
-    stored = (run.get("roofline") or {}).get("per_rank") if isinstance(run.get("roofline"), dict) else None
-    if roof is None and stored:  # rank rows from the store carry no roofline: the run's per-rank figures do
-        roof = next((f for f in stored if f.get("weight_bytes") and f.get("bytes")), None)
-        if roof is not None:
-            ranks = [{**r, "roofline": roof} if r.get("rank") == roof.get("rank") else r for r in ranks]
-    shape = _roof_shape(roof, ranks, b) if roof else _weights_only(run, n, b, prompts, steps)
-    tokens, derived = _tokens(run, prompts, steps)
-    return {"run": run, "gpus": n, "batch_size": b, "num_prompts": prompts, "max_new_tokens": steps,
-            "rounds": rounds, "per_round": per_round, "from_timeline": bool(spans),
-            "fill": tokens / (prompts * steps), "tokens_derived": derived, "roofline": shape}
-
-
-def _tokens(run: dict, prompts: int, steps: int) -> tuple[float, str | None]:
-    """The tokens a run generated, and whether they had to be derived. A published sweep
-    stores tokens/s and seconds but no count (null), and a count of 0 beside a measured
-    rate is a lost count, not an empty run: either read as 0 made every prediction 0 tokens/s."""
-    tokens = run.get("tokens")
-    if tokens:
-        return float(tokens), None
-    if (run.get("config") or {}).get("fixed_length"):
-        return float(prompts * steps), "fixed"  # every prompt generated exactly max_new_tokens
-    return float(run["tokens_per_second"]) * float(run["seconds"]), "rate"
-
-
-def _roof_shape(roof: dict | None, ranks: list[dict], batch: int) -> dict | None:
-    """Weight bytes, KV bytes per token and the mean longest prompt L, recovered from
-    a rank's stored bytes: bytes = steps·W + kv·Σ rows·(t·L + t(t−1)/2)."""
-    if not roof or not roof.get("kv_bytes_per_token") or not roof.get("decode_steps"):
-        return None
-    rank = next((r for r in ranks if r.get("roofline") is roof), {})
-    rows = rank.get("num_prompts") or batch
-    calls = max(1, math.ceil(rows / batch))
-    t = roof["decode_steps"] / calls
-    # a cache that moves its positions k times a step (runner.roofline.KV_TRAFFIC) costs k x per position;
-    # a static cache's whole-buffer reads do not fit this form, so L comes out as an effective length
-    kv = roof["kv_bytes_per_token"] * (roof.get("kv_traffic") or 1)
-    kv_positions = (roof["bytes"] - roof["decode_steps"] * roof["weight_bytes"]) / kv
-    longest = max(0.0, (kv_positions / rows - t * (t - 1) / 2) / t) if t else 0.0
-    return {"weight_bytes": roof["weight_bytes"], "kv_bytes_per_token": kv, "prompt_length": longest}
-
-
-def _weights_only(run: dict, n: int, batch: int, prompts: int, steps: int) -> dict | None:
-    """From the run's stored total alone the weight and KV shares cannot be told
-    apart: every byte is taken as weights read once per decode step, so a round's
-    bytes grow with its steps and not with its rows (the memory-bound regime)."""
-    roof = run.get("roofline")
-    if not isinstance(roof, dict) or not roof.get("bytes"):
-        return None
-    decode_steps = sum(rank_rounds(prompts, n, batch)) * steps
-    return {"weight_bytes": roof["bytes"] / decode_steps, "kv_bytes_per_token": 0.0, "prompt_length": 0.0,
-            "weights_only": True}
-
-
-def bytes_per_round(shape: dict, batch: int, steps: int) -> float:
-    return steps * shape["weight_bytes"] + shape["kv_bytes_per_token"] * batch * (
-        steps * shape["prompt_length"] + steps * (steps - 1) / 2)
-
-
-# --------------------------------------------------------------------------
-# Contention: u(n) = a + b(n−1) + c·n(n−1), every coefficient ≥ 0
-
-
-def _columns(ns: np.ndarray, form: str) -> np.ndarray:
-    cols = [np.ones_like(ns)]
-    if form in ("sigma", "usl"):
-        cols.append(ns - 1.0)
-    if form == "usl":
-        cols.append(ns * (ns - 1.0))
-    return np.stack(cols, axis=1)
-
-
-def fit_growth(ns, us, form: str | None = None) -> dict:
-    """Least squares of the per-round time against n, coefficients kept ≥ 0 (the
-    best of every subset of free coefficients, the constant always free)."""
-    ns, us = np.asarray(ns, dtype=float), np.asarray(us, dtype=float)
-    distinct = len(set(ns.tolist()))
-    form = form or ("usl" if distinct >= 4 else "sigma" if distinct >= 2 else "flat")
-    A = _columns(ns, form)
-    best = None
-    for mask in range(1 << (A.shape[1] - 1)):
-        keep = [0] + [j + 1 for j in range(A.shape[1] - 1) if mask >> j & 1]
-        coef, *_ = np.linalg.lstsq(A[:, keep], us, rcond=None)
-        if np.any(coef < 0):
-            continue
-        full = np.zeros(A.shape[1])
-        full[keep] = coef
-        sse = float(np.sum((A @ full - us) ** 2))
-        if best is None or sse < best[0]:
-            best = (sse, full)
-    coef = np.pad(best[1], (0, 3 - len(best[1])))
-    rel = (A @ best[1]) / us - 1.0
-    a = float(coef[0])
-    # the residual's spread per degree of freedom: an exact fit (as many coefficients as
-    # counts) has none to estimate it from, which is what None says
-    dof = len(us) - A.shape[1]
-    return {"form": form, "u1": a, "sigma": float(coef[1]) / a if a else 0.0, "kappa": float(coef[2]) / a if a else 0.0,
-            "coef": [float(c) for c in coef], "rel_rms": float(math.sqrt(np.mean(rel**2))),
-            "rel_sd": float(math.sqrt(np.sum(rel**2) / dof)) if dof > 0 else None,
-            "xtx_inv": np.linalg.pinv(A.T @ A), "min_n": float(ns.min()), "max_n": float(ns.max())}
-
-
-def leverage(fit: dict, n: float) -> float:
-    """x0' (A'A)^-1 x0 of the fit's full form at n: how much the fitted coefficients'
-    own noise moves the prediction there, in units of one point's noise. Taken over
-    the full form even where a coefficient was clipped to 0, since the clip does not
-    make the data any more certain."""
-    x0 = _columns(np.array([float(n)]), fit["form"])[0]
-    return float(x0 @ fit["xtx_inv"] @ x0)
-
-
-def growth_at(fit: dict, n: float) -> float:
-    a, b, c = fit["coef"]
-    return a + b * (n - 1.0) + c * n * (n - 1.0)
 
 
 # --------------------------------------------------------------------------
@@ -353,7 +220,7 @@ def half_width(fit: dict, base: list[dict], gpus: int) -> tuple[float, float]:
 
 
 def _measured(runs: list[dict], gpus: int, batch: int, prompts: int, steps: int) -> dict | None:
-    same = [r for r in runs if world_size(r) == gpus and _batch(r) == batch and r["num_prompts"] == prompts
+    same = [r for r in runs if r["world_size"] == gpus and batch_of(r) == batch and r["num_prompts"] == prompts
             and r["max_new_tokens"] == steps]
     series = scaling_series(same, series_of=lambda run: ("sweep", 0))
     if not series:
@@ -412,7 +279,7 @@ def predict(sweep: dict, ranks_by_run: dict | None, gpus: list[int], batch_size:
         raise PredictError("sweep", "an auto-mode sweep plans its own batches; predict from a batched or simple sweep")
     if not gpus or any(int(n) < 1 for n in gpus):
         raise PredictError("gpus", "give one or more GPU counts from 1, e.g. 1,2,4")
-    obs = [_observation(r, ranks_by_run.get(int(r["id"])) or []) for r in runs]
+    obs = [observation(r, ranks_by_run.get(int(r["id"])) or []) for r in runs]
     common = max(_groups(obs).items(), key=lambda kv: len(kv[1]))[1][0]
     batch = int(batch_size or common["batch_size"])
     prompts = int(num_prompts or common["num_prompts"])

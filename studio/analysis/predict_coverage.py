@@ -28,7 +28,8 @@ import random
 from statistics import median
 
 from db.rows import RunRow
-from studio.analysis.predict import PredictError, _measured, _observation, held_out, predict
+from studio.analysis.observations import observation
+from studio.analysis.predict import PredictError, _measured, held_out, predict
 from studio.analysis.scaling_models import rank_rounds
 
 COUNT_SETS = ((1, 2, 3, 4, 5), (1, 2, 4, 8), (1, 2, 3, 4, 6, 8), (2, 4, 6, 8), (1, 2, 3, 4, 5, 6, 7, 8))
@@ -73,7 +74,7 @@ def loo_points(sweep: dict, ranks: dict) -> tuple[list[dict], int]:
     """Each setting of the sweep predicted from the others: (points, declined)."""
     runs = [r for r in sweep["runs"] if r.get("status") == "succeeded" and r.get("tokens_per_second")
             and r.get("seconds")]
-    obs = [_observation(r, (ranks or {}).get(r["id"]) or []) for r in runs]
+    obs = [observation(r, (ranks or {}).get(r["id"]) or []) for r in runs]
     held = held_out(obs)
     points = [{"kind": "leave-one-out", "gpus": r["gpus"], "predicted": r["predicted"], "low": r["low"],
                "high": r["high"], "measured": r["measured"]} for r in held["per_setting"]]

@@ -170,12 +170,6 @@ def _ratio_ci(tp: dict, base: dict, same: bool) -> tuple[float, float] | None:
 # Series and points
 
 
-def world_size(run: RunRow) -> int:
-    """The row's world size, as db.rows worked it out. Only for studio.analysis.predict,
-    which has yet to read run["world_size"] itself; nothing else calls it."""
-    return run["world_size"]
-
-
 # The settings a grid sweep varies besides the GPU count (studio.sweeps.grid.AXES): runs
 # of one sweep that differ in any of them belong to different series. tp_size is the
 # layout: a layout sweep has one series per tensor-parallel size.
