@@ -39,6 +39,7 @@ from studio.reports.report import (
 from studio.sweeps.grid import describe_cell, sweep_layouts, sweep_value
 from studio.sweeps.reference import ensure_reference_sweeps
 from studio.web import history
+from studio.web.cost_panel import build_cost_panel
 from studio.web.page_kit import PRIVATE
 
 
@@ -312,6 +313,7 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     lines = gr.Plot(label="Grid lines", show_label=False, elem_id="analysis-lines", visible=False)
     energy = gr.Plot(label="Energy per token", show_label=False, elem_id="analysis-energy", visible=False)
     what_if_gpus, what_if_figure, what_if_text = build_what_if(gr, store, sweep, PRIVATE)
+    build_cost_panel(gr, store, sweep, PRIVATE)
     run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None, visible=False)
     timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline", visible=False)
     with gr.Row():
