@@ -352,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_db_option(present)
     present.set_defaults(func=cmd_present)
 
+    from studio.cli.recommend import add_recommend_parser
+
+    add_recommend_parser(sub, _sweep_ref)
+
     reference = sub.add_parser("reference", help="the reference post's published figures as read-only sweeps")
     reference.add_argument("action", choices=["load", "list"], nargs="?", default="list")
     add_db_option(reference)

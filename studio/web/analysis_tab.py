@@ -41,6 +41,7 @@ from studio.sweeps.reference import ensure_reference_sweeps
 from studio.web import history
 from studio.web.cost_panel import build_cost_panel
 from studio.web.page_kit import PRIVATE
+from studio.web.recommend_panel import build_recommend_panel
 
 
 def sweep_label(sweep: dict) -> str:
@@ -314,6 +315,7 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     energy = gr.Plot(label="Energy per token", show_label=False, elem_id="analysis-energy", visible=False)
     what_if_gpus, what_if_figure, what_if_text = build_what_if(gr, store, sweep, PRIVATE)
     build_cost_panel(gr, store, sweep, PRIVATE)
+    build_recommend_panel(gr, store, sweep, other, PRIVATE)
     run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None, visible=False)
     timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline", visible=False)
     with gr.Row():
