@@ -401,3 +401,15 @@ def test_the_server_answers_plotly_js_once_cacheable():
     assert start["status"] == 200 and (b"cache-control", b"public, max-age=31536000, immutable") in start["headers"]
     assert body["body"].decode() == get_plotlyjs() and passed == ["/gradio_api/info"]
     assert PLOTLY_PATH in PAGE_JS and "cdn" not in PAGE_JS.lower()
+
+    class Locked:  # a studio run with --auth: the script goes to the logged-in page only
+        auth, cookie_id, tokens = [("u", "p")], "x", {}
+
+    sent.clear()
+    asyncio.run(PlotlyScript(downstream)({"type": "http", "path": PLOTLY_PATH, "method": "GET", "app": Locked(),
+                                          "headers": []}, None, lambda m: _append(sent, m)))
+    assert sent[0]["status"] == 401 and b"log in" in sent[1]["body"]
+
+
+async def _append(sent, message):
+    sent.append(message)

@@ -8,8 +8,8 @@ offline), keeps the text, and hands it to each deck's iframe by postMessage.
 The iframe is sandboxed into an origin of its own, so it can neither read the
 page's copy nor share the page's HTTP cache: hence the message.
 
-`PlotlyScript` is an ASGI middleware that answers that one path (plotly.js is a
-public library, so it needs no login); `PAGE_JS` is the page's side of the
+`PlotlyScript` is an ASGI middleware that answers that one path (to the logged-in
+page only, when the studio runs with --auth); `PAGE_JS` is the page's side of the
 exchange, run once when the Present tab loads."""
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import plotly
+
+from studio.web.http_guard import logged_in
 
 PLOTLY_PATH = f"/studio-static/plotly-{plotly.__version__}.min.js"
 
@@ -35,6 +37,11 @@ class PlotlyScript:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("path") != PLOTLY_PATH or scope.get("method") not in ("GET", "HEAD"):
             return await self.app(scope, receive, send)
+        app = scope.get("app")
+        if getattr(app, "auth", None) and not logged_in(app, scope.get("headers", [])):
+            await send({"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"Not authenticated: log in first"})
+            return
         body = plotly_bytes()
         # the version is in the path, so the browser may keep it for good
         await send({"type": "http.response.start", "status": 200, "headers": [
