@@ -117,3 +117,24 @@ def test_cli_report_price(store, db_path, tmp_path, capsys):
     assert rows[0]["usd_per_million_tokens"] == pytest.approx(1 / (520 * 3600) * 1e6)
     assert main(["report", "ref:batched", "--price", "free", "--db", str(db_path)]) != 0
     assert "is not a price per GPU-hour" in capsys.readouterr().err
+
+
+def test_the_cost_within_the_slo_stored_with_the_sweep(store):
+    from studio.reports.report import load_analysis
+
+    slo = {"ttft_ms": 100.0, "tpot_ms": 20.0, "name": "ttft=100 ms, tpot=20 ms"}
+    config = RunConfig(prompts=["p"] * 4, max_new_tokens=4).to_dict()
+    sweep_id = store.create_sweep({**RunConfig(prompts=["p"] * 4, max_new_tokens=4).settings(), "slo": slo}, [1], 1)
+    run_id = store.create_run(config, sweep_id=sweep_id)
+    # 4 requests of 4 tokens over 2 s: 8 tokens/s; two meet both limits -> goodput 4 tokens/s
+    outputs = [{"prompt_index": i, "rank": 0, "prompt": "p", "output": "o", "tokens": 4, "ttft_ms": ttft,
+                "tpot_ms": tpot} for i, (ttft, tpot) in enumerate([(50, 10), (60, 15), (150, 10), (50, 30)])]
+    store.finish_run(run_id, RunResult(status="succeeded", config=config, world_size=1, device="cpu",
+                                       dtype="float32", tokens=16, raw_tokens=16, seconds=2.0, tokens_per_second=8.0,
+                                       ranks=[{"rank": 0, "num_prompts": 4, "tokens": 16, "seconds": 2.0}],
+                                       outputs=outputs))
+    store.finish_sweep(sweep_id, "succeeded")
+    row = load_analysis(store, sweep_id, price=3.6)["cost"]["rows"][0]
+    # $3.60 an hour: 8 tokens/s = 28,800 tokens an hour -> $125 per million; 4 good tokens/s -> $250
+    assert row["usd_per_million_tokens"] == pytest.approx(125.0)
+    assert row["usd_per_million_good_tokens"] == pytest.approx(250.0)
