@@ -314,7 +314,7 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     lines = gr.Plot(label="Grid lines", show_label=False, elem_id="analysis-lines", visible=False)
     energy = gr.Plot(label="Energy per token", show_label=False, elem_id="analysis-energy", visible=False)
     what_if_gpus, what_if_figure, what_if_text = build_what_if(gr, store, sweep, PRIVATE)
-    build_cost_panel(gr, store, sweep, PRIVATE)
+    cost_fill = build_cost_panel(gr, store, sweep, PRIVATE)
     build_recommend_panel(gr, store, sweep, other, PRIVATE)
     run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None, visible=False)
     timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline", visible=False)
@@ -326,7 +326,8 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
                report, setting, pareto, heatmap, lines, grid_controls, color, energy, layouts, layout_rows,
                what_if_gpus, what_if_figure, what_if_text]
     # opening the tab shows the newest sweep at once; a value set at build time fires no change event
-    tab.select(refresh, [sweep, other], [sweep, other], **PRIVATE).then(show, [sweep, other], outputs, **PRIVATE)
+    tab.select(refresh, [sweep, other], [sweep, other], **PRIVATE).then(show, [sweep, other], outputs, **PRIVATE).then(
+        *cost_fill, **PRIVATE)
     refresh_button.click(refresh, [sweep, other], [sweep, other], **PRIVATE)
     reference_button.click(add_reference, [sweep, other], [sweep, other], **PRIVATE)
     sweep.change(show, [sweep, other], outputs, **PRIVATE)

@@ -63,8 +63,10 @@ def keep_prices(store: Store, sweep_id, price_text, table) -> str:
                                                else f"{len(prices['table'])} price(s) by GPU model") + "."
 
 
-def build_cost_panel(gr, store: Store, sweep_dropdown, private: dict):
-    """The panel inside the caller's layout; it fills itself when the sweep changes."""
+def build_cost_panel(gr, store: Store, sweep_dropdown, private: dict) -> tuple:
+    """The panel inside the caller's layout; it fills itself when the sweep changes.
+    Returns its fill event (function, inputs, outputs) for the tab's opening, where the
+    dropdown's value was set at build time and fires no change."""
     with gr.Accordion("Cost: $ per million tokens at a price per GPU-hour", open=False, elem_id="cost-panel"):
         with gr.Row():
             price = gr.Textbox(label="$ per GPU-hour for every run (optional; else the table)", max_lines=1,
@@ -90,4 +92,4 @@ def build_cost_panel(gr, store: Store, sweep_dropdown, private: dict):
     sweep_dropdown.change(fill, [sweep_dropdown], [price, table, text], **private)
     show.click(handle(cost_view), [sweep_dropdown, price, table], [text], **private)
     keep.click(handle(keep_prices), [sweep_dropdown, price, table], [text], **private)
-    return price, table, text
+    return fill, [sweep_dropdown], [price, table, text]
