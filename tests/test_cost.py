@@ -138,3 +138,12 @@ def test_the_cost_within_the_slo_stored_with_the_sweep(store):
     # $3.60 an hour: 8 tokens/s = 28,800 tokens an hour -> $125 per million; 4 good tokens/s -> $250
     assert row["usd_per_million_tokens"] == pytest.approx(125.0)
     assert row["usd_per_million_good_tokens"] == pytest.approx(250.0)
+
+
+def test_the_cost_goes_through_strict_json(store):
+    import orjson  # what gradio's API sends with: string keys only
+
+    from studio.reports.report import load_analysis, report_json
+
+    analysis = load_analysis(store, ensure_reference_sweeps(store)["batched"])
+    assert orjson.loads(orjson.dumps(report_json(analysis), default=str))["cost"]["runs"][0]["run_id"]

@@ -145,7 +145,8 @@ def sweep_cost(runs: list[dict], points: list[dict], price: float | None = None,
                 f"output tokens ({money(best['price_per_gpu_hour'])} per GPU-hour, {best['price_source']}).")
     else:
         text = "No cost: " + (rows[0]["price_source"] if rows else "no succeeded run") + "."
-    return {"rows": rows, "runs": per_run, "text": text, "slo": slo}
+    # a list, not a dict keyed by run id: the report's JSON and the API need string keys
+    return {"rows": rows, "runs": [{"run_id": k, **v} for k, v in per_run.items()], "text": text, "slo": slo}
 
 
 COST_HEADERS = ["GPUs", "$ per GPU-hour", "$ per M output tokens", "$ per M tokens within the SLO",
