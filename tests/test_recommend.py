@@ -123,3 +123,51 @@ def test_recommend_panel(store):
     ref = ensure_reference_sweeps(store)["batched"]
     both = recommend_view(store, str(sweep_id), str(ref), "ttft=2000,tpot=200", "", "8")
     assert "| predicted | " in both and "from " in both
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_cost_and_recommend_panels_in_chromium(store, artifacts):
+    import tempfile
+    from pathlib import Path
+
+    import gradio as gr
+    from conftest import find_free_port
+    from playwright.sync_api import sync_playwright
+
+    from studio.web.analysis_tab import build_analysis_tab
+
+    ensure_reference_sweeps(store)
+    with gr.Blocks() as demo:
+        with gr.Tab("Runs"):
+            gr.Markdown("another tab")
+        build_analysis_tab(store, Path(tempfile.mkdtemp()))
+    port = find_free_port()
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_role("tab", name="Analysis").click()
+            page.get_by_text("Cost: $ per million tokens").click()
+            # the tab opens on a sweep: the panel fills at the example price of its RTX 3090s
+            page.wait_for_function("document.querySelector('#cost-text').innerText.includes('$0.25 per GPU-hour, "
+                                   "RTX 3090: example price')", timeout=60000)
+            page.locator("#cost-price textarea, #cost-price input").first.fill("2")
+            page.locator("#cost-button").click()
+            page.wait_for_function("document.querySelector('#cost-text').innerText.includes('$2.00 per GPU-hour, "
+                                   "given')", timeout=60000)
+            page.get_by_text("Recommend: the cheapest").click()
+            page.locator("#recommend-max-gpus textarea, #recommend-max-gpus input").first.fill("8")
+            page.locator("#recommend-button").click()
+            page.wait_for_function("document.querySelector('#recommend-text').innerText.startsWith('Use 1 GPU(s) at "
+                                   "batch 16')", timeout=60000)
+            assert "predicted" in page.locator("#recommend-text").inner_text()
+            page.screenshot(path=str(artifacts / "analysis-cost-recommend.png"), full_page=True)
+            browser.close()
+        assert not errors, errors
+    finally:
+        demo.close()
