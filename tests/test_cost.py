@@ -96,8 +96,10 @@ def test_prices_kept_with_the_sweep_reach_history_compare_and_analysis(store):
     assert table.loc[2, "$ per M tokens"] == pytest.approx(round(2 * 3 / (160 * 3600) * 1e6, 3))
     text = cost_view(store, sweep_id, "", None)
     assert f"${3 / (100 * 3600) * 1e6:,.3f}" in text and "Cheapest per token: 1 GPU(s)" in text
-    # Compare prices by the example table: a CPU run has none
+    # Compare without the store prices by the example table (a CPU run has none); with it, at the sweep's $3
     assert views.compare_table(runs)["median $ per M tokens"].isna().all()
+    compared = views.compare_table(runs, store).set_index("GPUs")
+    assert compared.loc[1, "median $ per M tokens"] == pytest.approx(round(3 / (100 * 3600) * 1e6, 3))
     # published figures stay read-only: the prices cost them in the view only
     ref = ensure_reference_sweeps(store)["batched"]
     assert "read-only" in keep_prices(store, ref, "1", None) and store.sweep_prices(ref) is None

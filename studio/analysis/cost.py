@@ -117,6 +117,19 @@ def money(value, digits: int = 2) -> str:
     return "–" if value is None else f"${value:,.{digits}f}"
 
 
+def stored_costs(runs: list[dict], prices_of=None) -> dict:
+    """costs() of runs from any sweeps, each sweep's runs at the prices kept with it
+    (`prices_of(sweep_id)`, e.g. Store.sweep_prices), else the example table."""
+    out: dict = {}
+    by_sweep: dict = {}
+    for r in runs:
+        by_sweep.setdefault(r.get("sweep_id"), []).append(r)
+    for sweep_id, mine in by_sweep.items():
+        stored = (prices_of(sweep_id) if prices_of is not None and sweep_id else None) or {}
+        out.update(costs(mine, stored.get("price"), stored.get("table")))
+    return out
+
+
 def _median(values: list[float]) -> float | None:
     values = sorted(v for v in values if v is not None)
     return values[(len(values) - 1) // 2] if values else None

@@ -170,7 +170,7 @@ def register_api(supervisor, store: Store) -> None:
 
     def compare(sweep_ids: list[int] | None = None, run_ids: list[int] | None = None) -> list[dict]:
         """Per sweep and GPU count: median, min and max tokens/s, speedup, ideal speedup and efficiency."""
-        return views.compare_points(history.selected_runs(store, sweep_ids, run_ids))
+        return views.compare_points(history.selected_runs(store, sweep_ids, run_ids), store)
 
     def analyse_sweep(sweep_id: int | None = None, compare_with: int | None = None) -> dict:
         """Why a sweep scales the way it does: the report JSON of `studio report ID --format json`

@@ -14,7 +14,7 @@ import pandas as pd
 from db.store import Store
 from runner.config import ConfigError, whole
 from runner.metrics import RUN_FIELDS
-from studio.analysis.cost import costs
+from studio.analysis.cost import stored_costs
 from studio.analysis.layouts import agreement_cells
 from studio.exchange.peers.detail import history_status
 from studio.sweeps.grid import sweep_layouts, sweep_value
@@ -70,21 +70,9 @@ def _when_and_status(r: dict) -> tuple[str, str]:
     return (r.get("created_at") or "")[:19].replace("T", " "), r["status"]
 
 
-def run_costs(store: Store | None, runs: list[dict]) -> dict[int, dict]:
-    """studio.analysis.cost's run_cost of each run, at the prices kept with its sweep (else the examples)."""
-    out: dict[int, dict] = {}
-    by_sweep: dict = {}
-    for r in runs:
-        by_sweep.setdefault(r.get("sweep_id"), []).append(r)
-    for sweep_id, mine in by_sweep.items():
-        stored = (store.sweep_prices(sweep_id) if store is not None and sweep_id else None) or {}
-        out.update(costs(mine, stored.get("price"), stored.get("table")))
-    return out
-
-
 def history_table(runs: list[dict], store: Store | None = None) -> pd.DataFrame:
     agreement = agreement_cells(runs)
-    cost = run_costs(store, runs)
+    cost = stored_costs(runs, store.sweep_prices if store is not None else None)
     data = [[
         r["id"], r.get("sweep_id"), *_when_and_status(r), r["model"],
         r["mode"], r["batch_size"], r["max_new_tokens"], r["num_prompts"], r["world_size"], r["layout"],

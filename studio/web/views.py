@@ -12,7 +12,7 @@ import pandas as pd
 from db.store import Store
 from runner import phases, roofline
 from runner.config import for_users
-from studio.analysis.cost import costs
+from studio.analysis.cost import stored_costs
 from studio.analysis.layouts import agreement_cells, agreement_detail, agreement_text, first_differences
 from studio.analysis.stats import SETTING_AXES, run_speedups, scaling_series, varied_settings
 from studio.charts.figures import overhead_seconds, series_labels
@@ -340,10 +340,11 @@ COMPARE_COLUMNS = ["series", "GPUs", "runs", "median tokens/s", "min tokens/s", 
                    "ideal speedup", "efficiency", "median gen. seconds", "median $ per M tokens"]
 
 
-def compare_table(runs: list[dict]) -> pd.DataFrame:
-    """Per sweep and GPU count: the numbers behind the Compare charts."""
+def compare_table(runs: list[dict], store=None) -> pd.DataFrame:
+    """Per sweep and GPU count: the numbers behind the Compare charts; the cost at the
+    prices kept with each sweep (`store`), else the example prices (studio.analysis.cost)."""
     data = []
-    cost = costs(runs)  # at the example prices by GPU model (studio.analysis.cost); a CPU run has none
+    cost = stored_costs(runs, store.sweep_prices if store is not None else None)  # a CPU run: none unless kept
     all_series = scaling_series(runs)
     labels = series_labels(all_series)
     for series in all_series:
@@ -363,7 +364,7 @@ def _median(values: list) -> float | None:
     return values[(len(values) - 1) // 2] if values else None
 
 
-def compare_points(runs: list[dict]) -> list[dict]:
+def compare_points(runs: list[dict], store=None) -> list[dict]:
     """compare_table as plain dicts, for the API."""
-    table = compare_table(runs)
+    table = compare_table(runs, store)
     return [dict(zip(COMPARE_COLUMNS, row)) for row in table.itertuples(index=False, name=None)]
