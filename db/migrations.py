@@ -342,3 +342,13 @@ migration(
     BEGIN SELECT RAISE(ABORT, 'imported sweeps are read-only'); END;
     """,
 )
+
+
+# Prices per GPU-hour kept with a sweep (studio.analysis.cost): the price the user gave
+# and the table of prices per GPU model they edited, as JSON; NULL until one is saved.
+migration(
+    "015_sweep_prices",
+    """
+    ALTER TABLE sweeps ADD COLUMN prices TEXT;
+    """,
+)

@@ -3,6 +3,7 @@ published reference figures stored once each as read-only sweeps."""
 
 from __future__ import annotations
 
+import json
 from typing import Iterable
 
 from db.connection import StoreBase, _json, now
@@ -20,6 +21,16 @@ class SweepStore(StoreBase):
                 "gpu_counts": list(gpu_counts), "repeats": repeats, "settings": settings, "external": int(external),
                 "source": source, "origin": origin, "owner": owner,
             }).last_pk
+
+    def set_sweep_prices(self, sweep_id: int, prices: dict | None) -> None:
+        """Keep the prices per GPU-hour (studio.analysis.cost) with a sweep, as given."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE sweeps SET prices = ? WHERE id = ?",
+                         (None if prices is None else json.dumps(prices), sweep_id))
+
+    def sweep_prices(self, sweep_id: int) -> dict | None:
+        row = self.db.execute("SELECT prices FROM sweeps WHERE id = ?", [sweep_id]).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
 
     def finish_sweep(self, sweep_id: int, status: str) -> None:
         with self.transaction() as conn:

@@ -58,7 +58,7 @@ def documented_endpoints() -> set[str]:
 def test_the_public_api_is_what_the_readme_lists(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/start_sweep", "/sweep_status", "/stop_sweep", "/list_runs", "/get_run", "/delete_runs",
-            "/export_runs", "/compare", "/list_sweeps", "/analyse_sweep", "/predict", "/import_results"} == \
+            "/export_runs", "/compare", "/list_sweeps", "/analyse_sweep", "/predict", "/recommend", "/import_results"} == \
         documented_endpoints()
     assert names == documented_endpoints()  # the page's own events stay private
 
@@ -108,6 +108,22 @@ def test_analyse_sweep_answers_with_the_report_json(client):
     assert report["points"][1]["speedup"] == pytest.approx(compare[2]["speedup"], abs=0.005)  # one computation
     with pytest.raises(AppError, match="no sweep 99999"):
         client.predict(sweep_id=99999, api_name="/analyse_sweep")
+
+
+def test_recommend_answers_as_the_cli(client):
+    from gradio_client.exceptions import AppError
+
+    (sweep,) = client.predict(api_name="/list_sweeps")
+    answer = client.predict(sweep_ids=[sweep["id"]], slo="ttft=100000,tpot=100000", price=1.0, max_gpus=2,
+                            api_name="/recommend")
+    measured = {c["gpus"]: c for c in answer["candidates"] if c["kind"] == "measured"}
+    assert sorted(measured) == [1, 2] and answer["sentence"].startswith("Use ")
+    for n, c in measured.items():  # $1 per GPU-hour: tokens/s per $/hour is tokens/s per GPU
+        assert c["tokens_per_second_per_dollar_hour"] == pytest.approx(c["tokens_per_second"] / n)
+    best = max(measured.values(), key=lambda c: c["tokens_per_second_per_dollar_hour"])
+    assert answer["chosen"]["run_ids"] == best["run_ids"]
+    with pytest.raises(AppError, match="slo"):
+        client.predict(sweep_ids=[sweep["id"]], slo="fast", api_name="/recommend")
 
 
 def test_export_and_delete(client):

@@ -215,6 +215,8 @@ def test_present_tab_handlers(store):
     assert frame.startswith("<iframe id='present-deck'") and "srcdoc=\"&lt;!doctype html&gt;" in frame
     # its own origin: scripts run, but reach neither the page nor the API (issue 27 item 9)
     assert "sandbox='allow-scripts'" in frame and "allow-same-origin" not in frame
+    # plotly.js stays with the page (issue 23 item 6): the frame carries the deck's figures only
+    assert "plotly.js v" not in frame and len(frame.encode()) < 1_000_000
     assert explainer_start(measured) == (100, 16, 6)  # the sweep's settings, one count past its largest
     names = {t.name for t in explainer_plot(measured, 100, 16, 6).data}
     assert "measured median (this sweep)" in names
@@ -246,16 +248,20 @@ def test_present_tab_in_chromium(store, artifacts):
     import gradio as gr
     from conftest import find_free_port
     from playwright.sync_api import sync_playwright
+    from starlette.middleware import Middleware
 
+    from studio.web.plotly_script import PLOTLY_PATH, PlotlyScript
     from studio.web.present_tab import build_present_tab
 
-    sweep_id = ensure_reference_sweeps(store)["batched"]
+    references = ensure_reference_sweeps(store)
+    sweep_id = references["batched"]
     with gr.Blocks() as demo:
         with gr.Tab("Runs"):
             gr.Markdown("another tab")
         build_present_tab(store)
     port = find_free_port()
-    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True,
+                app_kwargs={"middleware": [Middleware(PlotlyScript)]})
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
@@ -263,6 +269,8 @@ def test_present_tab_in_chromium(store, artifacts):
             page = browser.new_page(viewport={"width": 1300, "height": 1000})
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
+            plotly_fetches = []
+            page.on("request", lambda r: plotly_fetches.append(r.url.split(str(port))[1]) if "studio-static" in r.url else None)
             page.goto(f"http://127.0.0.1:{port}/")
             page.get_by_role("tab", name="Present").click()
             page.wait_for_selector("#present-explainer .main-svg", timeout=60000)
@@ -290,6 +298,23 @@ def test_present_tab_in_chromium(store, artifacts):
             assert page.locator("#present-explainer .barlayer .point").count() == sum(
                 sum(q["rounds_per_rank"]) for q in quantisation(100, 8, range(1, 7), base=1))
             page.screenshot(path=str(artifacts / "present-explainer.png"), full_page=True)
+            # a second sweep: every byte the browser receives from picking it to its first chart drawn
+            cdp = page.context.new_cdp_session(page)
+            received = []
+            cdp.on("Network.dataReceived", lambda e: received.append(e["dataLength"]))
+            cdp.send("Network.enable")
+            page.locator("#present-sweep input").click()
+            page.locator("[role=option]", has_text=f"#{references['simple']} ").first.click()
+            page.wait_for_function(f"document.querySelector('#present-deck').title.endsWith(' {references['simple']}')",
+                                   timeout=60000)
+            deck = page.frame_locator("#present-deck")
+            deck.locator("#counter").wait_for(timeout=30000)
+            deck.locator("#step-0 h1").click()
+            deck.locator("#step-1 .fig .scatterlayer .trace").first.wait_for(timeout=30000)
+            second = sum(received)
+            print(f"second sweep's payload: {second} bytes")
+            assert 10_000 < second < 1_000_000, second
+            assert plotly_fetches == [PLOTLY_PATH], plotly_fetches  # plotly.js crossed the wire once, for both decks
             browser.close()
         assert not errors, errors
     finally:
@@ -339,3 +364,4 @@ def test_a_contention_slide_does_not_offer_the_quantisation_remedy():
     assert "Quantisation is not what limits this sweep; still: To remove" in analysis["explanation"]
     cause = next(s for s in deck_steps(analysis) if s["id"] == "cause")
     assert "To remove" not in cause["html"] and "batch size" not in cause["html"]
+

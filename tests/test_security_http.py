@@ -23,6 +23,7 @@ from gradio_client.exceptions import AppError, AuthenticationError
 from db.store import Store
 from runner.config import LIMITS
 from runner.paths import models_dir, runs_dir
+from studio.web.plotly_script import PLOTLY_PATH
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]  # live servers
 AUTH = ("ada", "correct-horse-battery")
@@ -241,7 +242,8 @@ def test_with_auth_on_nobody_gets_in_without_the_password(tmp_path):
     server = Server(db_path, "--host", "0.0.0.0", "--auth", ":".join(AUTH)).wait_ready()
     try:
         with httpx.Client(base_url=server.url, timeout=10) as http:
-            for url in ("/gradio_api/info", "/config", f"/gradio_api/file={db_path}", "/gradio_api/file=/etc/passwd"):
+            for url in ("/gradio_api/info", "/config", f"/gradio_api/file={db_path}", "/gradio_api/file=/etc/passwd",
+                        PLOTLY_PATH):
                 response = http.get(url)
                 assert response.status_code in (401, 403), f"{url}: {response.status_code}"
                 assert "root:" not in response.text and "do not serve" not in response.text
@@ -253,6 +255,7 @@ def test_with_auth_on_nobody_gets_in_without_the_password(tmp_path):
         with httpx.Client(base_url=server.url, timeout=10) as http:  # logged in, files are still refused
             assert http.post("/login", data={"username": AUTH[0], "password": AUTH[1]}).status_code == 200
             assert _forbidden(http.get(f"/gradio_api/file={db_path}"))
+            assert http.get(PLOTLY_PATH).text.startswith("/**\n* plotly.js v")  # the page's one copy, logged in
     finally:
         server.stop()
     assert_database_sound(db_path, [earlier])

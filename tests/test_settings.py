@@ -226,4 +226,4 @@ def test_the_page_leaves_the_public_api_names_to_the_api(db_path):
         supervisor.shutdown()
     public = {f.api_name for f in app.fns.values() if f.api_visibility != "private"}
     assert public == {"start_sweep", "sweep_status", "stop_sweep", "list_runs", "list_sweeps", "get_run", "delete_runs",
-                      "export_runs", "compare", "analyse_sweep", "predict", "import_results"}
+                      "export_runs", "compare", "analyse_sweep", "predict", "recommend", "import_results"}

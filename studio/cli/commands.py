@@ -227,6 +227,7 @@ def _sweep_ref(store, text: str) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from db.store import Store
+    from studio.analysis.cost import parse_price
     from studio.reports.report import ReportError, write_report
 
     store = Store(args.db)
@@ -237,8 +238,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         sweep_id = _sweep_ref(store, args.sweep)
         other = _sweep_ref(store, args.compare) if args.compare else None
-        path, analysis = write_report(store, sweep_id, args.format, args.output, compare_with=other, force=args.force)
-    except (ReportError, ValueError) as exc:
+        path, analysis = write_report(store, sweep_id, args.format, args.output, compare_with=other, force=args.force,
+                                      price=parse_price(args.price))
+    except (ReportError, ValueError, ConfigError) as exc:
         return fail(str(exc))
     print(analysis["explanation"])
     print(f"\nwrote {path}")
@@ -328,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--force", action="store_true", help="replace the --output file if it exists")
     report.add_argument("--compare", default=None, metavar="SWEEP", help="a second sweep for an A/B comparison; "
                         "several (B,C) for one side-by-side page, imported sweeps included")
+    report.add_argument("--price", default=None, metavar="DOLLARS", help="$ per GPU-hour for the cost section "
+                        "(default: the prices kept with the sweep, else example prices to replace)")
     add_db_option(report)
     report.set_defaults(func=cmd_report)
 
@@ -347,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     present.add_argument("--force", action="store_true", help="replace the --output file if it exists")
     add_db_option(present)
     present.set_defaults(func=cmd_present)
+
+    from studio.cli.recommend import add_recommend_parser
+
+    add_recommend_parser(sub, _sweep_ref)
 
     reference = sub.add_parser("reference", help="the reference post's published figures as read-only sweeps")
     reference.add_argument("action", choices=["load", "list"], nargs="?", default="list")

@@ -38,6 +38,7 @@ def serve(args) -> int:
     from studio.sweeps.supervisor import Supervisor
     from studio.web.app import CSS, build_app, theme
     from studio.web.http_guard import AccessGuard, PathRefusalGuard
+    from studio.web.plotly_script import PlotlyScript
 
     supervisor = Supervisor(args.db, resume=not getattr(args, "no_resume", False))
     if supervisor.interrupted_at_start:
@@ -62,7 +63,8 @@ def serve(args) -> int:
                 max_file_size=MAX_UPLOAD, allowed_paths=[], blocked_paths=never_served(supervisor.db_path),
                 prevent_thread_lock=True, quiet=True,
                 footer_links=["api"], theme=theme(), css=CSS, ssr_mode=False, mcp_server=False,
-                app_kwargs={"middleware": [Middleware(PathRefusalGuard), Middleware(AccessGuard)]},
+                app_kwargs={"middleware": [Middleware(PathRefusalGuard), Middleware(AccessGuard),
+                                                   Middleware(PlotlyScript)]},
             )
         except OSError as exc:
             return fail(f"cannot listen on {args.host}:{args.port} ({exc}); pass a free --port")

@@ -1,5 +1,7 @@
 """A sweep replayed as a presentation: the analysis dict in, one self-contained
-HTML deck out (plotly.js inlined once, no network needed to open it).
+HTML deck out (plotly.js inlined once, no network needed to open it). In the web
+studio's Present tab the deck carries no plotly.js: it asks the page for the
+copy the page fetched once (see `studio.web.plotly_script`).
 
 Steps: the settings; the throughput growing one GPU count at a time against the
 ideal line; the rounds per rank as blocks; the cause in one sentence; what the
@@ -159,7 +161,7 @@ padding:0 16px;background:#f4f7fb;border-top:1px solid #dde;font-size:.95em}#bar
 """
 
 SCRIPT = """
-(function(){
+function startDeck(){
   var steps=document.querySelectorAll('.step'), figs=JSON.parse(document.getElementById('deck-figs').textContent);
   var drawn={}, at=0;
   function draw(i){
@@ -191,7 +193,17 @@ SCRIPT = """
   document.getElementById('prev').onclick=function(){show(at-1);};
   document.getElementById('next').onclick=function(){show(at+1);};
   show(0);
-})();
+}
+"""
+
+# In the Present tab (an iframe sandboxed into an origin of its own) plotly.js comes from the page: the deck
+# posts "plotly?" to its parent, the page answers with the source it fetched once, and the deck runs it.
+BORROW_PLOTLY = """
+window.addEventListener('message',function(e){
+  if(e.source!==window.parent||!e.data||e.data.studio!=='plotly'||window.Plotly)return;
+  var s=document.createElement('script'); s.textContent=e.data.source; document.head.appendChild(s); startDeck();
+});
+window.parent.postMessage({studio:'plotly?'},'*');
 """
 
 
@@ -217,8 +229,9 @@ def projector_fonts(layout: dict) -> dict:
     return layout
 
 
-def deck_html(analysis: dict) -> str:
-    """The whole deck as one HTML page."""
+def deck_html(analysis: dict, *, inline_plotly: bool = True) -> str:
+    """The whole deck as one HTML page: plotly.js inlined once, or (inline_plotly=False,
+    the Present tab) borrowed from the page that holds the deck's iframe."""
     steps = deck_steps(analysis)
     sweep = analysis["sweep"]
     figs, sections = {}, []
@@ -240,11 +253,12 @@ def deck_html(analysis: dict) -> str:
     title = f"Scaling Studio · sweep {sweep['id']}" + (f" · {sweep['name']}" if sweep.get("name") else "")
     return "\n".join([
         f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title><style>{CSS}</style>",
-        f"<script>{get_plotlyjs()}</script></head><body>", *sections,
+        f"<script>{get_plotlyjs()}</script></head><body>" if inline_plotly else "</head><body>", *sections,
         "<div id='bar'><button id='prev' title='back (←)'>◀</button><span id='counter'></span>"
         "<button id='next' title='next (→ or space)'>▶</button><span id='title'></span>"
         f"<span style='margin-left:auto;color:#777'>{_esc(title)}</span></div>",
-        f"<script type='application/json' id='deck-figs'>{data}</script><script>{SCRIPT}</script></body></html>"])
+        f"<script type='application/json' id='deck-figs'>{data}</script>",
+        f"<script>{SCRIPT}{'startDeck();' if inline_plotly else BORROW_PLOTLY}</script></body></html>"])
 
 
 def write_deck(store, sweep_id: int, output: str | Path | None = None, *, force: bool = False) -> tuple[Path, dict]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from db.store import Store
 from studio.analysis.analyse import analyse_sweep, compare
+from studio.analysis.cost import COST_HEADERS, cost_table_rows, sweep_cost
 from studio.analysis.explain import explain_layouts
 from studio.analysis.grid import grid_summary
 from studio.analysis.layouts import layout_summary
@@ -28,9 +29,11 @@ class ReportError(ValueError):
     """The sweep cannot be reported; the message says what to do instead."""
 
 
-def load_analysis(store: Store, sweep_id: int, slo: dict | None = None, setting: dict | int | None = None) -> dict:
+def load_analysis(store: Store, sweep_id: int, slo: dict | None = None, setting: dict | int | None = None,
+                  price: float | None = None, table: list[dict] | None = None) -> dict:
     """Analyse one stored sweep, timelines included, with its grid: the Pareto front,
-    batch scaling and, under an SLO (given, or stored with the sweep), goodput."""
+    batch scaling and, under an SLO (given, or stored with the sweep), goodput; and
+    its cost at `price` per GPU-hour, or the prices kept with the sweep, or the examples."""
     sweep = store.get_sweep(int(sweep_id))
     if sweep is None:
         known = ", ".join(str(s["id"]) for s in store.list_sweeps(limit=20)) or "none yet"
@@ -47,6 +50,9 @@ def load_analysis(store: Store, sweep_id: int, slo: dict | None = None, setting:
         result["explanation"] += "\n" + "\n".join(extra)
     result["what_if"] = sweep_what_if(sweep, ranks, result["counts"])
     result["what_if_rows"] = what_if_rows(result)
+    stored = store.sweep_prices(int(sweep_id)) or {}
+    result["cost"] = sweep_cost(sweep["runs"], result["points"], price if price is not None else stored.get("price"),
+                                table if table is not None else stored.get("table"), outputs, slo)
     result["_runs"] = {r["id"]: r for r in sweep["runs"]}
     result["_ranks"] = ranks
     return result
@@ -215,6 +221,12 @@ def report_html(analysis: dict, other: dict | None = None) -> str:
                  "(Student t), drawn as error bars. Speedup is over the smallest count swept. Predicted speedup is "
                  "the work-quantisation ceiling: rounds on the busiest rank at the smallest count over rounds at n. "
                  "Imbalance is the slowest rank's generation time over the mean.</p>")
+    if analysis.get("cost", {}).get("rows"):
+        parts.append("<h2>Cost</h2><p>" + html.escape(analysis["cost"]["text"]) + "</p>"
+                     + _table(COST_HEADERS, cost_table_rows(analysis["cost"]))
+                     + "<p class='small'>Every GPU of a run is paid for its whole time: $ per million tokens = GPUs × "
+                       "$ per GPU-hour / (tokens/s × 3600) × 10⁶. Prices marked example are placeholders, not "
+                       "market data: give yours with --price or in the Analysis tab.</p>")
     headers, rows = fit_rows(analysis)
     parts.append("<h2>Fits</h2>" + _table(headers, rows)
                  + "<p class='small'>X(n) = λn / (1 + σ(n−1) + κn(n−1)); Amdahl is κ = 0. Fitted to every repeat by "
@@ -256,12 +268,12 @@ def report_html(analysis: dict, other: dict | None = None) -> str:
 
 
 def write_report(store: Store, sweep_id: int, fmt: str = "html", output: str | Path | None = None,
-                 compare_with: int | None = None, *, force: bool = False) -> tuple[Path, dict]:
+                 compare_with: int | None = None, *, force: bool = False, price: float | None = None) -> tuple[Path, dict]:
     """Analyse a sweep and write its report; returns the file written and the analysis."""
     if fmt not in ("html", "json"):
         raise ReportError(f"format {fmt!r} is not known; use html or json")
-    analysis = load_analysis(store, sweep_id)
-    other = load_analysis(store, compare_with) if compare_with is not None else None
+    analysis = load_analysis(store, sweep_id, price=price)
+    other = load_analysis(store, compare_with, price=price) if compare_with is not None else None
     path = check_output(Path(output) if output else Path(f"sweep-{sweep_id}-report.{fmt}"), force=force)
     if fmt == "json":
         text = json.dumps(report_json(analysis, other), indent=2, default=str)

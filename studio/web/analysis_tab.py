@@ -39,7 +39,9 @@ from studio.reports.report import (
 from studio.sweeps.grid import describe_cell, sweep_layouts, sweep_value
 from studio.sweeps.reference import ensure_reference_sweeps
 from studio.web import history
+from studio.web.cost_panel import build_cost_panel
 from studio.web.page_kit import PRIVATE
+from studio.web.recommend_panel import build_recommend_panel
 
 
 def sweep_label(sweep: dict) -> str:
@@ -312,6 +314,8 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     lines = gr.Plot(label="Grid lines", show_label=False, elem_id="analysis-lines", visible=False)
     energy = gr.Plot(label="Energy per token", show_label=False, elem_id="analysis-energy", visible=False)
     what_if_gpus, what_if_figure, what_if_text = build_what_if(gr, store, sweep, PRIVATE)
+    cost_fill = build_cost_panel(gr, store, sweep, PRIVATE)
+    build_recommend_panel(gr, store, sweep, other, PRIVATE)
     run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None, visible=False)
     timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline", visible=False)
     with gr.Row():
@@ -322,7 +326,8 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
                report, setting, pareto, heatmap, lines, grid_controls, color, energy, layouts, layout_rows,
                what_if_gpus, what_if_figure, what_if_text]
     # opening the tab shows the newest sweep at once; a value set at build time fires no change event
-    tab.select(refresh, [sweep, other], [sweep, other], **PRIVATE).then(show, [sweep, other], outputs, **PRIVATE)
+    tab.select(refresh, [sweep, other], [sweep, other], **PRIVATE).then(show, [sweep, other], outputs, **PRIVATE).then(
+        *cost_fill, **PRIVATE)
     refresh_button.click(refresh, [sweep, other], [sweep, other], **PRIVATE)
     reference_button.click(add_reference, [sweep, other], [sweep, other], **PRIVATE)
     sweep.change(show, [sweep, other], outputs, **PRIVATE)

@@ -10,6 +10,7 @@ runtime to describe the endpoints.
 
 import functools
 import inspect
+import json
 
 import gradio as gr
 
@@ -169,7 +170,7 @@ def register_api(supervisor, store: Store) -> None:
 
     def compare(sweep_ids: list[int] | None = None, run_ids: list[int] | None = None) -> list[dict]:
         """Per sweep and GPU count: median, min and max tokens/s, speedup, ideal speedup and efficiency."""
-        return views.compare_points(history.selected_runs(store, sweep_ids, run_ids))
+        return views.compare_points(history.selected_runs(store, sweep_ids, run_ids), store)
 
     def analyse_sweep(sweep_id: int | None = None, compare_with: int | None = None) -> dict:
         """Why a sweep scales the way it does: the report JSON of `studio report ID --format json`
@@ -200,6 +201,23 @@ def register_api(supervisor, store: Store) -> None:
                                 max_new_tokens)
         return predict_stored(store, sweep_id, request)
 
+    def recommend(sweep_ids: list[int] | None = None, slo: str = "", price: float | None = None,
+                  max_gpus: int | None = None) -> dict:
+        """The cheapest GPU count, layout and batch size that meet slo 'ttft=MS,tpot=MS' at the most tokens/s
+        per dollar (price per GPU-hour, else the sweep's or the example prices), measured first, predictions
+        with their interval where nothing was measured; the sentence, the candidates and the runs behind them.
+        As `studio recommend IDS --slo ... --json`."""
+        from studio.analysis.cost import parse_price
+        from studio.analysis.recommend import recommend_stored
+        from studio.sweeps.slo import parse_slo
+
+        ids = id_list("sweep_ids", sweep_ids)
+        if not ids:
+            raise ConfigError("sweep_ids", "give one or more sweep ids, e.g. [3]")
+        limit = None if max_gpus in (None, "") else whole("max_gpus", max_gpus, 1, 1024, example="8")
+        answer = recommend_stored(store, ids, parse_slo(text("slo", slo)), parse_price(price), None, limit)
+        return json.loads(json.dumps(answer, default=str))
+
     def import_results(files: dict | None = None, labels: str = "", slo: str = "") -> dict:
         """Other tools' results ({file name: file text}: GuideLLM, AIPerf, vLLM bench, inference-benchmarker, or
         a studio export); labels 'gpus=8,gpu=H100'; slo 'ttft=MS,tpot=MS'. Returns {imported: [a line per file]}."""
@@ -208,5 +226,5 @@ def register_api(supervisor, store: Store) -> None:
         return import_texts(store, files, text("labels", labels), text("slo", slo))
 
     for fn in (start_sweep, sweep_status, stop_sweep, list_runs, list_sweeps, get_run, delete_runs, export_runs,
-               compare, analyse_sweep, predict, import_results):
+               compare, analyse_sweep, predict, recommend, import_results):
         gr.api(refusing(fn), api_name=fn.__name__)

@@ -95,7 +95,8 @@ def build_app(supervisor, db_path: str | Path | None = None) -> gr.Blocks:
                 build_present_tab(store)
 
         # below the tabs: one click from every term any tab uses
-        with gr.Accordion("Glossary: rounds, knee, σ/κ, roofline, tp/dp, TTFT/TPOT, goodput, held-out, agreement",
+        with gr.Accordion("Glossary: rounds, knee, σ/κ, roofline, tp/dp, TTFT/TPOT, goodput, $ per M tokens, held-out, "
+                          "agreement",
                           open=False, elem_id="glossary"):
             gr.Markdown(glossary_markdown())
         app.load(*run.on_load, **private(show_progress="hidden"))

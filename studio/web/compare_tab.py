@@ -65,7 +65,7 @@ def build_compare_tab(store: Store, export_dir: Path) -> SimpleNamespace:
         ok = sum(1 for r in runs if r["status"] == "succeeded")
         message = "" if ok else "No succeeded runs in the selection yet: choose sweeps above."
         energy = gr.Plot(value=figs[3], visible=True) if len(figs) > 3 else gr.Plot(visible=False)
-        return (*figs[:3], energy, views.compare_table(runs), message)
+        return (*figs[:3], energy, views.compare_table(runs, store), message)
 
     def download(sweep_ids, run_ids):
         try:

@@ -20,6 +20,9 @@ TERMS = {
     "TTFT and TPOT": "Time to first token: from a request's batch start to its first generated token on the "
                      "host. Time per output token: the mean gap between its later tokens.",
     "goodput": "Tokens per second counted only from requests that met the latency limits (TTFT and TPOT).",
+    "$ per M tokens": "What a million output tokens cost: the run's GPUs × the price per GPU-hour over the tokens "
+                      "it makes in an hour. Within the SLO: over its goodput instead. Example prices are "
+                      "placeholders, not market data: give yours.",
     "held-out error": "How far to trust a prediction: each measured setting predicted from the others, and "
                       "the error against what was measured.",
     "agreement": "The share of prompts whose tokens match a reference run's: greedy float32 should agree "

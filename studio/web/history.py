@@ -14,6 +14,7 @@ import pandas as pd
 from db.store import Store
 from runner.config import ConfigError, whole
 from runner.metrics import RUN_FIELDS
+from studio.analysis.cost import stored_costs
 from studio.analysis.layouts import agreement_cells
 from studio.exchange.peers.detail import history_status
 from studio.sweeps.grid import sweep_layouts, sweep_value
@@ -22,7 +23,7 @@ from studio.web.params import id_list, record_id
 from studio.web.views import for_display, rounded
 
 HISTORY_COLUMNS = ["run", "sweep", "created (UTC)", "status", "model", "mode", "batch", "new tokens", "prompts",
-                   "GPUs", "layout", "repeat", "tokens/s", "gen. seconds", "agreement", "error"]
+                   "GPUs", "layout", "repeat", "tokens/s", "$ per M tokens", "gen. seconds", "agreement", "error"]
 ANY = "any"
 
 
@@ -69,12 +70,14 @@ def _when_and_status(r: dict) -> tuple[str, str]:
     return (r.get("created_at") or "")[:19].replace("T", " "), r["status"]
 
 
-def history_table(runs: list[dict]) -> pd.DataFrame:
+def history_table(runs: list[dict], store: Store | None = None) -> pd.DataFrame:
     agreement = agreement_cells(runs)
+    cost = stored_costs(runs, store.sweep_prices if store is not None else None)
     data = [[
         r["id"], r.get("sweep_id"), *_when_and_status(r), r["model"],
         r["mode"], r["batch_size"], r["max_new_tokens"], r["num_prompts"], r["world_size"], r["layout"],
-        (r.get("repeat_index") or 0) + 1, rounded(r.get("tokens_per_second"), 1), rounded(r.get("seconds"), 3),
+        (r.get("repeat_index") or 0) + 1, rounded(r.get("tokens_per_second"), 1),
+        rounded(cost[r["id"]]["usd_per_million_tokens"], 3), rounded(r.get("seconds"), 3),
         agreement[r["id"]], (r.get("error") or "")[:120],
     ] for r in runs]
     return pd.DataFrame(data, columns=HISTORY_COLUMNS)

@@ -87,7 +87,7 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         sweeps = history.sweep_choices(store)
         sweep_ids = {v for _, v in sweeps}
         return (
-            history.history_table(runs), message, [r["id"] for r in runs],
+            history.history_table(runs, store), message, [r["id"] for r in runs],
             gr.Dropdown(choices=options["model"]), gr.Dropdown(choices=options["mode"]),
             gr.Dropdown(choices=options["batch_size"]), gr.Dropdown(choices=options["status"]),
             gr.Dropdown(choices=sweeps, value=[s for s in chosen_sweeps or [] if s in sweep_ids]),

@@ -1,7 +1,8 @@
 """The web studio's Present tab: a stored sweep replayed as the same deck
 `studio present` writes, and the interactive plateau explainer.
 
-The deck runs in an iframe (srcdoc): it is a whole page with its own keys and
+The deck runs in an iframe (srcdoc) without plotly.js, which the page fetches
+once and hands to each deck (studio.web.plotly_script): it is a whole page with its own keys and
 scripts, and an iframe keeps those away from the studio's own page. Handlers
 are plain functions of (store, choices), so tests call them without a browser;
 the tab wires them with private events only."""
@@ -17,6 +18,7 @@ from studio.reports.report import ReportError, load_analysis
 from studio.sweeps.reference import ensure_reference_sweeps
 from studio.web.analysis_tab import list_sweep_choices
 from studio.web.page_kit import PRIVATE
+from studio.web.plotly_script import PAGE_JS
 
 # what the explainer shows before a sweep is picked: the reference post's batched sweep
 DEFAULT_EXPLAINER = {"prompts": 100, "batch_size": 16, "gpus": 5}
@@ -32,7 +34,7 @@ def deck_frame(store: Store, sweep_id) -> tuple[str, str, dict]:
         return PLACEHOLDER, "", {}
     try:
         analysis = load_analysis(store, int(sweep_id))
-        page = deck_html(analysis)
+        page = deck_html(analysis, inline_plotly=False)  # the page hands it plotly.js (plotly_script)
     except (ReportError, ValueError) as exc:
         return PLACEHOLDER, f"⚠ Cannot present sweep {sweep_id}: {exc}", {}
     frame = (f"<iframe id='present-deck' title='presentation of sweep {analysis['sweep']['id']}' "
@@ -110,7 +112,7 @@ def _fill_tab(gr, tab, store: Store) -> None:
         refresh_button = gr.Button("Refresh list", scale=1)
         reference_button = gr.Button("Add the reference post's sweeps", scale=1, size="sm")
     status = gr.Markdown(elem_id="present-status")
-    deck = gr.HTML(PLACEHOLDER, elem_id="present-frame")
+    deck = gr.HTML(PLACEHOLDER, elem_id="present-frame", js_on_load=PAGE_JS)
     gr.Markdown("### Plateau explainer\nEach block is one generate call on one rank; the busiest rank sets the "
                 "run's time, so where its column does not shrink, more GPUs do not help. The ceiling is the "
                 "speedup the rounds alone allow; the sweep's measured medians are drawn on it while the sliders "

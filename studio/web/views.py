@@ -12,6 +12,7 @@ import pandas as pd
 from db.store import Store
 from runner import phases, roofline
 from runner.config import for_users
+from studio.analysis.cost import stored_costs
 from studio.analysis.layouts import agreement_cells, agreement_detail, agreement_text, first_differences
 from studio.analysis.stats import SETTING_AXES, run_speedups, scaling_series, varied_settings
 from studio.charts.figures import overhead_seconds, series_labels
@@ -336,12 +337,14 @@ def outputs_table(run: dict) -> pd.DataFrame:
 # --- compare -------------------------------------------------------------------------
 
 COMPARE_COLUMNS = ["series", "GPUs", "runs", "median tokens/s", "min tokens/s", "max tokens/s", "speedup",
-                   "ideal speedup", "efficiency", "median gen. seconds"]
+                   "ideal speedup", "efficiency", "median gen. seconds", "median $ per M tokens"]
 
 
-def compare_table(runs: list[dict]) -> pd.DataFrame:
-    """Per sweep and GPU count: the numbers behind the Compare charts."""
+def compare_table(runs: list[dict], store=None) -> pd.DataFrame:
+    """Per sweep and GPU count: the numbers behind the Compare charts; the cost at the
+    prices kept with each sweep (`store`), else the example prices (studio.analysis.cost)."""
     data = []
+    cost = stored_costs(runs, store.sweep_prices if store is not None else None)  # a CPU run: none unless kept
     all_series = scaling_series(runs)
     labels = series_labels(all_series)
     for series in all_series:
@@ -351,11 +354,17 @@ def compare_table(runs: list[dict]) -> pd.DataFrame:
                 labels[series.key], p.x, len(p.runs), rounded(p.median("tokens_per_second"), 1),
                 rounded(min(tps), 1), rounded(max(tps), 1), rounded(p.speedup, 2), rounded(p.ideal_speedup, 2),
                 rounded(p.efficiency, 2), rounded(p.median("seconds"), 3),
+                rounded(_median([cost[r["id"]]["usd_per_million_tokens"] for r in p.runs if r.get("id") in cost]), 3),
             ])
     return pd.DataFrame(data, columns=COMPARE_COLUMNS)
 
 
-def compare_points(runs: list[dict]) -> list[dict]:
+def _median(values: list) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    return values[(len(values) - 1) // 2] if values else None
+
+
+def compare_points(runs: list[dict], store=None) -> list[dict]:
     """compare_table as plain dicts, for the API."""
-    table = compare_table(runs)
+    table = compare_table(runs, store)
     return [dict(zip(COMPARE_COLUMNS, row)) for row in table.itertuples(index=False, name=None)]
