@@ -67,7 +67,7 @@ def test_hostile_requests_get_clear_errors_and_the_server_stays_small(tmp_path):
                 event, data = call(http, "start_sweep", body)
                 assert event == "error" and data["error"].startswith(f"{setting}: must be a whole number"), data
         for bad in ("Infinity", "-Infinity", "1.5"):
-            event, data = call(http, "list_runs", '{"data": ["", "", %s, "", "", "", null, 100]}' % bad)
+            event, data = call(http, "list_runs", '{"data": ["", "", %s, "", "", "", null, 100, "", ""]}' % bad)
             assert event == "error" and data["error"].startswith("batch_size: must be a whole number"), data
         for endpoint in ("get_run", "start_sweep", "list_sweeps", "predict", "sweep_status"):
             event, data = call(http, endpoint, '{"data": []}')

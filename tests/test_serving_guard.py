@@ -53,7 +53,7 @@ def test_private_events_cannot_be_called_by_name(tmp_path):
                     assert response.status_code == 404, f"{prefix}{name}: {response.status_code} {response.text[:200]}"
                     assert "not part of the studio's API" in response.text
             # the public API still answers
-            args = ["", "", None, "", "", "", None, 100]
+            args = ["", "", None, "", "", "", None, 100, "", ""]
             event = http.post("/gradio_api/call/list_runs", json={"data": args}).json()["event_id"]
             assert f'"id": {earlier["id"]}' in http.get(f"/gradio_api/call/list_runs/{event}").text
     finally:

@@ -34,9 +34,9 @@ def _rows(table) -> list:
 
 def cost_view(store: Store, sweep_id, price_text, table) -> str:
     """The sweep's cost per GPU count as markdown; a ConfigError names a bad price."""
-    if sweep_id in (None, ""):
-        return ""
     price, rows = parse_price(price_text), clean_table(_rows(table))
+    if sweep_id in (None, ""):
+        return "Pick a sweep above (or add the reference post's sweeps) to cost its runs."
     try:
         analysis = load_analysis(store, int(sweep_id), price=price, table=rows)
     except (ReportError, ValueError) as exc:
