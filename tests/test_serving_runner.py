@@ -265,3 +265,28 @@ def test_log_folder_is_removed(tmp_path, monkeypatch):
     monkeypatch.setattr("runner.host.serving.cell.log_folder", folder)
     run_server_cell(fake_spec())
     assert made and not made[0].exists()
+
+
+def test_each_server_gets_its_gpus_and_never_downloads(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    servers = plan_servers(fake_spec(gpus=4, replicas=2, tp_size=2, engine=fake_engine() + " --tp {tp}"), "m", 4, tmp_path)
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in servers] == ["0,1", "2,3"]
+    assert all(s.env["HF_HUB_OFFLINE"] == "1" for s in servers)
+    on_cpu = plan_servers(fake_spec(), "m", 0, tmp_path)[0]
+    assert "CUDA_VISIBLE_DEVICES" not in on_cpu.env
+
+
+def test_a_missing_engine_program_is_named(tmp_path):
+    result = run_server_cell(fake_spec(engine="no-such-server-program --port {port}"))
+    assert result["status"] == "failed" and "'no-such-server-program'" in result["error"]
+    assert result["error"].startswith("engine:")
+
+
+def test_a_bare_program_is_taken_from_the_studios_environment_first():
+    argv = server_argv("python --port {port}", model="m", port=1, tp=1, dp=1, gpus=1)
+    assert argv[0] == str(Path(sys.executable).parent / "python")
+
+
+def test_an_arch_model_cannot_be_served():
+    result = run_server_cell(fake_spec(model="arch:llama-2-7b"))
+    assert result["status"] == "failed" and result["error"].startswith("model:") and "folder" in result["error"]

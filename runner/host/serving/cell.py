@@ -9,10 +9,12 @@ measured before the failure stay in the record. Stop ends it as cancelled.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Callable
 
 from runner.config import ConfigError
@@ -46,7 +48,10 @@ def served_model(model: str) -> str:
                           "load; serve tiny, a model folder or a cached hub id")
     if spec.kind == "tiny":
         build = ("from runner.tiny import ensure_tiny; from runner.models import tiny_path; ensure_tiny(tiny_path())")
-        done = subprocess.run([sys.executable, "-c", build], capture_output=True, text=True,
+        # the folder that holds `runner`, for a studio run from a checkout rather than installed
+        root = str(Path(__file__).resolve().parents[3])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        done = subprocess.run([sys.executable, "-c", build], capture_output=True, text=True, env=env,
                               timeout=TINY_BUILD_TIMEOUT_S)
         if done.returncode != 0:
             raise ServerFailed(f"could not build the tiny model: {done.stderr[-1000:]}")
