@@ -290,3 +290,15 @@ def test_a_bare_program_is_taken_from_the_studios_environment_first():
 def test_an_arch_model_cannot_be_served():
     result = run_server_cell(fake_spec(model="arch:llama-2-7b"))
     assert result["status"] == "failed" and result["error"].startswith("model:") and "folder" in result["error"]
+
+
+def test_poisson_loads_follow_their_seeded_arrivals():
+    spec = fake_spec(profile="poisson", rates=(20.0, 40.0), seed=5, requests_per_load=4)
+    result = run_server_cell(spec)
+    assert result["status"] == "succeeded", result["error"]
+    assert [(load["profile"], load["rate"], load["concurrency"]) for load in result["loads"]] == [
+        ("poisson", 20.0, None), ("poisson", 40.0, None)]
+    for index, load in enumerate(result["loads"]):
+        expected = arrival_times("poisson", load["rate"], 6, seed=5 + index)
+        assert [r["scheduled_s"] for r in load["requests"]] == pytest.approx(expected)
+        assert all(r["sent_s"] >= r["scheduled_s"] for r in load["requests"])
