@@ -20,7 +20,7 @@ from runner.host.serving.cell import run_server_cell
 from runner.host.serving.client import Target, fixed_length_fields, request_body
 from runner.host.serving.launcher import device_groups, log_folder, plan_servers, server_argv, start, stop_all, wait_healthy
 from runner.host.serving.loads import LAG_LIMIT_S, arrival_times, run_load, summarise, sweep_rates
-from runner.host.serving.spec import ServerCellSpec, check_spec, engine_kind
+from runner.host.serving.spec import CPU_CACHE, DEFAULT_ENGINE, ServerCellSpec, check_spec, default_engine, engine_kind
 
 FAKE = Path(__file__).parent / "fixtures" / "fake_server.py"
 FAKE_MODEL = Path(__file__).parent / "fixtures" / "fake_model"  # a folder with a config.json, as --model needs
@@ -302,3 +302,7 @@ def test_poisson_loads_follow_their_seeded_arrivals():
         expected = arrival_times("poisson", load["rate"], 6, seed=5 + index)
         assert [r["scheduled_s"] for r in load["requests"]] == pytest.approx(expected)
         assert all(r["sent_s"] >= r["scheduled_s"] for r in load["requests"])
+
+
+def test_the_embedded_default_caps_its_cache_only_without_a_gpu():
+    assert default_engine(0) == f"{DEFAULT_ENGINE} {CPU_CACHE}" and default_engine(2) == DEFAULT_ENGINE

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,7 +33,7 @@ from runner.host.serving.launcher import (
     wait_healthy,
 )
 from runner.host.serving.loads import achieved_rate, run_load, sweep_rates
-from runner.host.serving.spec import ServerCellSpec, check_spec, engine_kind
+from runner.host.serving.spec import ServerCellSpec, check_spec, default_engine, engine_kind
 from runner.models import resolve_model
 
 TINY_BUILD_TIMEOUT_S = 600
@@ -134,6 +135,9 @@ def run_server_cell(spec: ServerCellSpec, on_progress: Callable[[dict], None] | 
             model_name = served_model_name(urls[0], spec.model)
             check = None
         else:
+            if spec.engine is None:
+                spec = replace(spec, engine=default_engine(detect().gpu_count))
+                result["engine"] = spec.engine
             model = served_model(spec.model)
             log_dir = log_folder()
             servers = plan_servers(spec, model, detect().gpu_count, log_dir)

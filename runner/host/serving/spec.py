@@ -13,6 +13,10 @@ ENDPOINTS = ("completions", "chat")
 PROFILES = ("synchronous", "concurrency", "constant", "poisson", "sweep")
 PLACEHOLDERS = ("model", "port", "tp", "dp", "gpus")
 DEFAULT_ENGINE = "transformers serve {model} --port {port} --continuous-batching"
+# Without a GPU, continuous batching sizes its KV cache at 60 % of free RAM: 14 GB for tiny on a
+# 24 GB machine, so a second replica started beside it is killed while loading. 64 pages of 256
+# tokens hold 64 requests in flight, in 1.4 GB for tiny.
+CPU_CACHE = "--cb-num-blocks 64"
 # the studio's own paths: a template names them with placeholders instead
 ENDPOINT_PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 
@@ -42,6 +46,11 @@ class ServerCellSpec:
     @property
     def template(self) -> str:
         return self.engine if self.engine is not None else DEFAULT_ENGINE
+
+
+def default_engine(visible_gpus: int) -> str:
+    """The embedded default's command on this machine."""
+    return DEFAULT_ENGINE if visible_gpus else f"{DEFAULT_ENGINE} {CPU_CACHE}"
 
 
 def _whole(name: str, value, low: int) -> None:
