@@ -16,7 +16,7 @@ from runner.config import ConfigError, check_model_id
 from runner.paths import models_dir
 
 ARCH_DIR = Path(__file__).parent / "archs"
-TINY_VERSION = "tiny-v1"
+TINY_VERSION = "tiny-v2"  # v2: a tokenizer whose every token decodes on its own (issue 26)
 TINY_CONTEXT = 2048
 
 

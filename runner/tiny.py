@@ -1,6 +1,12 @@
 """Builds the embedded `tiny` model: a few-million-parameter Llama with random
 weights from a fixed seed and a byte-level tokenizer. Imports torch; only worker
 processes call it.
+
+Every token of the tokenizer decodes on its own to a printable character (the
+byte-level alphabet's, with space, tab and newlines as themselves), so that a server
+streaming tiny's random output sends it token by token: a byte-level decoder
+turns a lone byte >= 0x80 into invalid UTF-8, which a streaming server holds back
+until the end (issue 26).
 """
 
 from __future__ import annotations
@@ -25,15 +31,33 @@ def byte_level_tokenizer():
     # training data is needed.
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    tok.decoder = decoders.ByteLevel()
+    tok.decoder = decoders.Sequence([decoders.Replace(_byte_char(byte), chr(byte)) for byte in WHITESPACE])
     return tok
+
+
+WHITESPACE = (0x20, 0x09, 0x0A, 0x0D)  # the bytes decoded as themselves; the rest of ASCII already is
+
+
+def _byte_char(byte: int) -> str:
+    """The byte-level alphabet's printable character for `byte` (GPT-2's table: 'Ġ' for a space)."""
+    from tokenizers import pre_tokenizers
+
+    split = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    return split.pre_tokenize_str(bytes([byte]).decode("latin-1"))[0][0]
 
 
 def build_byte_tokenizer():
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(tokenizer_object=byte_level_tokenizer(), bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=byte_level_tokenizer(), bos_token="<s>", eos_token="</s>",
+                                        pad_token="<pad>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+# A plain template, so that a server's /v1/chat/completions can serve tiny too (issue 26).
+CHAT_TEMPLATE = ("{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}assistant: {% endif %}")
 
 
 def tiny_config(vocab_size: int):
@@ -114,7 +138,7 @@ def save_model_files(model, folder: Path) -> None:
 
 def byte_tokenizer_folder(cache_root: str | os.PathLike) -> Path:
     """A tokenizer-only folder, used by `arch:` models (random weights need no real vocabulary)."""
-    folder = Path(cache_root) / "byte-tokenizer"
+    folder = Path(cache_root) / "byte-tokenizer-v2"  # v2: tiny's decoder (runner.models.TINY_VERSION)
     if (folder / "tokenizer.json").exists():
         return folder
     return _publish(folder, lambda staging: build_byte_tokenizer().save_pretrained(staging))
