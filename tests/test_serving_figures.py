@@ -73,3 +73,48 @@ def test_scenario_words_and_an_unknown_profile_is_named():
     assert scenario({"profile": "concurrency", "concurrency": 4}).label() == "concurrency 4"
     with pytest.raises(ValueError, match="'burst'"):
         scenario({"profile": "burst"})
+
+
+def cell(loads, **kw):
+    return {"status": "succeeded", "error": None, "log_tail": "", "engine": "transformers serve tiny",
+            "url": "http://127.0.0.1:8000", "gpus": 2, "tp_size": 1, "replicas": 2, "endpoint": "completions",
+            "loads": loads, **kw}
+
+
+def test_a_cell_is_stored_as_one_run_per_load_with_its_request_timings(store):
+    from db.serving import add_server_runs, server_runs
+    from studio.exchange.serving import run_rows
+
+    loads = [load([rec(0, 0.0, [0.1, 0.2])], profile="synchronous", rate=None, concurrency=1),
+             load([rec(0, 0.0, [0.3, 0.5]), rec(1, 0.5, [0.9, 1.0])], rate=2.0)]
+    sweep = store.create_sweep({"model": "tiny", "mode": "server"}, [2], 1, origin="cli")
+    ids = add_server_runs(store, sweep, run_rows(cell(loads), model="tiny", max_new_tokens=32))
+    runs = server_runs(store, sweep)
+    assert [r["id"] for r in runs] == ids and len(ids) == 2
+    assert [r["scenario"] for r in runs] == ["synchronous", "constant rate 2 req/s"]
+    assert runs[1]["offered_rate"] == 2.0 and runs[1]["num_gpus"] == 2 and runs[1]["dp_size"] == 2
+    assert runs[1]["ttft_ms_p50"] == pytest.approx(350.0)
+    outputs = store.outputs_for_runs([ids[1]])[ids[1]]
+    assert [o["ttft_ms"] for o in outputs] == pytest.approx([300.0, 400.0])
+    assert outputs[0]["itl_ms"] == pytest.approx([200.0])
+
+
+def test_a_cell_that_failed_before_a_load_is_stored_as_failed_with_its_log_tail(store):
+    from db.serving import add_server_runs, server_runs
+    from studio.exchange.serving import run_rows
+
+    bad = cell([], status="failed", error="server did not answer /health within 120 s", log_tail="OOM killed")
+    sweep = store.create_sweep({"model": "tiny", "mode": "server"}, [1], 1, origin="cli")
+    add_server_runs(store, sweep, run_rows(bad, model="tiny", max_new_tokens=32))
+    run = server_runs(store, sweep)[0]
+    assert run["status"] == "failed" and "/health" in run["error"] and run["server_log_tail"] == "OOM killed"
+
+
+def test_a_load_the_server_died_in_is_failed_and_the_ones_before_kept():
+    from studio.exchange.serving import run_rows
+
+    loads = [load([rec(0, 0.0, [0.1, 0.2])]), load([rec(0, 0.0, []), rec(1, 0.0, [], status=None, error="reset")])]
+    rows = run_rows(cell(loads, status="failed", error="server exited with 137", log_tail="Killed"),
+                    model="tiny", max_new_tokens=32)
+    assert [r["status"] for r in rows] == ["succeeded", "failed"]
+    assert rows[1]["error"] == "server exited with 137" and rows[1]["server_log_tail"] == "Killed"

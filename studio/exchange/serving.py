@@ -75,3 +75,51 @@ def load_figures(load: dict, slo: dict | None = None) -> tuple[dict, list[dict]]
                     "measured_window_s": load.get("duration_s")})
     return figures, rows
 
+
+
+def _outputs(rows: list[dict]) -> list[dict]:
+    return [{"prompt_index": i, "rank": 0, "prompt": r["prompt"] or "", "output": r["output"] or "",
+             "tokens": r["tokens"], "ttft_ms": r["ttft_ms"], "tpot_ms": r["tpot_ms"], "latency_ms": r["latency_ms"],
+             "itl_ms": r["itl_ms"], "client_lag_ms": r["client_lag_ms"], "error": r["error"]}
+            for i, r in enumerate(rows)]
+
+
+def run_rows(cell: dict, *, model: str, max_new_tokens: int, slo: dict | None = None, label: str = "") -> list[dict]:
+    """A server cell's result as runs rows (db.serving): one per load, with its
+    per-request outputs. A cell that failed before its first load is one failed row
+    holding the error and the server's log tail, so History shows why."""
+    common = {"model": model, "max_new_tokens": max_new_tokens, "num_gpus": cell.get("gpus") or 1,
+              "world_size": cell.get("gpus") or 1, "tp_size": cell.get("tp_size") or 1,
+              "dp_size": cell.get("replicas") or 1, "engine": cell.get("engine"), "server_url": cell.get("url"),
+              "label": label}
+    config = {"model": model, "mode": "server", "max_new_tokens": max_new_tokens, "engine": cell.get("engine"),
+              "url": cell.get("url"), "endpoint": cell.get("endpoint"), "slo": slo}
+    loads = cell.get("loads") or []
+    ended = cell.get("status") or "failed"
+    rows = []
+    for i, load in enumerate(loads):
+        figures, per_request = load_figures(load, slo)
+        last = i == len(loads) - 1
+        ok = bool(figures["completed"]) and not (last and ended != "succeeded" and figures["errors"])
+        status = "succeeded" if ok else ("cancelled" if ended == "cancelled" and last else "failed")
+        rows.append({**common, "status": status, "started_at": load.get("started_at"),
+                     "error": None if ok else (cell.get("error") if last else None) or
+                     f"{figures['errors']} of {len(per_request)} requests failed",
+                     "server_log_tail": None if ok else cell.get("log_tail"),
+                     "mode": "server", "batch_size": load.get("concurrency") or 0, "num_prompts": len(per_request),
+                     "tokens": figures["tokens"], "seconds": figures["seconds"],
+                     "tokens_per_second": figures["tokens_per_second"],
+                     **{k: figures.get(k) for k in LATENCY_COLUMNS},
+                     "requests_per_second": figures["requests_per_second"], "goodput": figures["goodput"],
+                     "errors": figures["errors"], "client_lagged": int(figures["client_lagged"]),
+                     "max_client_lag_s": figures["max_client_lag_s"], "profile": figures["profile"],
+                     "offered_rate": figures["offered_rate"], "scenario": figures["scenario"],
+                     "config": {**config, "load": {"profile": load.get("profile"), "rate": load.get("rate"),
+                                                   "concurrency": load.get("concurrency")}},
+                     "outputs": _outputs(per_request)})
+    if not rows:
+        rows.append({**common, "status": "cancelled" if ended == "cancelled" else "failed", "mode": "server",
+                     "error": cell.get("error") or "the server cell ended before its first load",
+                     "server_log_tail": cell.get("log_tail"), "batch_size": 0, "num_prompts": 0,
+                     "scenario": "server", "config": config, "outputs": []})
+    return rows
