@@ -77,3 +77,22 @@ def test_the_chart_says_when_there_is_nothing_to_draw():
 
     fig = latency_rate_figure([])
     assert "No server load" in fig.layout.annotations[0].text
+
+
+def test_the_analysis_tab_shows_a_server_sweep_and_hides_for_an_offline_one(store):
+    from db.serving import add_server_runs
+    from studio.web.serving_panel import server_view
+
+    sweep = store.create_sweep({"model": "tiny", "mode": "server", "slo": "ttft=2000,tpot=200"}, [1], 1,
+                               origin="cli")
+    rows = [{**run(1, r, s, lat), "model": "tiny", "max_new_tokens": 32, "num_prompts": 4, "config": {}, "batch_size": 0,
+             "profile": "constant"} for r, s, lat in ((1, 1.0, 100), (2, 2.0, 110), (3, 2.9, 150), (4, 3.2, 4500))]
+    for row in rows:
+        row.pop("dp_size")
+    add_server_runs(store, sweep, rows)
+    text, fig = server_view(store, sweep)
+    assert "1 GPU: knee at **3 req/s**; highest rate within the SLO **3 req/s**" in text
+    assert "1 GPU sustains 3 req/s within TTFT p99 2 s" in text
+    assert any(t.name == "1 GPU: knee" for t in fig.data)
+    offline = store.create_sweep({"model": "tiny", "mode": "batched"}, [1], 1, origin="cli")
+    assert server_view(store, offline) == ("", None)

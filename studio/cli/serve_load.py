@@ -27,10 +27,10 @@ class Progress:
         if not self.enabled:
             return
         rate = event.get("rate")
-        load = f"{rate:.3g} req/s" if rate is not None else "load"
-        done = f" · {event['done']}/{event['total']} requests" if event.get("total") else ""
+        load = (f" · {rate:.3g} req/s" if rate is not None else "") if event.get("phase") == "load" else ""
+        done = f" · {event['done']}/{event['total']} requests" if event.get("phase") == "load" else ""
         line = (f"cell {event['cell'] + 1}/{event['cells']} · {event['gpus']} GPU(s), tp {event['tp_size']} · "
-                f"{event.get('phase', '')} · {load}{done}")
+                f"{event.get('phase', '')}{load}{done}")
         if self.rewrite:
             print(f"\r{line}   ", end="" if event.get("phase") == "load" else "\n", file=sys.stderr, flush=True)
         else:
@@ -41,10 +41,10 @@ def load_table(runs: list[dict]) -> str:
     head = ("run", "GPUs", "tp", "load", "offered", "req/s", "tok/s", "TTFT p50", "TTFT p99", "lat p50", "lat p99",
             "errors", "status")
     def row(cells) -> str:  # the load's words left-aligned, the numbers right-aligned
-        return "  ".join(f"{c!s:<24}" if i == 3 else f"{c!s:>9}" for i, c in enumerate(cells))
+        return "  ".join(f"{c!s:<28}" if i == 3 else f"{c!s:>9}" for i, c in enumerate(cells))
     lines = [row(head)]
     for r in runs:
-        cells = (r["id"], r["num_gpus"], r.get("tp_size") or 1, (r.get("scenario") or "")[:24],
+        cells = (r["id"], r["num_gpus"], r.get("tp_size") or 1, (r.get("scenario") or "")[:28],
                  _num(r.get("offered_rate")), _num(r.get("requests_per_second")), _num(r.get("tokens_per_second")),
                  _num(r.get("ttft_ms_p50"), "{:.0f}"), _num(r.get("ttft_ms_p99"), "{:.0f}"),
                  _num(r.get("latency_ms_p50"), "{:.0f}"), _num(r.get("latency_ms_p99"), "{:.0f}"),

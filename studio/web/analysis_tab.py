@@ -42,6 +42,7 @@ from studio.web import history
 from studio.web.cost_panel import build_cost_panel
 from studio.web.page_kit import PRIVATE
 from studio.web.recommend_panel import build_recommend_panel
+from studio.web.serving_panel import build_serving_panel
 
 
 def sweep_label(sweep: dict) -> str:
@@ -315,6 +316,7 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     energy = gr.Plot(label="Energy per token", show_label=False, elem_id="analysis-energy", visible=False)
     what_if_gpus, what_if_figure, what_if_text = build_what_if(gr, store, sweep, PRIVATE)
     cost_fill = build_cost_panel(gr, store, sweep, PRIVATE)
+    serving_fill = build_serving_panel(gr, store, sweep, PRIVATE)
     build_recommend_panel(gr, store, sweep, other, PRIVATE)
     run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None, visible=False)
     timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline", visible=False)
@@ -327,7 +329,7 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
                what_if_gpus, what_if_figure, what_if_text]
     # opening the tab shows the newest sweep at once; a value set at build time fires no change event
     tab.select(refresh, [sweep, other], [sweep, other], **PRIVATE).then(show, [sweep, other], outputs, **PRIVATE).then(
-        *cost_fill, **PRIVATE)
+        *cost_fill, **PRIVATE).then(*serving_fill, **PRIVATE)
     refresh_button.click(refresh, [sweep, other], [sweep, other], **PRIVATE)
     reference_button.click(add_reference, [sweep, other], [sweep, other], **PRIVATE)
     sweep.change(show, [sweep, other], outputs, **PRIVATE)
