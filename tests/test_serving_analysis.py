@@ -96,3 +96,11 @@ def test_the_analysis_tab_shows_a_server_sweep_and_hides_for_an_offline_one(stor
     assert any(t.name == "1 GPU: knee" for t in fig.data)
     offline = store.create_sweep({"model": "tiny", "mode": "batched"}, [1], 1, origin="cli")
     assert server_view(store, offline) == ("", None)
+
+
+def test_a_load_whose_client_lagged_is_left_out_of_the_knee():
+    # the lagged load at 3 req/s alone makes a saturated step (2 → 3); without it 2 → 4 serves all
+    curve = pts([(1, 1.0, 100), (2, 2.0, 110), (4, 4.0, 120)])
+    curve.append(Point(3, 2.2, 200, 200, None, None, False, lagged=True))
+    assert knee(curve) is None
+    assert knee([p if p.rate != 3 else Point(3, 2.2, 200, 200, None, None, False) for p in curve]) == 2

@@ -9,7 +9,8 @@ latency grows by more than `KNEE_LATENCY` (L[i+1] ÷ L[i]). The knee is the offe
 rate of load i at the first saturated step: past it, more offered load buys
 latency, not throughput. No saturated step: no knee within the rates offered. A
 throughput load (every request at once) offers no rate: it is drawn at the rate it
-achieved but left out of the knee, whose served share it would meet by construction.
+achieved but left out of the knee, whose served share it would meet by construction;
+so is a load whose client fell behind its schedule (it did not offer the rate asked for).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Point:
     meets_slo: bool
     run_id: int | None = None
     profile: str | None = None  # 'throughput' offers no rate of its own: left out of the knee
+    lagged: bool = False  # the client fell behind its schedule: the rate asked for was not offered
 
 
 @dataclass
@@ -60,7 +62,8 @@ def layout_words(gpus: int, tp: int, replicas: int) -> str:
 
 def knee(points: list[Point]) -> float | None:
     """The offered rate past which latency grows without throughput (the module's definition)."""
-    ordered = sorted((p for p in points if p.served is not None and p.latency_ms_p50 and p.profile != "throughput"),
+    ordered = sorted((p for p in points if p.served is not None and p.latency_ms_p50 and p.profile != "throughput"
+                      and not p.lagged),
                      key=lambda p: p.rate)
     for a, b in zip(ordered, ordered[1:]):
         if b.rate <= a.rate:
@@ -81,7 +84,8 @@ def curves(runs: list[dict], slo: dict | None = None) -> list[Curve]:
         ok = bool(slo) and meets(run, slo) and not run.get("errors")
         groups.setdefault((layout["world_size"], layout["tp_size"], layout["dp_size"]), []).append(Point(
             float(run["offered_rate"]), run.get("requests_per_second"), run.get("latency_ms_p50"),
-            run.get("latency_ms_p99"), run.get("ttft_ms_p50"), run.get("ttft_ms_p99"), ok, run.get("id"), run.get("profile")))
+            run.get("latency_ms_p99"), run.get("ttft_ms_p50"), run.get("ttft_ms_p99"), ok, run.get("id"), run.get("profile"),
+            bool(run.get("client_lagged"))))
     out = []
     for (gpus, tp, dp), points in sorted(groups.items()):
         points.sort(key=lambda p: p.rate)
