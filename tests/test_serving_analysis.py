@@ -104,3 +104,24 @@ def test_a_load_whose_client_lagged_is_left_out_of_the_knee():
     curve.append(Point(3, 2.2, 200, 200, None, None, False, lagged=True))
     assert knee(curve) is None
     assert knee([p if p.rate != 3 else Point(3, 2.2, 200, 200, None, None, False) for p in curve]) == 2
+
+
+def test_the_offline_analysis_leaves_a_server_sweep_to_its_panel(store):
+    from db.serving import add_server_runs
+    from studio.web.analysis_tab import analyse
+
+    sweep = store.create_sweep({"model": "tiny", "mode": "server"}, [1], 1, origin="cli")
+    add_server_runs(store, sweep, [{**run(1, r, r, 100.0), "model": "tiny", "max_new_tokens": 32, "num_prompts": 4,
+                                    "config": {}, "batch_size": 0} for r in (1.0, 2.0)])
+    out = analyse(store, sweep)
+    assert "server scenario" in out["explanation"] and out["throughput"] is None
+
+
+def test_the_cost_panel_says_it_costs_offline_sweeps_for_a_server_one(store):
+    from db.serving import add_server_runs
+    from studio.web.cost_panel import cost_view
+
+    sweep = store.create_sweep({"model": "tiny", "mode": "server"}, [1], 1, origin="cli")
+    add_server_runs(store, sweep, [{**run(1, r, r, 100.0), "model": "tiny", "max_new_tokens": 32, "num_prompts": 4,
+                                    "config": {}, "batch_size": 0} for r in (1.0, 2.0)])
+    assert "server scenario" in cost_view(store, sweep, None, None)
