@@ -109,3 +109,9 @@ def test_settings_that_make_no_sense_together_are_refused_by_name(cli, db_path, 
     done = cli("run", *args, "--db", str(db_path))
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert fake.specs == []
+
+
+def test_the_report_of_a_server_sweep_is_refused_with_where_to_look(cli, db_path, fake, tmp_path):
+    assert cli("run", "--scenario", "server", "--db", str(db_path)).returncode == 0
+    done = cli("report", "1", "-o", str(tmp_path / "r.html"), "--db", str(db_path))
+    assert done.returncode == 2 and "server scenario" in done.stderr and "Analysis tab" in done.stderr, done.stderr
