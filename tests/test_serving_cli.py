@@ -115,3 +115,22 @@ def test_the_report_of_a_server_sweep_is_refused_with_where_to_look(cli, db_path
     assert cli("run", "--scenario", "server", "--db", str(db_path)).returncode == 0
     done = cli("report", "1", "-o", str(tmp_path / "r.html"), "--db", str(db_path))
     assert done.returncode == 2 and "server scenario" in done.stderr and "Analysis tab" in done.stderr, done.stderr
+
+
+def test_a_stop_reaches_the_cell_in_flight_and_no_further_cell_runs(store):
+    from studio.exchange.serving_run import run_server_sweep
+    from studio.sweeps.server_settings import server_plan
+    from studio.sweeps.settings import SweepRequest
+
+    plan = server_plan(SweepRequest(scenario="server", gpu_counts="1,2", preset="seed", from_cli=True))
+    stop, seen = threading.Event(), []
+
+    def cell(spec, on_progress=None, stop=None):
+        seen.append(spec.gpus)
+        stop.set()  # as Ctrl+C or the page's Stop would, while this load runs
+        return {**FakeCell()(spec, stop=stop), "status": "cancelled", "error": "stopped"}
+
+    outcome = run_server_sweep(plan, store, stop=stop, run_cell=cell)
+    assert seen == [1] and outcome.status == "cancelled"
+    assert store.get_sweep(outcome.sweep_id)["status"] == "cancelled"
+    assert [r["status"] for r in server_runs(store, outcome.sweep_id)][-1] == "cancelled"

@@ -100,8 +100,10 @@ def run_rows(cell: dict, *, model: str, max_new_tokens: int, slo: dict | None = 
     for i, load in enumerate(loads):
         figures, per_request = load_figures(load, slo)
         last = i == len(loads) - 1
-        ok = bool(figures["completed"]) and not (last and ended != "succeeded" and figures["errors"])
-        status = "succeeded" if ok else ("cancelled" if ended == "cancelled" and last else "failed")
+        # the load a stop cut short is cancelled whatever its requests did: it is not the load asked for
+        cut = last and ended == "cancelled"
+        ok = bool(figures["completed"]) and not cut and not (last and ended != "succeeded" and figures["errors"])
+        status = "succeeded" if ok else ("cancelled" if cut else "failed")
         rows.append({**common, "status": status, "started_at": load.get("started_at"),
                      "error": None if ok else (cell.get("error") if last else None) or
                      f"{figures['errors']} of {len(per_request)} requests failed",
