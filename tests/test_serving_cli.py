@@ -104,6 +104,9 @@ def test_a_failed_cell_is_stored_failed_and_the_run_fails(cli, db_path, monkeypa
     (("--scenario", "server", "--concurrency", "4"), "concurrency: is for --profile concurrency"),
     (("--scenario", "server", "--engine", "serve {model}"), "engine: has no {port}"),
     (("--scenario", "server", "--max-new-tokens", "8,16"), "max_new_tokens: the server scenario takes one value"),
+    (("--scenario", "server", "--batch-size", "8"), "batch_size: belongs to the offline scenario"),
+    (("--scenario", "server", "--repeats", "3"), "repeats: belongs to the offline scenario"),
+    (("--scenario", "server", "--prompt-tokens", "64"), "prompt_tokens: belongs to the offline scenario"),
 ])
 def test_settings_that_make_no_sense_together_are_refused_by_name(cli, db_path, fake, args, message):
     done = cli("run", *args, "--db", str(db_path))

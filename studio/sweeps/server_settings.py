@@ -14,6 +14,8 @@ from studio.sweeps.settings import BY_NAME, collect_prompts
 from studio.sweeps.slo import parse_slo
 
 SERVER_ONLY = ("engine", "profile", "rates", "concurrency", "endpoint", "requests_per_load")
+# the offline scenario's own: a server batches as its engine does, and a sweep runs each load once
+OFFLINE_ONLY = ("mode", "batch_size", "repeats", "fixed_length", "continuous_batching", "prompt_tokens")
 MAX_RATES = 32
 
 
@@ -80,9 +82,11 @@ def refuse_mixed(request) -> None:
             if _given(request, name):
                 raise ConfigError("url", f"drives a server someone else runs: nothing is launched, so there is no "
                                   f"GPU sweep and no engine; leave out {_flag(name)} or leave out --url")
-    if request.prompt_tokens not in (None, ""):
-        raise ConfigError("prompt_tokens", "synthetic prompts are not offered to a server yet; give --prompts "
-                          "or --preset")
+    for name in OFFLINE_ONLY:
+        if _given(request, name):
+            why = ("synthetic prompts are not offered to a server yet; give --prompts or --preset"
+                   if name == "prompt_tokens" else "a server batches as its engine does, each load runs once")
+            raise ConfigError(name, f"belongs to the offline scenario ({why}); leave out {_flag(name)}")
     if parse_rates(request.rates) and request.profile not in ("constant", "poisson"):
         raise ConfigError("rates", f"are for --profile constant or poisson, not {request.profile}; leave out "
                           "--rates or change --profile")
