@@ -23,7 +23,7 @@ from db.rows import RunRow
 from runner.paths import default_db_path
 
 JSON_COLUMNS = ("config", "environment", "phases", "plan", "pids", "gpu_counts", "settings", "timeline", "owner",
-                "roofline", "agreement_detail", "token_ids")
+                "roofline", "agreement_detail", "token_ids", "itl_ms")
 
 
 def now() -> str:

@@ -352,3 +352,32 @@ migration(
     ALTER TABLE sweeps ADD COLUMN prices TEXT;
     """,
 )
+
+
+# The server scenario (issue 26): one run per load offered to a launched (or given)
+# server. `runs.mode` is 'server' and `runs.scenario` names the load as imports do;
+# these hold what an offline run has no use for: the offered rate, the throughput in
+# requests, goodput, errors, whether the client fell behind its schedule, the profile,
+# the engine's command template (or URL) and the server's log tail; per request, its
+# inter-token gaps (JSON), its client lag and its error.
+migration(
+    "016_server_runs",
+    """
+    ALTER TABLE runs ADD COLUMN offered_rate REAL;
+    ALTER TABLE runs ADD COLUMN requests_per_second REAL;
+    ALTER TABLE runs ADD COLUMN goodput REAL;
+    ALTER TABLE runs ADD COLUMN errors INTEGER;
+    ALTER TABLE runs ADD COLUMN client_lagged INTEGER;
+    ALTER TABLE runs ADD COLUMN max_client_lag_s REAL;
+    ALTER TABLE runs ADD COLUMN profile TEXT;
+    ALTER TABLE runs ADD COLUMN engine TEXT;
+    ALTER TABLE runs ADD COLUMN server_url TEXT;
+    ALTER TABLE runs ADD COLUMN server_log_tail TEXT;
+    ALTER TABLE runs ADD COLUMN itl_ms_p50 REAL;
+    ALTER TABLE runs ADD COLUMN itl_ms_p90 REAL;
+    ALTER TABLE runs ADD COLUMN itl_ms_p99 REAL;
+    ALTER TABLE outputs ADD COLUMN itl_ms TEXT;
+    ALTER TABLE outputs ADD COLUMN client_lag_ms REAL;
+    ALTER TABLE outputs ADD COLUMN error TEXT;
+    """,
+)

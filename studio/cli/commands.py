@@ -94,10 +94,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from runner.result import RunResult
     from studio.sweeps.plan import plan_request
     from studio.sweeps.run import create_rows, run_sweep
+    from studio.sweeps.server_settings import is_server, refuse_mixed
     from studio.sweeps.settings import SweepRequest
 
     try:
-        plan = plan_request(SweepRequest.from_cli_args(args))
+        request = SweepRequest.from_cli_args(args)
+        if is_server(request):
+            from studio.cli.serve_load import run_server_command
+
+            return run_server_command(request, args)
+        refuse_mixed(request)
+        plan = plan_request(request)
     except ConfigError as exc:
         return fail(str(exc))
     config = plan.base

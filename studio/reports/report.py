@@ -38,6 +38,9 @@ def load_analysis(store: Store, sweep_id: int, slo: dict | None = None, setting:
     if sweep is None:
         known = ", ".join(str(s["id"]) for s in store.list_sweeps(limit=20)) or "none yet"
         raise ReportError(f"there is no sweep {sweep_id}; stored sweeps: {known}")
+    if any(r.get("mode") == "server" for r in sweep["runs"]):  # the offline analysis has no rates to read
+        raise ReportError(f"sweep {sweep_id} is of the server scenario (docs/serving.md): the report covers offline "
+                          "sweeps; its latency against offered rate, knee and SLO rate are on the Analysis tab")
     ranks = store.ranks_for_runs(r["id"] for r in sweep["runs"])
     result = analyse_sweep(sweep, ranks, setting=setting)
     slo = slo or (sweep.get("settings") or {}).get("slo")

@@ -31,6 +31,7 @@ from runner.config import (
 )
 from runner.host.launch_groups import DEFAULT_LAUNCH, LAUNCH_MODES
 from runner.host.prompts import MAX_FILE_BYTES, load_prompts, parse_prompts, preset
+from runner.host.serving.spec import ENDPOINTS, PROFILES
 from runner.host.validate import remote_code_allowed
 
 CLI, FORM, API = "cli", "form", "api"
@@ -185,6 +186,27 @@ SETTINGS = (
             "GPU) or a list such as 1,2 to compare layouts; each GPU count runs with the sizes that divide it",
             flags=("--tp-size", "--tp"), example="1,2", default_is_axis=False, api_before="launch",
             label="Tensor-parallel sizes (tp)"),
+    # the server scenario (issue 26, docs/serving.md), `studio run` only until the page runs it; checked
+    # together by studio.sweeps.server_settings
+    Setting("scenario", CHOICE, "offline", "offline: generate over all prompts at once · server: launch a server per "
+            "GPU count and layout and drive it with a load", choices=("offline", "server"),
+            where=frozenset({CLI}), config=None),
+    Setting("engine", TEXT, "", "server scenario: the server's command template, with {model} {port} {tp} {dp} "
+            "{gpus} (default: transformers serve {model} --port {port} --continuous-batching)",
+            where=frozenset({CLI}), config=None),
+    Setting("url", TEXT, "", "server scenario: the address of a server someone else runs (nothing is launched, no "
+            "GPU sweep)", where=frozenset({CLI}), config=None),
+    Setting("profile", CHOICE, "sweep", "server scenario: the load: synchronous · concurrency · constant · poisson "
+            "(at --rates) · sweep (synchronous, max throughput, rates between)", choices=PROFILES,
+            where=frozenset({CLI}), config=None),
+    Setting("rates", TEXT, "", "server scenario: requests per second for the constant and poisson profiles, e.g. "
+            "0.5,1,2", where=frozenset({CLI}), config=None),
+    Setting("concurrency", WHOLE, 1, "server scenario: requests in flight for the concurrency profile",
+            where=frozenset({CLI}), config=None),
+    Setting("endpoint", CHOICE, "completions", "server scenario: the OpenAI endpoint to stream (completions or chat)",
+            where=frozenset({CLI}), choices=ENDPOINTS, config=None),
+    Setting("requests_per_load", WHOLE, 20, "server scenario: measured requests per load (warm-up and cool-down "
+            "aside)", where=frozenset({CLI}), config=None),
     # `studio run` only: the page and the API run with RunConfig's defaults
     Setting("device", CHOICE, "auto", "where the ranks run", where=frozenset({CLI}), choices=DEVICES),
     Setting("do_sample", FLAG, False, "sample instead of greedy decoding", where=frozenset({CLI}), flags=("--sample",)),

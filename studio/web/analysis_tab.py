@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from db.serving import server_runs
 from db.store import Store
 from studio.analysis.analyse import compare
 from studio.analysis.explain import cause_sentence
@@ -42,6 +43,7 @@ from studio.web import history
 from studio.web.cost_panel import build_cost_panel
 from studio.web.page_kit import PRIVATE
 from studio.web.recommend_panel import build_recommend_panel
+from studio.web.serving_panel import build_serving_panel
 
 
 def sweep_label(sweep: dict) -> str:
@@ -108,6 +110,8 @@ def analyse(store: Store, sweep_id, compare_id=None, setting_index=None) -> dict
         if not store.list_sweeps(limit=1):
             return {**empty, "explanation": NO_SWEEP}
         return empty
+    if server_runs(store, int(sweep_id)):  # scaling against GPU count is the offline scenario's question
+        return {**empty, "explanation": "A sweep of the server scenario: its latency against offered rate is below."}
     try:
         setting = None if setting_index in (None, "") else int(setting_index)  # an index in settings_available
         analysis, other = _analyses(store, sweep_id, compare_id, setting)
@@ -315,6 +319,7 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
     energy = gr.Plot(label="Energy per token", show_label=False, elem_id="analysis-energy", visible=False)
     what_if_gpus, what_if_figure, what_if_text = build_what_if(gr, store, sweep, PRIVATE)
     cost_fill = build_cost_panel(gr, store, sweep, PRIVATE)
+    serving_fill = build_serving_panel(gr, store, sweep, PRIVATE)
     build_recommend_panel(gr, store, sweep, other, PRIVATE)
     run = gr.Dropdown(label="Run shown in the timeline", choices=[], value=None, visible=False)
     timeline = gr.Plot(label="Per-rank timeline", show_label=False, elem_id="analysis-timeline", visible=False)
@@ -327,7 +332,7 @@ def _fill_tab(gr, tab, store: Store, export_dir: Path) -> None:
                what_if_gpus, what_if_figure, what_if_text]
     # opening the tab shows the newest sweep at once; a value set at build time fires no change event
     tab.select(refresh, [sweep, other], [sweep, other], **PRIVATE).then(show, [sweep, other], outputs, **PRIVATE).then(
-        *cost_fill, **PRIVATE)
+        *serving_fill, **PRIVATE).then(*cost_fill, **PRIVATE)
     refresh_button.click(refresh, [sweep, other], [sweep, other], **PRIVATE)
     reference_button.click(add_reference, [sweep, other], [sweep, other], **PRIVATE)
     sweep.change(show, [sweep, other], outputs, **PRIVATE)

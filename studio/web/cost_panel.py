@@ -9,6 +9,7 @@ import sqlite3
 
 import pandas as pd
 
+from db.serving import server_runs
 from db.store import Store
 from runner.config import ConfigError
 from studio.analysis.cost import COST_HEADERS, clean_table, cost_table_rows, default_table, parse_price
@@ -37,6 +38,8 @@ def cost_view(store: Store, sweep_id, price_text, table) -> str:
     price, rows = parse_price(price_text), clean_table(_rows(table))
     if sweep_id in (None, ""):
         return "Pick a sweep above (or add the reference post's sweeps) to cost its runs."
+    if server_runs(store, int(sweep_id)):  # its cost per token at a rate is not this panel's offline question
+        return f"Sweep {sweep_id} is of the server scenario: the cost panel costs offline sweeps."
     try:
         analysis = load_analysis(store, int(sweep_id), price=price, table=rows)
     except (ReportError, ValueError) as exc:
