@@ -153,7 +153,7 @@ def deck_steps(analysis: dict) -> list[dict]:
         raise ReportError(f"sweep {analysis['sweep']['id']} has no succeeded run, so there is nothing to present; "
                           "run it (or pick a finished sweep) first")
     steps = [_settings_step(analysis), *_growth_steps(analysis), _rounds_step(analysis), _cause_step(analysis),
-             _whatif_step(analysis), _grid_step(analysis), _cost_step(analysis)]
+             _whatif_step(analysis), _cost_step(analysis), _grid_step(analysis)]
     return [s for s in steps if s is not None]
 
 
