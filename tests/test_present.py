@@ -90,7 +90,7 @@ def test_deck_of_the_reference_batched_sweep(store):
     analysis = load_analysis(store, ensure_reference_sweeps(store)["batched"])
     steps = deck_steps(analysis)
     assert [s["id"] for s in steps] == ["settings", *(f"throughput-{n}" for n in range(1, 6)), "rounds", "cause",
-                                        "whatif"]
+                                        "whatif", "cost"]
     growth = [s["figures"][0] for s in steps if s["id"].startswith("throughput-")]
     assert [len(f.data[1].x) for f in growth] == [1, 2, 3, 4, 5]  # one more count each step
     assert all(f.data[0].name.startswith("ideal") and list(f.data[0].x) == [1, 5] for f in growth)

@@ -117,17 +117,31 @@ def money(value, digits: int = 2) -> str:
     return "–" if value is None else f"${value:,.{digits}f}"
 
 
-def stored_costs(runs: list[dict], prices_of=None) -> dict:
-    """costs() of runs from any sweeps, each sweep's runs at the prices kept with it
-    (`prices_of(sweep_id)`, e.g. Store.sweep_prices), else the example table."""
+def stored_costs(runs: list[dict], prices_of=None, price: float | None = None) -> dict:
+    """costs() of runs from any sweeps: at `price` when given, else each sweep's runs at
+    the prices kept with it (`prices_of(sweep_id)`, e.g. Store.sweep_prices), else the
+    example table."""
     out: dict = {}
     by_sweep: dict = {}
     for r in runs:
         by_sweep.setdefault(r.get("sweep_id"), []).append(r)
     for sweep_id, mine in by_sweep.items():
         stored = (prices_of(sweep_id) if prices_of is not None and sweep_id else None) or {}
-        out.update(costs(mine, stored.get("price"), stored.get("table")))
+        out.update(costs(mine, price if price is not None else stored.get("price"), stored.get("table")))
     return out
+
+
+def cost_text(cost: dict | None) -> str:
+    """One run's $ per million output tokens with where its price came from, or why
+    there is none (a CPU run without a price says so rather than show $0)."""
+    if not cost:
+        return "no cost: the run did not succeed"
+    if cost["usd_per_million_tokens"] is None:
+        if cost["price_per_gpu_hour"] is None:
+            return cost["price_source"]
+        return "no cost: the run measured no tokens/s"
+    return (f"{money(cost['usd_per_million_tokens'], 3)} per M output tokens at "
+            f"{money(cost['price_per_gpu_hour'])} per GPU-hour ({cost['price_source']})")
 
 
 def _median(values: list[float]) -> float | None:

@@ -11,6 +11,7 @@ import threading
 from runner.config import ConfigError, whole
 from runner.metrics import RUN_FIELDS as LATENCY_RUN_FIELDS
 from studio.cli.args import EXIT_BAD_INPUT, EXIT_RUN_FAILED, add_db_option, add_run_options, fail, whole_arg
+from studio.cli.costs import PRICE_HELP, parse_price
 
 
 class ProgressBars:
@@ -64,13 +65,15 @@ def run_summary(run: dict, slo: dict | None = None) -> dict:
     return out
 
 
-def format_table(runs: list[dict], speedup: bool = True) -> str:
-    """Runs as a text table; speedup is over the median of the sweep's smallest GPU count."""
+def format_table(runs: list[dict], speedup: bool = True, costs: dict | None = None) -> str:
+    """Runs as a text table; speedup is over the median of the sweep's smallest GPU count;
+    with `costs` (studio.cli.costs.run_costs), a $ per million output tokens column."""
     from studio.analysis.layouts import agreement_cells
     from studio.analysis.stats import run_speedups
+    from studio.cli.costs import cost_cell
 
     header = (f"{'run':>5} {'GPUs':>5} {'tp':>3} {'rep':>4} {'status':<10} {'tokens':>8} {'seconds':>9} "
-              f"{'tokens/s':>10} {'speedup':>8}  agrees")
+              f"{'tokens/s':>10} {'speedup':>8}" + (f" {'$/M tok':>9}" if costs is not None else "") + "  agrees")
     lines = [header, "-" * len(header)]
     speedups = run_speedups(runs) if speedup else {}
     agrees = agreement_cells(runs)
@@ -83,7 +86,8 @@ def format_table(runs: list[dict], speedup: bool = True) -> str:
         repeat = (r.get("repeat_index") or 0) + 1
         lines.append(
             f"{r['id']:>5} {r['world_size']:>5} {r['tp_size']:>3} {repeat:>4} {r['status']:<10} {tokens:>8} {seconds:>9} "
-            f"{throughput:>10} {speed:>8}  {agrees[r['id']]}")
+            f"{throughput:>10} {speed:>8}" + (f" {cost_cell(costs.get(r['id'])):>9}" if costs is not None else "")
+            + f"  {agrees[r['id']]}")
         if r.get("error"):
             lines.append(f"      error: {r['error']}")
     return "\n".join(lines)
@@ -163,27 +167,33 @@ def run_worker_node(plan, args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from db.store import Store
+    from studio.cli.costs import cost_fields, no_cost_notes, run_costs
 
-    runs = Store(args.db).list_runs(model=args.model, status=args.status, sweep_id=args.sweep, limit=args.limit)
+    store = Store(args.db)
+    runs = store.list_runs(model=args.model, status=args.status, sweep_id=args.sweep, limit=args.limit)
+    costs = run_costs(store, runs, args.price)  # a bad --price: main() prints the ConfigError
     if args.json:
-        print(json.dumps([run_summary(r) for r in runs], indent=2))
+        print(json.dumps([{**run_summary(r), **cost_fields(costs.get(r["id"]))} for r in runs], indent=2))
     elif not runs:
         print("no runs yet: start one with `studio run`")
     else:
-        print(format_table(runs, speedup=False))
+        print("\n".join([format_table(runs, speedup=False, costs=costs), *no_cost_notes(costs)]))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from db.store import Store
+    from studio.cli.costs import cost_fields, cost_text, run_costs
 
-    run = Store(args.db).get_run(args.id)
+    store = Store(args.db)
+    run = store.get_run(args.id)
     if run is None:
         return fail(f"there is no run {args.id}; `studio runs` lists them")
+    cost = run_costs(store, [run], args.price).get(run["id"])
     if args.json:
-        print(json.dumps(run, indent=2, default=str))
+        print(json.dumps({**run, **cost_fields(cost)}, indent=2, default=str))
         return 0
-    summary = run_summary(run)
+    summary = {**run_summary(run), "cost": cost_text(cost) if run.get("status") == "succeeded" else None}
     for key, value in summary.items():
         if value is not None:
             print(f"{key:>18}: {value}")
@@ -234,7 +244,6 @@ def _sweep_ref(store, text: str) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from db.store import Store
-    from studio.analysis.cost import parse_price
     from studio.reports.report import ReportError, write_report
 
     store = Store(args.db)
@@ -267,7 +276,8 @@ def cmd_present(args: argparse.Namespace) -> int:
 
     store = Store(args.db)
     try:
-        path, analysis = write_deck(store, _sweep_ref(store, args.sweep), args.output, force=args.force)
+        sweep_id, price = _sweep_ref(store, args.sweep), parse_price(args.price, name="--price")
+        path, analysis = write_deck(store, sweep_id, args.output, force=args.force, price=price)
     except (ReportError, ValueError) as exc:
         return fail(str(exc))
     print(analysis["explanation"])
@@ -310,12 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--status")
     runs.add_argument("--sweep", type=whole_arg)
     runs.add_argument("--limit", type=whole_arg, default=100)
+    runs.add_argument("--price", default=None, metavar="DOLLARS", help=PRICE_HELP)
     add_db_option(runs)
     runs.set_defaults(func=cmd_runs)
 
     show = sub.add_parser("show", help="show one run with its outputs")
     show.add_argument("id", type=whole_arg)
     show.add_argument("--json", action="store_true")
+    show.add_argument("--price", default=None, metavar="DOLLARS", help=PRICE_HELP)
     add_db_option(show)
     show.set_defaults(func=cmd_show)
 
@@ -356,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     present.add_argument("sweep", help="sweep id (see `studio runs`), or ref:batched / ref:simple")
     present.add_argument("--output", "-o", default=None, help="file to write (default sweep-ID-deck.html)")
     present.add_argument("--force", action="store_true", help="replace the --output file if it exists")
+    present.add_argument("--price", default=None, metavar="DOLLARS", help=PRICE_HELP)
     add_db_option(present)
     present.set_defaults(func=cmd_present)
 

@@ -65,6 +65,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def side_by_side_report(store, sweep_ids: list[int], args: argparse.Namespace) -> int:
     """`studio report A --compare B,C`: the sweeps on one page (studio.reports.side_by_side)."""
+    from studio.analysis.cost import parse_price
     from studio.cli.args import fail
     from studio.exchange.output_file import OutputError, write_output
     from studio.reports.side_by_side import SideBySideError, side_by_side_html
@@ -73,7 +74,8 @@ def side_by_side_report(store, sweep_ids: list[int], args: argparse.Namespace) -
         return fail("--format json compares two sweeps (--compare B); several sweeps make one HTML page")
     output = args.output or f"sweeps-{'-'.join(map(str, sweep_ids))}-side-by-side.html"
     try:
-        write_output(output, side_by_side_html(store, sweep_ids), force=args.force, option="--output")
+        page = side_by_side_html(store, sweep_ids, parse_price(args.price, name="--price"))
+        write_output(output, page, force=args.force, option="--output")
     except (SideBySideError, OutputError) as exc:
         return fail(str(exc))
     print(f"wrote {output}")

@@ -21,6 +21,7 @@ from pathlib import Path
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from studio.analysis.cost import COST_HEADERS, cost_table_rows
 from studio.analysis.explain import cause_sentence, explanation_line
 from studio.analysis.predict import describe_held_out
 from studio.analysis.stats import varied_settings
@@ -135,13 +136,24 @@ def _grid_step(analysis: dict) -> dict | None:
                                                   facet=varied[1] if len(varied) > 1 else None)]}
 
 
+def _cost_step(analysis: dict) -> dict | None:
+    cost = analysis.get("cost") or {}
+    if not cost.get("rows"):
+        return None
+    table = ("<table><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in COST_HEADERS) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in cost_table_rows(cost)) + "</table>")
+    return {"id": "cost", "title": "What it costs", "html": f"<p>{_esc(cost['text'])}</p>{table}"
+            "<p class='small'>Every GPU of a run is paid for its whole time. Prices marked example are "
+            "placeholders, not market data: give yours with --price or in the Analysis tab.</p>", "figures": []}
+
+
 def deck_steps(analysis: dict) -> list[dict]:
     """The deck's steps, in order: id, title, body HTML and the figures it draws."""
     if not analysis.get("points"):
         raise ReportError(f"sweep {analysis['sweep']['id']} has no succeeded run, so there is nothing to present; "
                           "run it (or pick a finished sweep) first")
     steps = [_settings_step(analysis), *_growth_steps(analysis), _rounds_step(analysis), _cause_step(analysis),
-             _whatif_step(analysis), _grid_step(analysis)]
+             _whatif_step(analysis), _cost_step(analysis), _grid_step(analysis)]
     return [s for s in steps if s is not None]
 
 
@@ -261,9 +273,11 @@ def deck_html(analysis: dict, *, inline_plotly: bool = True) -> str:
         f"<script>{SCRIPT}{'startDeck();' if inline_plotly else BORROW_PLOTLY}</script></body></html>"])
 
 
-def write_deck(store, sweep_id: int, output: str | Path | None = None, *, force: bool = False) -> tuple[Path, dict]:
-    """Analyse a stored sweep and write its deck; returns the file and the analysis."""
+def write_deck(store, sweep_id: int, output: str | Path | None = None, *, force: bool = False,
+               price: float | None = None) -> tuple[Path, dict]:
+    """Analyse a stored sweep and write its deck, costed at `price` per GPU-hour (else the
+    sweep's kept prices, else the examples); returns the file and the analysis."""
     path = check_output(Path(output) if output else Path(f"sweep-{sweep_id}-deck.html"), force=force)
-    analysis = load_analysis(store, sweep_id)
+    analysis = load_analysis(store, sweep_id, price=price)
     path = write_output(path, deck_html(analysis), force=force)
     return path, analysis

@@ -16,13 +16,14 @@ from datetime import datetime, timezone
 import plotly.graph_objects as go
 
 from db.store import Store
+from studio.analysis.cost import cost_text, money, stored_costs
 from studio.analysis.grid import grid_summary
 from studio.charts.figures import COLORS, FONT, empty_figure, throughput_figure
 from studio.charts.grid import pareto_figure
 from studio.exchange.peers.detail import origin, tool_label
 
 COLUMNS = ["sweep", "run", "measured by", "scenario", "GPUs", "tokens/s", "tokens/s per GPU", "TTFT p50 (ms)",
-           "TPOT p50 (ms)", "latency p50 (ms)", "requests/s", "figures"]
+           "TPOT p50 (ms)", "latency p50 (ms)", "requests/s", "$ per M output tokens", "figures"]
 
 
 class SideBySideError(ValueError):
@@ -55,7 +56,15 @@ def _how(run: dict) -> str:
     return "tool's aggregates" if imported.get("aggregates_only") else "recounted"
 
 
-def rows(sweeps: list[dict]) -> list[list]:
+def _dollars(cost: dict | None) -> str:
+    if cost and cost["usd_per_million_tokens"] is not None:
+        return money(cost["usd_per_million_tokens"], 3)
+    return cost_text(cost)  # why there is none, never $0
+
+
+def rows(sweeps: list[dict], costs: dict | None = None) -> list[list]:
+    """One row per succeeded run; `costs` (cost.stored_costs) by run id gives its $ column."""
+    costs = costs or {}
     out = []
     for sweep in sweeps:
         for run in sweep["runs"]:
@@ -64,7 +73,8 @@ def rows(sweeps: list[dict]) -> list[list]:
             tps = run.get("tokens_per_second")
             out.append([sweep["id"], run["id"], _measured_by(run), _scenario(run), run["world_size"], tps,
                         tps / run["world_size"] if tps else None, run.get("ttft_ms_p50"), run.get("tpot_ms_p50"),
-                        run.get("latency_ms_p50"), _requests_per_second(run), _how(run)])
+                        run.get("latency_ms_p50"), _requests_per_second(run), _dollars(costs.get(run["id"])),
+                        _how(run)])
     return out
 
 
@@ -112,7 +122,8 @@ def _definitions(sweeps: list[dict]) -> list[str]:
     return [f"{name}: {text}" for name, text in sorted(notes.items())]
 
 
-def side_by_side_html(store: Store, sweep_ids: list[int]) -> str:
+def side_by_side_html(store: Store, sweep_ids: list[int], price: float | None = None) -> str:
+    """The page; costs at `price` per GPU-hour, else each sweep's kept prices, else the example table."""
     sweeps = []
     for sweep_id in dict.fromkeys(int(i) for i in sweep_ids):  # each sweep once, in the order given
         sweep = store.get_sweep(int(sweep_id))
@@ -121,7 +132,8 @@ def side_by_side_html(store: Store, sweep_ids: list[int]) -> str:
         sweeps.append(sweep)
     runs = [r for s in sweeps for r in s["runs"]]
     title = "Side by side: " + ", ".join(f"sweep {s['id']}" for s in sweeps)
-    table = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows(sweeps))
+    costs = stored_costs([r for r in runs if r.get("status") == "succeeded"], store.sweep_prices, price)
+    table = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows(sweeps, costs))
     names = "".join(f"<li>sweep {s['id']}: {html.escape(str(s.get('name') or s.get('model')))}</li>" for s in sweeps)
     figures = [throughput_figure(runs), pareto_figure(grid_summary(runs, {}, None)), latency_figure(sweeps)]
     charts = "".join(fig.to_html(full_html=False, include_plotlyjs=i == 0, config={"displaylogo": False})
@@ -133,7 +145,9 @@ def side_by_side_html(store: Store, sweep_ids: list[int]) -> str:
             "<p>TTFT, TPOT (first token excluded) and latency are the studio's definitions on every row marked "
             "<i>recounted</i> or <i>measured here</i>; a row of a tool's aggregates holds the tool's own figures.</p>"
             f"<table border='1' cellspacing='0' cellpadding='4'><tr>{''.join(f'<th>{c}</th>' for c in COLUMNS)}</tr>"
-            f"{table}</table>{charts}"
+            f"{table}</table><p><small>$ per million output tokens: every GPU of a run paid for its whole time at "
+            "the price given with --price, else the prices kept with its sweep, else the example prices (placeholders, "
+            f"not market data).</small></p>{charts}"
             + (f"<h2>Where the tools' own definitions differ</h2><ul>{notes}</ul>" if notes else "")
             + f"<p><small>Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by Scaling Studio."
             "</small></p></body></html>\n")
