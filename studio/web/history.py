@@ -25,6 +25,10 @@ from studio.web.views import for_display, rounded
 HISTORY_COLUMNS = ["run", "sweep", "created (UTC)", "status", "model", "mode", "batch", "new tokens", "prompts",
                    "GPUs", "layout", "repeat", "tokens/s", "$ per M tokens", "gen. seconds", "agreement", "error"]
 ANY = "any"
+# The History tab's labels, which its refusals name (the API's since/until stay in its own messages)
+LABELS = {"model": "Model", "mode": "Mode", "batch_size": "Batch size", "status": "Status",
+          "since": "From date (UTC)", "until": "To date (inclusive)", "sweep_ids": "Selected sweeps",
+          "run_ids": "Selected runs", "run_id": "Run id", "selection": "Selection"}
 
 
 def parse_day(text: str | None, name: str) -> date | None:

@@ -23,19 +23,19 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
     gr.Markdown("Every stored run, newest first. Click a row to open it; choose runs or sweeps below to "
                 "compare, export or delete them.", elem_classes="studio-note")
     with gr.Row():
-        ui.model = gr.Dropdown([history.ANY], value=history.ANY, label="Model", allow_custom_value=True)
-        ui.mode = gr.Dropdown([history.ANY], value=history.ANY, label="Mode")
-        ui.batch_size = gr.Dropdown([history.ANY], value=history.ANY, label="Batch size")
-        ui.status = gr.Dropdown([history.ANY], value=history.ANY, label="Status")
-        ui.since = gr.Textbox(label="From date (UTC)", placeholder="YYYY-MM-DD", max_lines=1)
-        ui.until = gr.Textbox(label="To date (inclusive)", placeholder="YYYY-MM-DD", max_lines=1)
+        ui.model = gr.Dropdown([history.ANY], value=history.ANY, label=history.LABELS["model"], allow_custom_value=True)
+        ui.mode = gr.Dropdown([history.ANY], value=history.ANY, label=history.LABELS["mode"])
+        ui.batch_size = gr.Dropdown([history.ANY], value=history.ANY, label=history.LABELS["batch_size"])
+        ui.status = gr.Dropdown([history.ANY], value=history.ANY, label=history.LABELS["status"])
+        ui.since = gr.Textbox(label=history.LABELS["since"], placeholder="YYYY-MM-DD", max_lines=1)
+        ui.until = gr.Textbox(label=history.LABELS["until"], placeholder="YYYY-MM-DD", max_lines=1)
         ui.refresh = gr.Button("Refresh", scale=0, min_width=100, elem_id="history-refresh")
     ui.message = gr.Markdown("")
     ui.table = gr.Dataframe(history.history_table([]), label="Runs", interactive=False, max_height=420,
                             elem_id="history-table")
     with gr.Row():
-        ui.sweeps = gr.Dropdown([], value=[], multiselect=True, label="Selected sweeps", scale=3)
-        ui.runs = gr.Dropdown([], value=[], multiselect=True, label="Selected runs", scale=3)
+        ui.sweeps = gr.Dropdown([], value=[], multiselect=True, label=history.LABELS["sweep_ids"], scale=3)
+        ui.runs = gr.Dropdown([], value=[], multiselect=True, label=history.LABELS["run_ids"], scale=3)
     with gr.Row():
         ui.select_shown = gr.Button("Select the runs shown", size="sm")
         ui.clear = gr.Button("Clear selection", size="sm")
@@ -51,7 +51,7 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
 
     gr.Markdown("### Run details")
     with gr.Row():
-        ui.open_id = gr.Number(None, label="Run id", precision=0, scale=0, min_width=140)
+        ui.open_id = gr.Number(None, label=history.LABELS["run_id"], precision=0, scale=0, min_width=140)
         ui.open = gr.Button("Open", scale=0, min_width=100)
     ui.detail_error = gr.Markdown("", elem_classes="studio-error-md")
     ui.detail_stderr = gr.Code(label="stderr tail", visible=False, interactive=False, max_lines=20)

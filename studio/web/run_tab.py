@@ -150,7 +150,7 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
             current = supervisor.status(None)
             sweep_id = supervisor.submit(plan)
         except ConfigError as exc:  # the validator caught it unless the machine changed in between
-            raise gr.Error(forms.field_message(exc), print_exception=False) from None
+            raise gr.Error(forms.page_message(exc), print_exception=False) from None
         except RuntimeError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         if current is not None and current["state"] == "running":
