@@ -17,6 +17,16 @@ from studio.web import history, views
 from studio.web.page_kit import error_text, private
 from studio.web.params import id_list
 
+# Follows the export's link once the page shows it; gradio's File offers a link, not a download.
+FOLLOW_EXPORT = """() => {
+  let tries = 0;
+  const follow = () => {
+    const link = document.querySelector('#history-export a[href]');
+    if (link) { link.click(); } else if (++tries < 40) { setTimeout(follow, 50); }
+  };
+  follow();
+}"""
+
 
 def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNamespace:
     ui = SimpleNamespace()
@@ -27,12 +37,13 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         ui.mode = gr.Dropdown([history.ANY], value=history.ANY, label=history.LABELS["mode"])
         ui.batch_size = gr.Dropdown([history.ANY], value=history.ANY, label=history.LABELS["batch_size"])
         ui.status = gr.Dropdown([history.ANY], value=history.ANY, label=history.LABELS["status"])
-        ui.since = gr.Textbox(label=history.LABELS["since"], placeholder="YYYY-MM-DD", max_lines=1)
+        ui.since = gr.Textbox(label=history.LABELS["since"], placeholder="YYYY-MM-DD", max_lines=1,
+                              elem_id="history-since")
         ui.until = gr.Textbox(label=history.LABELS["until"], placeholder="YYYY-MM-DD", max_lines=1)
         ui.refresh = gr.Button("Refresh", scale=0, min_width=100, elem_id="history-refresh")
     ui.message = gr.Markdown("")
     ui.table = gr.Dataframe(history.history_table([]), label="Runs", interactive=False, max_height=420,
-                            elem_id="history-table")
+                            elem_id="history-table", wrap=True, column_widths=history.COLUMN_WIDTHS)
     with gr.Row():
         ui.sweeps = gr.Dropdown([], value=[], multiselect=True, label=history.LABELS["sweep_ids"], scale=3)
         ui.runs = gr.Dropdown([], value=[], multiselect=True, label=history.LABELS["run_ids"], scale=3)
@@ -47,7 +58,7 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         ui.confirm_text = gr.Markdown()
         ui.confirm_yes = gr.Button("Yes, delete them", variant="stop", scale=0)
         ui.confirm_no = gr.Button("Cancel", scale=0)
-    ui.export_file = gr.File(label="Download", visible=False, interactive=False)
+    ui.export_file = gr.File(label="Download", visible=False, interactive=False, elem_id="history-export")
 
     gr.Markdown("### Run details")
     with gr.Row():
@@ -151,8 +162,23 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
             return gr.File(value=str(path), visible=True), f"Exported {len(runs)} run(s) as {fmt.upper()}."
         return run_export
 
-    ui.csv.click(export("csv"), [ui.sweeps, ui.runs], [ui.export_file, ui.message], **private())
-    ui.json.click(export("json"), [ui.sweeps, ui.runs], [ui.export_file, ui.message], **private())
+    for button, fmt in ((ui.csv, "csv"), (ui.json, "json")):
+        # one click: the new file's link is followed as soon as it is there (issue 24 item 8)
+        button.click(export(fmt), [ui.sweeps, ui.runs], [ui.export_file, ui.message], **private()).then(
+            None, None, None, js=FOLLOW_EXPORT, **private())
+
+    # a link made for other filters or another selection would download what is no longer shown
+    def forget_export():
+        return gr.File(value=None, visible=False)
+
+    for f in filters[:4]:
+        f.input(forget_export, None, ui.export_file, **private(show_progress="hidden"))
+    for f in filters[4:]:
+        f.submit(forget_export, None, ui.export_file, **private(show_progress="hidden"))
+    for control in (ui.sweeps, ui.runs):
+        control.input(forget_export, None, ui.export_file, **private(show_progress="hidden"))
+    for button in (ui.select_shown, ui.clear, ui.refresh):
+        button.click(forget_export, None, ui.export_file, **private(show_progress="hidden"))
 
     def ask_delete(sweep_ids, run_ids):
         try:

@@ -1,0 +1,59 @@
+"""The History tab in Chromium at 1440 × 900: the table fits without scrolling sideways,
+and an export is one click that downloads a fresh file, its link gone once the filters change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from live_server import live_server
+from rowkit import layout_sweep, store_run
+
+from studio.sweeps.reference import ensure_reference_sweeps
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_history_fits_the_screen_and_exports_in_one_click(store, db_path, free_port, tmp_path, browser, artifacts):
+    ensure_reference_sweeps(store)
+    sweep_id, _ = layout_sweep(store)
+    store_run(store, sweep_id, 1, None, status="failed",
+              error="RuntimeError: CUDA out of memory while allocating the KV cache for batch 64; " * 3)
+    with live_server(db_path, free_port, tmp_path / "serve.log") as (url, _):
+        page = browser.new_page(viewport={"width": 1440, "height": 900}, accept_downloads=True)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        page.get_by_role("tab", name="History").click()
+        page.locator("#history-refresh").click()
+        page.locator("#history-table").get_by_text("CUDA out of memory").first.wait_for(state="attached", timeout=30_000)
+        headers = page.locator("#history-table thead th").all_inner_texts()
+        assert any(h.strip() == "sweep" for h in headers), headers
+        wide = page.eval_on_selector_all(
+            "#history-table *", "els => els.filter(e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX)"
+                                "&& e.scrollWidth > e.clientWidth + 1)"
+                                ".map(e => [e.className, e.scrollWidth, e.clientWidth])")
+        page.screenshot(path=str(artifacts / "history-1440.png"))
+        assert not wide, f"the table scrolls sideways: {wide}"
+
+        link = page.locator("#history-export")
+
+        def export_csv() -> str:
+            page.get_by_role("button", name="Select the runs shown").click()
+            with page.expect_download(timeout=30_000) as download:
+                page.get_by_role("button", name="Export CSV").click()  # one click, no link to follow by hand
+            assert download.value.suggested_filename.endswith(".csv")
+            return Path(download.value.path()).read_text()
+
+        first = export_csv()
+        newer = store_run(store, sweep_id, 2, 321.0)
+        page.locator("#history-refresh").click()
+        link.wait_for(state="hidden", timeout=15_000)  # the old file no longer matches the table
+        second = export_csv()
+        assert f"\n{newer}," not in first and f"\n{newer}," in second
+        assert link.is_visible()
+        since = page.locator("#history-since input, #history-since textarea").first
+        since.fill("2001-01-01")
+        since.press("Enter")
+        link.wait_for(state="hidden", timeout=15_000)
+        assert not errors, errors
