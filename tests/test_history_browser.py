@@ -3,6 +3,7 @@ and an export is one click that downloads a fresh file, its link gone once the f
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,18 @@ def test_history_fits_the_screen_and_exports_in_one_click(store, db_path, free_p
         page.locator("#history-table").get_by_text("CUDA out of memory").first.wait_for(state="attached", timeout=30_000)
         headers = page.locator("#history-table thead th").all_inner_texts()
         assert any(h.strip() == "sweep" for h in headers), headers
+        # a one-word header on one line: the issue saw "GPU s" and "speedu p"
+        broken = page.eval_on_selector_all("#history-table thead th", """ths => ths.filter(th => {
+            const walk = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+            while (walk.nextNode()) {
+                const text = walk.currentNode.textContent.trim();
+                if (!text || text.includes(' ')) continue;
+                const range = document.createRange(); range.selectNodeContents(walk.currentNode);
+                if (new Set([...range.getClientRects()].map(r => Math.round(r.top))).size > 1) return true;
+            }
+            return false;
+        }).map(th => th.innerText)""")
+        assert not broken, f"headers broken mid-word: {broken}"
         wide = page.eval_on_selector_all(
             "#history-table *", "els => els.filter(e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX)"
                                 "&& e.scrollWidth > e.clientWidth + 1)"
@@ -56,4 +69,23 @@ def test_history_fits_the_screen_and_exports_in_one_click(store, db_path, free_p
         since.fill("2001-01-01")
         since.press("Enter")
         link.wait_for(state="hidden", timeout=15_000)
+        since.fill("")
+        since.press("Enter")
+
+        page.get_by_role("button", name="Clear selection").click()
+        chosen = page.get_by_label("Selected runs")
+        chosen.click()
+        chosen.fill(f"run {newer} ·")
+        chosen.press("Enter")
+        page.get_by_role("button", name="Delete selected…").click()
+        confirm = page.get_by_role("button", name="Yes, delete them")
+        confirm.wait_for(timeout=15_000)
+        red, green, blue = [int(v) for v in re.findall(r"\d+", confirm.evaluate(
+            "e => getComputedStyle(e).backgroundColor"))[:3]]
+        assert red > 180 and green < 100 and blue < 100, "the destructive button is not drawn as one"
+        page.screenshot(path=str(artifacts / "history-delete.png"))
+        confirm.click()
+        page.locator("#history-action").get_by_text("Deleted 1 run(s).").wait_for(timeout=15_000)
+        box = page.locator("#history-action").get_by_text("Deleted 1 run(s).").bounding_box()
+        assert 0 <= box["y"] and box["y"] + box["height"] <= 900, f"the outcome is out of view: {box}"
         assert not errors, errors

@@ -67,7 +67,11 @@ def theme() -> gr.themes.Base:
     # System fonts only: the studio must not reach for Google Fonts on an offline machine.
     return gr.themes.Soft(primary_hue="blue", neutral_hue="slate",
                           font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
-                          font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
+                          font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"]).set(
+        # Soft draws variant="stop" as pale as any button; a delete or a stop must look like one
+        button_cancel_background_fill="#dc2626", button_cancel_background_fill_hover="#b91c1c",
+        button_cancel_border_color="#dc2626", button_cancel_text_color="#ffffff",
+        button_cancel_text_color_hover="#ffffff")
 
 
 # --- the whole app ------------------------------------------------------------------

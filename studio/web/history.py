@@ -28,7 +28,7 @@ HISTORY_COLUMNS = ["run", "sweep", "created (UTC)", "status", "model", "batch", 
                    "$ per M tokens", "agreement", "error"]
 ERROR_CHARS = 48
 # shares of the table's width, so a long model name or error wraps instead of widening the table
-COLUMN_WIDTHS = ["4%", "5%", "12%", "10%", "13%", "5%", "4%", "9%", "7%", "7%", "8%", "16%"]
+COLUMN_WIDTHS = ["4%", "5%", "13%", "9%", "13%", "5%", "5%", "9%", "7%", "7%", "8%", "15%"]
 ANY = "any"
 # The History tab's labels, which its refusals name (the API's since/until stay in its own messages)
 LABELS = {"model": "Model", "mode": "Mode", "batch_size": "Batch size", "status": "Status",

@@ -58,6 +58,9 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         ui.confirm_text = gr.Markdown()
         ui.confirm_yes = gr.Button("Yes, delete them", variant="stop", scale=0)
         ui.confirm_no = gr.Button("Cancel", scale=0)
+    # what a delete or an export did, beside the buttons: the message above the table is out of view
+    # once the selection has grown (issue 24 item 8)
+    ui.action_message = gr.Markdown("", elem_id="history-action")
     ui.export_file = gr.File(label="Download", visible=False, interactive=False, elem_id="history-export")
 
     gr.Markdown("### Run details")
@@ -164,7 +167,7 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
 
     for button, fmt in ((ui.csv, "csv"), (ui.json, "json")):
         # one click: the new file's link is followed as soon as it is there (issue 24 item 8)
-        button.click(export(fmt), [ui.sweeps, ui.runs], [ui.export_file, ui.message], **private()).then(
+        button.click(export(fmt), [ui.sweeps, ui.runs], [ui.export_file, ui.action_message], **private()).then(
             None, None, None, js=FOLLOW_EXPORT, **private())
 
     # a link made for other filters or another selection would download what is no longer shown
@@ -190,7 +193,8 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         what = f"**Delete {len(runs)} run(s)" + (f" in {len(sweep_ids)} sweep(s)" if sweep_ids else "")
         return gr.Row(visible=True), what + " with their outputs?** This cannot be undone.", ""
 
-    ui.delete.click(ask_delete, [ui.sweeps, ui.runs], [ui.confirm_row, ui.confirm_text, ui.message], **private())
+    ui.delete.click(ask_delete, [ui.sweeps, ui.runs], [ui.confirm_row, ui.confirm_text, ui.action_message],
+                    **private())
     ui.confirm_no.click(lambda: gr.Row(visible=False), None, ui.confirm_row, **private())
 
     def do_delete(sweep_ids, run_ids, *filter_values):
@@ -204,6 +208,6 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         return (gr.Row(visible=False), table, message, shown, *rest)
 
     ui.confirm_yes.click(do_delete, [ui.sweeps, ui.runs, *filters],
-                         [ui.confirm_row, ui.table, ui.message, ui.shown, *filters[:4], ui.sweeps, ui.runs],
+                         [ui.confirm_row, ui.table, ui.action_message, ui.shown, *filters[:4], ui.sweeps, ui.runs],
                          **private())
     return ui
