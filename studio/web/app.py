@@ -57,6 +57,10 @@ CSS = """
 /* table headers break between words, never inside one ("GPU s", "speedu p") */
 .studio-table th, .studio-table th * { word-break: normal !important; overflow-wrap: normal !important;
                                        hyphens: none !important; }
+/* clip, not hidden: it cuts the same overflow but is no scroll container, so #run-bar can stick */
+.gradio-container { overflow: clip !important; }
+#run-bar { position: sticky; bottom: 0; z-index: 1000; padding: 6px 0 8px;
+           background: var(--body-background-fill); box-shadow: 0 -6px 8px -6px rgba(0, 0, 0, 0.15); }
 #analysis-headline h3 { font-size: 20px; line-height: 1.35; margin: 6px 0 2px; }
 /* a long sweep label stops before the dropdown's arrow */
 #analysis-sweep input, #analysis-compare input { text-overflow: ellipsis; padding-right: 28px; }

@@ -1,5 +1,6 @@
-"""The History tab in Chromium at 1440 × 900: the table fits without scrolling sideways,
-and an export is one click that downloads a fresh file, its link gone once the filters change."""
+"""The page in Chromium at 1440 × 900: Run sweep in view on arrival; History's table fits
+without scrolling sideways, an export is one click that downloads a fresh file, its link
+gone once the filters change, and a delete looks destructive and says what it did."""
 
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ def test_history_fits_the_screen_and_exports_in_one_click(store, db_path, free_p
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url)
+        run = page.locator("#run-button")
+        run.wait_for(timeout=30_000)
+        box = run.bounding_box()
+        assert box["y"] + box["height"] <= 900, f"Run sweep is below the fold: {box}"
+        on_top = page.evaluate("([x, y]) => document.elementFromPoint(x, y)?.closest('#run-button') !== null",
+                               [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+        assert on_top, "something is drawn over Run sweep"
         page.get_by_role("tab", name="History").click()
         page.locator("#history-refresh").click()
         page.locator("#history-table").get_by_text("CUDA out of memory").first.wait_for(state="attached", timeout=30_000)
