@@ -61,6 +61,8 @@ CSS = """
 .gradio-container { overflow: clip !important; }
 #run-bar { position: sticky; bottom: 0; z-index: 1000; padding: 6px 0 8px;
            background: var(--body-background-fill); box-shadow: 0 -6px 8px -6px rgba(0, 0, 0, 0.15); }
+/* a phone: stacked Run and Stop would cover a fifth of the screen, so they stay in place */
+@media (max-width: 640px) { #run-bar { position: static; box-shadow: none; } }
 #analysis-headline h3 { font-size: 20px; line-height: 1.35; margin: 6px 0 2px; }
 /* a long sweep label stops before the dropdown's arrow */
 #analysis-sweep input, #analysis-compare input { text-overflow: ellipsis; padding-right: 28px; }
