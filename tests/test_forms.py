@@ -119,3 +119,21 @@ def test_the_prompt_line_names_synthetic_prompts_when_they_replace_the_box():
     assert line.startswith("8 synthetic prompts of 16 tokens") and "text box" in line
     assert forms.prompt_summary("a\nb\nc", None, "16,32", 8).startswith("8 synthetic prompts of 16, 32 tokens")
     assert forms.prompt_summary("a\nb\nc", None, "", 8).startswith("3 prompt(s) from the text box")
+
+
+def test_the_page_names_settings_by_their_labels_not_their_flags_or_parameters():
+    """The CLI says --max-new-tokens and the API max_new_tokens; the page says what its field says."""
+    from studio.analysis.cost import parse_price
+    from studio.web import history
+    from studio.web.page_kit import error_text
+
+    line = forms.grid_summary(request(max_new_tokens="16,x"))
+    assert line.startswith("⚠ Max new tokens: 'x' is not a whole number"), line
+    assert forms.prompt_summary("", None, "16", "x").startswith("⚠ How many synthetic prompts: must be a whole")
+    with pytest.raises(ConfigError) as caught:
+        history.history_filters(since="yesterday")
+    assert error_text(caught.value).startswith("⚠ From date (UTC): 'yesterday' is not a date")
+    assert forms.field_message(caught.value).startswith("since:")  # the API keeps its parameter's name
+    with pytest.raises(ConfigError) as caught:
+        parse_price("free")
+    assert "--" not in caught.value.message  # shown by the page's Cost panel too

@@ -47,7 +47,8 @@ def test_the_grid_size_counts_only_the_layouts_that_fit():
     ("2,2", "tp_size: lists 2 twice"),
 ])
 def test_a_bad_tp_is_refused_with_tp_named(tp, message):
-    assert forms.grid_summary(request(gpu_counts=["2"], tp_size=tp)).startswith(f"⚠ {message}")
+    page = message.replace("tp_size:", "Tensor-parallel sizes (tp):")  # the page names its field's label
+    assert forms.grid_summary(request(gpu_counts=["2"], tp_size=tp)).startswith(f"⚠ {page}")
     with pytest.raises(ConfigError) as caught:
         forms.plan_request(request(gpu_counts=["2"], tp_size=tp))
     assert forms.field_message(caught.value).startswith(message)

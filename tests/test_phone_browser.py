@@ -41,6 +41,21 @@ def test_the_run_tab_on_a_phone(db_path, free_port, tmp_path, browser, artifacts
         }""")
         assert not overlaps(label, drop), (label, drop)
 
+        # the explainer's titles and axis titles each clear of the others and on the screen
+        page.get_by_role("tab", name="Present").click()
+        page.locator("#explain-ceiling .main-svg").first.wait_for(timeout=30_000)
+        texts = page.eval_on_selector_all(
+            "#present-explainer text.gtitle, #present-explainer text[class$='title'],"
+            " #present-explainer text.annotation-text",
+            "els => els.map(e => { const r = e.getBoundingClientRect();"
+            " return {text: e.textContent, x: r.x, y: r.y, width: r.width, height: r.height}; })")
+        assert len(texts) >= 6, texts
+        clashes = [(a["text"], b["text"]) for i, a in enumerate(texts) for b in texts[i + 1:] if overlaps(a, b)]
+        assert not clashes, clashes
+        assert all(t["x"] >= 0 and t["x"] + t["width"] <= 390 for t in texts), texts
+        page.screenshot(path=str(artifacts / "phone-explainer.png"), full_page=True)
+        page.get_by_role("tab", name="Run").click()
+
         page.locator("#prompts textarea").fill("Call me Ishmael.\nThe King is dead.")
         page.locator("#max-new-tokens").locator("input, textarea").first.fill("2")
         box = page.locator("#gpu-counts").get_by_role("checkbox", name="2", exact=True)

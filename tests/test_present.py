@@ -15,7 +15,7 @@ from runner.result import RunResult
 from studio.analysis.explain import cause_sentence
 from studio.analysis.scaling_models import quantisation
 from studio.analysis.what_if import what_if_rows
-from studio.charts.deck import block_positions, check_explainer_inputs, explainer_figure
+from studio.charts.deck import block_positions, check_explainer_inputs, explainer_figures
 from studio.exchange.output_file import OutputError
 from studio.reports.deck import deck_html, deck_steps, write_deck
 from studio.reports.report import ReportError, load_analysis
@@ -51,13 +51,17 @@ def figures_of(html: str) -> dict:
     return json.loads(data.replace("<\\/", "</"))
 
 
+def traces(figures) -> list:
+    return [trace for fig in figures for trace in fig.data]
+
+
 def test_explainer_blocks_and_ceiling_by_hand():
     # 100 prompts, batch 16: ceil(ceil(100/n)/16) = 7, 4, 3, 2, 2 rounds on 1..5 GPUs
-    fig = explainer_figure(100, 16, 5)
-    busiest = next(t for t in fig.data if t.name.startswith("rounds on the busiest rank"))
+    data = traces(explainer_figures(100, 16, 5))
+    busiest = next(t for t in data if t.name.startswith("rounds on the busiest rank"))
     assert len(busiest.x) == 7 + 2 * 4 + 3 * 3 + 4 * 2 + 5 * 2  # every rank is a busiest one here
-    assert not [t for t in fig.data if t.name == "rounds on the other ranks"]
-    ceiling = next(t for t in fig.data if t.name == "quantisation ceiling")
+    assert not [t for t in data if t.name == "rounds on the other ranks"]
+    ceiling = next(t for t in data if t.name == "quantisation ceiling")
     assert list(ceiling.x) == [1, 2, 3, 4, 5]
     assert list(ceiling.y) == pytest.approx([1, 7 / 4, 7 / 3, 7 / 2, 7 / 2])
     assert [c[0] for c in ceiling.customdata] == [7, 4, 3, 2, 2]
@@ -69,11 +73,11 @@ def test_explainer_blocks_and_ceiling_by_hand():
 
 def test_explainer_draws_the_measured_points_in_tokens_per_second(store):
     analysis = load_analysis(store, ensure_reference_sweeps(store)["batched"])
-    fig = explainer_figure(100, 16, 8, analysis)
-    measured = next(t for t in fig.data if t.name == "measured median (this sweep)")
+    data = traces(explainer_figures(100, 16, 8, analysis))
+    measured = next(t for t in data if t.name == "measured median (this sweep)")
     assert list(measured.x) == [1, 2, 3, 4, 5]
     base = analysis["points"][0]["throughput"]["median"]
-    ceiling = next(t for t in fig.data if t.name == "quantisation ceiling")
+    ceiling = next(t for t in data if t.name == "quantisation ceiling")
     assert list(ceiling.y)[:8] == pytest.approx([base * s for s in (1, 7 / 4, 7 / 3, 3.5, 3.5, 3.5, 7, 7)])
 
 
@@ -218,10 +222,10 @@ def test_present_tab_handlers(store):
     # plotly.js stays with the page (issue 23 item 6): the frame carries the deck's figures only
     assert "plotly.js v" not in frame and len(frame.encode()) < 1_000_000
     assert explainer_start(measured) == (100, 16, 6)  # the sweep's settings, one count past its largest
-    names = {t.name for t in explainer_plot(measured, 100, 16, 6).data}
+    names = {t.name for t in traces(explainer_plot(measured, 100, 16, 6))}
     assert "measured median (this sweep)" in names
     # measured at batch 16, so not drawn against batch 8's ceiling
-    assert "measured median (this sweep)" not in {t.name for t in explainer_plot(measured, 100, 8, 6).data}
+    assert "measured median (this sweep)" not in {t.name for t in traces(explainer_plot(measured, 100, 8, 6))}
 
 
 def test_present_tab_builds_with_private_events_only(store):

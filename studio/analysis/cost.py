@@ -35,7 +35,7 @@ def parse_price(value, name: str = "price") -> float | None:
         price = math.nan
     if not 0 < price <= MAX_PRICE:
         raise ConfigError(name, f"{value!r} is not a price per GPU-hour in dollars above 0 and at most "
-                          f"{MAX_PRICE:g}, e.g. --price 2.50")
+                          f"{MAX_PRICE:g}, such as 2.50")
     return price
 
 

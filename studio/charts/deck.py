@@ -7,7 +7,6 @@ block drawn here is a generate call the worker really makes."""
 from __future__ import annotations
 
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from studio.analysis.scaling_models import quantisation
 from studio.charts.analysis import COLORS, LAYOUT
@@ -150,18 +149,24 @@ def whatif_figure(analysis: dict) -> go.Figure:
     return fig
 
 
-def explainer_figure(num_prompts, batch_size, gpus, analysis: dict | None = None) -> go.Figure:
-    """The plateau explainer: per-rank blocks for 1..`gpus` GPUs (left) and the
-    quantisation ceiling they imply (right), with the sweep's measured medians on
-    top when the analysis is given. The ceiling is in tokens/s scaled from the
-    sweep's smallest count when there is one, else a speedup over 1 GPU."""
+def explainer_figures(num_prompts, batch_size, gpus, analysis: dict | None = None) -> tuple[go.Figure, go.Figure]:
+    """The plateau explainer: per-rank blocks for 1..`gpus` GPUs, and the quantisation
+    ceiling they imply with the sweep's measured medians on top when the analysis is
+    given. The ceiling is in tokens/s scaled from the sweep's smallest count when there
+    is one, else a speedup over 1 GPU. Two figures, not two subplots of one: the page
+    sets them side by side or, on a phone, one above the other, where subplots' titles
+    and axis titles ran into each other (issue 24 item 6)."""
     num_prompts, batch_size, gpus = check_explainer_inputs(num_prompts, batch_size, gpus)
     rows = quantisation(num_prompts, batch_size, range(1, gpus + 1), base=1)
     points = (analysis or {}).get("points") or []
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.09, subplot_titles=(
-        f"{num_prompts} prompts, batch {batch_size}: rounds per rank",
-        "Quantisation ceiling" + (" and the sweep's measured medians" if points else "")))
-    _add_blocks(fig, rows, row=1, col=1)
+    layout = {**LAYOUT, "height": 440, "margin": dict(l=60, r=16, t=70, b=110)}
+    blocks = go.Figure()
+    _add_blocks(blocks, rows)
+    blocks.update_layout(title=dict(text=f"Rounds per rank<br><sub>{num_prompts} prompts, batch {batch_size}</sub>"),
+                         barmode="overlay", bargap=0, **layout)
+    blocks.update_xaxes(title_text="GPUs: one column per rank", tickvals=list(range(1, gpus + 1)),
+                        range=[0.4, gpus + 0.6])
+    blocks.update_yaxes(title_text="rounds (generate calls)", rangemode="tozero")
     if points:
         base_n, base_value = points[0]["gpus"], points[0]["throughput"]["median"]
         ceiling = quantisation(num_prompts, batch_size, range(1, max(gpus, points[-1]["gpus"]) + 1), base=base_n)
@@ -171,20 +176,18 @@ def explainer_figure(num_prompts, batch_size, gpus, analysis: dict | None = None
         ceiling = rows
         y_ceiling = [q["ceiling_speedup"] for q in ceiling]
         y_title = "speedup over 1 GPU"
-    fig.add_trace(go.Scatter(
+    limit = go.Figure()
+    limit.add_trace(go.Scatter(
         x=[q["gpus"] for q in ceiling], y=y_ceiling, mode="lines+markers", line_shape="hv",
         name="quantisation ceiling", line=dict(color=COLORS["quantisation"], width=2.5),
         customdata=[[q["rounds"]] for q in ceiling],
-        hovertemplate="n=%{x}<br>%{y:.3g}<br>%{customdata[0]} rounds on the busiest rank<extra></extra>"),
-        row=1, col=2)
+        hovertemplate="n=%{x}<br>%{y:.3g}<br>%{customdata[0]} rounds on the busiest rank<extra></extra>"))
     if points:
-        fig.add_trace(go.Scatter(x=[p["gpus"] for p in points], y=[p["throughput"]["median"] for p in points],
-                                 mode="markers", name="measured median (this sweep)",
-                                 marker=dict(color=COLORS["measured"], size=12, symbol="circle")), row=1, col=2)
-    fig.update_layout(barmode="overlay", bargap=0, **{**LAYOUT, "height": 520})
-    fig.update_xaxes(title_text="GPUs: one column per rank", tickvals=list(range(1, gpus + 1)),
-                     range=[0.4, gpus + 0.6], row=1, col=1)
-    fig.update_yaxes(title_text="rounds (generate calls)", rangemode="tozero", row=1, col=1)
-    fig.update_xaxes(title_text="GPUs (processes)", dtick=1, row=1, col=2)
-    fig.update_yaxes(title_text=y_title, rangemode="tozero", row=1, col=2)
-    return fig
+        limit.add_trace(go.Scatter(x=[p["gpus"] for p in points], y=[p["throughput"]["median"] for p in points],
+                                   mode="markers", name="measured median (this sweep)",
+                                   marker=dict(color=COLORS["measured"], size=12, symbol="circle")))
+    limit.update_layout(title=dict(text="Quantisation ceiling" + ("<br><sub>with the sweep's measured medians</sub>"
+                                                                  if points else "")), showlegend=True, **layout)
+    limit.update_xaxes(title_text="GPUs (processes)", dtick=1)
+    limit.update_yaxes(title_text=y_title, rangemode="tozero")
+    return blocks, limit

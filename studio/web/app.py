@@ -57,6 +57,12 @@ CSS = """
 /* table headers break between words, never inside one ("GPU s", "speedu p") */
 .studio-table th, .studio-table th * { word-break: normal !important; overflow-wrap: normal !important;
                                        hyphens: none !important; }
+/* clip, not hidden: it cuts the same overflow but is no scroll container, so #run-bar can stick */
+.gradio-container { overflow: clip !important; }
+#run-bar { position: sticky; bottom: 0; z-index: 1000; padding: 6px 0 8px;
+           background: var(--body-background-fill); box-shadow: 0 -6px 8px -6px rgba(0, 0, 0, 0.15); }
+/* a phone: stacked Run and Stop would cover a fifth of the screen, so they stay in place */
+@media (max-width: 640px) { #run-bar { position: static; box-shadow: none; } }
 #analysis-headline h3 { font-size: 20px; line-height: 1.35; margin: 6px 0 2px; }
 /* a long sweep label stops before the dropdown's arrow */
 #analysis-sweep input, #analysis-compare input { text-overflow: ellipsis; padding-right: 28px; }
@@ -67,7 +73,11 @@ def theme() -> gr.themes.Base:
     # System fonts only: the studio must not reach for Google Fonts on an offline machine.
     return gr.themes.Soft(primary_hue="blue", neutral_hue="slate",
                           font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
-                          font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
+                          font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"]).set(
+        # Soft draws variant="stop" as pale as any button; a delete or a stop must look like one
+        button_cancel_background_fill="#dc2626", button_cancel_background_fill_hover="#b91c1c",
+        button_cancel_border_color="#dc2626", button_cancel_text_color="#ffffff",
+        button_cancel_text_color_hover="#ffffff")
 
 
 # --- the whole app ------------------------------------------------------------------

@@ -25,7 +25,6 @@ def build_compare_tab(store: Store, export_dir: Path) -> SimpleNamespace:
     with gr.Row():
         ui.sweeps = gr.Dropdown([], value=[], multiselect=True, label="Sweeps", scale=4, elem_id="compare-sweeps")
         ui.runs = gr.Dropdown([], value=[], multiselect=True, label="Extra runs", scale=3)
-        ui.draw = gr.Button("Draw", variant="primary", scale=0, min_width=100)
     ui.message = gr.Markdown("")
     ui.throughput = gr.Plot(figures.empty_figure("Choose sweeps above", "Throughput"), show_label=False,
                             elem_id="compare-throughput")
@@ -82,7 +81,7 @@ def build_compare_tab(store: Store, export_dir: Path) -> SimpleNamespace:
     draw_out = [ui.throughput, ui.wall, ui.speedup, ui.energy, ui.table, ui.message]
     ui.choices_event = (choices, [ui.sweeps, ui.runs], [ui.sweeps, ui.runs])
     ui.draw_event = (draw, [ui.sweeps, ui.runs], draw_out)
-    ui.draw.click(draw, [ui.sweeps, ui.runs], draw_out, **private())
+    # a change of selection redraws, so a Draw button would only repeat it (issue 24 item 8)
     for selector in (ui.sweeps, ui.runs):
         selector.input(draw, [ui.sweeps, ui.runs], draw_out, **private(show_progress="hidden"))
     ui.download.click(download, [ui.sweeps, ui.runs], [ui.file, ui.message], **private())

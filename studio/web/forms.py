@@ -30,6 +30,9 @@ __all__ = ["SweepRequest", "SYNTHETIC_PROMPTS", "collect_prompts", "plan_request
 FORM_SETTINGS = offered(FORM)
 FORM_FIELDS = tuple(s.name for s in FORM_SETTINGS)
 FIELD_OF_ERROR = {field: s.name for s in FORM_SETTINGS for field in (s.name, s.error_field, *s.shows)}
+# The page names a setting by its field's label: max_new_tokens is the API's name and
+# --batch-size the CLI's, and neither is written on the page (issue 24 item 8).
+PAGE_NAMES = {field: s.form_label for s in FORM_SETTINGS for field in (s.name, s.error_field)}
 
 
 def form_request(values: dict) -> SweepRequest:
@@ -48,7 +51,7 @@ def grid_summary(request: SweepRequest) -> str:
         repeats = request.repeats_count()
         cells = cell_count(axes)
     except ConfigError as exc:
-        return f"⚠ {field_message(exc)}"
+        return f"⚠ {page_message(exc)}"
     parts = " × ".join(f"{len(v)} {GRID_LABELS[a]}" for a, v in axes.items() if len(v) > 1) or "1 setting"
     if len(axes.get("tp_size", [])) > 1:
         parts += " (each GPU count with the tp sizes that divide it)"
@@ -70,10 +73,18 @@ def field_message(error: ConfigError) -> str:
     return f"{error.field}: {error.message}"
 
 
+def page_message(error: ConfigError, names: dict[str, str] | None = None) -> str:
+    """The error as the page says it: the setting named by its label (PAGE_NAMES, or the
+    tab's own `names`), where the CLI and the API keep their flag and parameter names."""
+    name = (names or {}).get(error.field) or PAGE_NAMES.get(error.field, error.field)
+    return f"{name}: {error.message}"
+
+
 def problems_of(error: ConfigError) -> dict[str, str]:
     target = form_field(error)
     # next to its own field the field's name is noise; next to another one it is needed
-    return {target: error.message if error.field == target else field_message(error)}
+    return {target: error.message if FIELD_OF_ERROR.get(error.field) == target and error.field in PAGE_NAMES
+            else page_message(error)}
 
 
 def check_request(request: SweepRequest) -> dict[str, str]:
@@ -130,7 +141,7 @@ def prompt_summary(text: str | None, file_path: str | None, prompt_tokens=None, 
             lengths = ", ".join(str(n) for n in parse_axis("prompt_tokens", prompt_tokens))
             count = SweepRequest(prompt_tokens=prompt_tokens, num_prompts=num_prompts).synthetic_count()
         except ConfigError as exc:
-            return f"⚠ {field_message(exc)}"
+            return f"⚠ {page_message(exc)}"
         return (f"{count} synthetic prompts of {lengths} tokens each (Prompt tokens is set: the text box "
                 "and any file are not used).")
     try:

@@ -17,25 +17,36 @@ from studio.web import history, views
 from studio.web.page_kit import error_text, private
 from studio.web.params import id_list
 
+# Follows the export's link once the page shows it; gradio's File offers a link, not a download.
+FOLLOW_EXPORT = """() => {
+  let tries = 0;
+  const follow = () => {
+    const link = document.querySelector('#history-export a[href]');
+    if (link) { link.click(); } else if (++tries < 40) { setTimeout(follow, 50); }
+  };
+  follow();
+}"""
+
 
 def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNamespace:
     ui = SimpleNamespace()
     gr.Markdown("Every stored run, newest first. Click a row to open it; choose runs or sweeps below to "
                 "compare, export or delete them.", elem_classes="studio-note")
     with gr.Row():
-        ui.model = gr.Dropdown([history.ANY], value=history.ANY, label="Model", allow_custom_value=True)
-        ui.mode = gr.Dropdown([history.ANY], value=history.ANY, label="Mode")
-        ui.batch_size = gr.Dropdown([history.ANY], value=history.ANY, label="Batch size")
-        ui.status = gr.Dropdown([history.ANY], value=history.ANY, label="Status")
-        ui.since = gr.Textbox(label="From date (UTC)", placeholder="YYYY-MM-DD", max_lines=1)
-        ui.until = gr.Textbox(label="To date (inclusive)", placeholder="YYYY-MM-DD", max_lines=1)
+        ui.model = gr.Dropdown([history.ANY], value=history.ANY, label=history.LABELS["model"], allow_custom_value=True)
+        ui.mode = gr.Dropdown([history.ANY], value=history.ANY, label=history.LABELS["mode"])
+        ui.batch_size = gr.Dropdown([history.ANY], value=history.ANY, label=history.LABELS["batch_size"])
+        ui.status = gr.Dropdown([history.ANY], value=history.ANY, label=history.LABELS["status"])
+        ui.since = gr.Textbox(label=history.LABELS["since"], placeholder="YYYY-MM-DD", max_lines=1,
+                              elem_id="history-since")
+        ui.until = gr.Textbox(label=history.LABELS["until"], placeholder="YYYY-MM-DD", max_lines=1)
         ui.refresh = gr.Button("Refresh", scale=0, min_width=100, elem_id="history-refresh")
     ui.message = gr.Markdown("")
     ui.table = gr.Dataframe(history.history_table([]), label="Runs", interactive=False, max_height=420,
-                            elem_id="history-table")
+                            elem_id="history-table", wrap=True, column_widths=history.COLUMN_WIDTHS)
     with gr.Row():
-        ui.sweeps = gr.Dropdown([], value=[], multiselect=True, label="Selected sweeps", scale=3)
-        ui.runs = gr.Dropdown([], value=[], multiselect=True, label="Selected runs", scale=3)
+        ui.sweeps = gr.Dropdown([], value=[], multiselect=True, label=history.LABELS["sweep_ids"], scale=3)
+        ui.runs = gr.Dropdown([], value=[], multiselect=True, label=history.LABELS["run_ids"], scale=3)
     with gr.Row():
         ui.select_shown = gr.Button("Select the runs shown", size="sm")
         ui.clear = gr.Button("Clear selection", size="sm")
@@ -47,11 +58,14 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         ui.confirm_text = gr.Markdown()
         ui.confirm_yes = gr.Button("Yes, delete them", variant="stop", scale=0)
         ui.confirm_no = gr.Button("Cancel", scale=0)
-    ui.export_file = gr.File(label="Download", visible=False, interactive=False)
+    # what a delete or an export did, beside the buttons: the message above the table is out of view
+    # once the selection has grown (issue 24 item 8)
+    ui.action_message = gr.Markdown("", elem_id="history-action")
+    ui.export_file = gr.File(label="Download", visible=False, interactive=False, elem_id="history-export")
 
     gr.Markdown("### Run details")
     with gr.Row():
-        ui.open_id = gr.Number(None, label="Run id", precision=0, scale=0, min_width=140)
+        ui.open_id = gr.Number(None, label=history.LABELS["run_id"], precision=0, scale=0, min_width=140)
         ui.open = gr.Button("Open", scale=0, min_width=100)
     ui.detail_error = gr.Markdown("", elem_classes="studio-error-md")
     ui.detail_stderr = gr.Code(label="stderr tail", visible=False, interactive=False, max_lines=20)
@@ -151,8 +165,23 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
             return gr.File(value=str(path), visible=True), f"Exported {len(runs)} run(s) as {fmt.upper()}."
         return run_export
 
-    ui.csv.click(export("csv"), [ui.sweeps, ui.runs], [ui.export_file, ui.message], **private())
-    ui.json.click(export("json"), [ui.sweeps, ui.runs], [ui.export_file, ui.message], **private())
+    for button, fmt in ((ui.csv, "csv"), (ui.json, "json")):
+        # one click: the new file's link is followed as soon as it is there (issue 24 item 8)
+        button.click(export(fmt), [ui.sweeps, ui.runs], [ui.export_file, ui.action_message], **private()).then(
+            None, None, None, js=FOLLOW_EXPORT, **private())
+
+    # a link made for other filters or another selection would download what is no longer shown
+    def forget_export():
+        return gr.File(value=None, visible=False)
+
+    for f in filters[:4]:
+        f.input(forget_export, None, ui.export_file, **private(show_progress="hidden"))
+    for f in filters[4:]:
+        f.submit(forget_export, None, ui.export_file, **private(show_progress="hidden"))
+    for control in (ui.sweeps, ui.runs):
+        control.input(forget_export, None, ui.export_file, **private(show_progress="hidden"))
+    for button in (ui.select_shown, ui.clear, ui.refresh):
+        button.click(forget_export, None, ui.export_file, **private(show_progress="hidden"))
 
     def ask_delete(sweep_ids, run_ids):
         try:
@@ -164,7 +193,8 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         what = f"**Delete {len(runs)} run(s)" + (f" in {len(sweep_ids)} sweep(s)" if sweep_ids else "")
         return gr.Row(visible=True), what + " with their outputs?** This cannot be undone.", ""
 
-    ui.delete.click(ask_delete, [ui.sweeps, ui.runs], [ui.confirm_row, ui.confirm_text, ui.message], **private())
+    ui.delete.click(ask_delete, [ui.sweeps, ui.runs], [ui.confirm_row, ui.confirm_text, ui.action_message],
+                    **private())
     ui.confirm_no.click(lambda: gr.Row(visible=False), None, ui.confirm_row, **private())
 
     def do_delete(sweep_ids, run_ids, *filter_values):
@@ -178,6 +208,6 @@ def build_history_tab(supervisor, store: Store, export_dir: Path) -> SimpleNames
         return (gr.Row(visible=False), table, message, shown, *rest)
 
     ui.confirm_yes.click(do_delete, [ui.sweeps, ui.runs, *filters],
-                         [ui.confirm_row, ui.table, ui.message, ui.shown, *filters[:4], ui.sweeps, ui.runs],
+                         [ui.confirm_row, ui.table, ui.action_message, ui.shown, *filters[:4], ui.sweeps, ui.runs],
                          **private())
     return ui

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runner.config import ConfigError
-from studio.web import forms
+from studio.web import forms, history
 
 # The page's own events are private: the public API is studio.web.api's endpoints.
 PRIVATE = {"api_visibility": "private"}
@@ -15,4 +15,5 @@ def private(**kwargs) -> dict:
 
 
 def error_text(exc: ConfigError) -> str:
-    return f"⚠ {forms.field_message(exc)}"
+    """A refusal as the page words it: the setting by its label, not its API or CLI name."""
+    return f"⚠ {forms.page_message(exc, history.LABELS)}"

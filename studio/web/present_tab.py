@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 
 from db.store import Store
-from studio.charts.deck import MAX_EXPLAINER_GPUS, explainer_figure
+from studio.charts.deck import MAX_EXPLAINER_GPUS, explainer_figures
 from studio.reports.deck import deck_html
 from studio.reports.report import ReportError, load_analysis
 from studio.sweeps.reference import ensure_reference_sweeps
@@ -62,12 +62,12 @@ def explainer_start(measured: dict) -> tuple[int, int, int]:
 
 
 def explainer_plot(measured: dict, prompts, batch_size, gpus):
-    """The explainer's figure; the sweep's measured points are drawn only while
+    """The explainer's two figures; the sweep's measured points are drawn only while
     the sliders hold the sweep's own prompts and batch size, since they were
     measured at those and no other."""
     same = bool(measured) and int(prompts) == measured["settings"].get("num_prompts") \
         and int(batch_size) == measured.get("batch_size")
-    return explainer_figure(prompts, batch_size, gpus, {"points": measured["points"]} if same else None)
+    return explainer_figures(prompts, batch_size, gpus, {"points": measured["points"]} if same else None)
 
 
 def build_present_tab(store: Store):
@@ -96,7 +96,7 @@ def _fill_tab(gr, tab, store: Store) -> None:
     def show(sweep_id):
         frame, status, measured = deck_frame(store, sweep_id)
         prompts, batch, gpus = explainer_start(measured)
-        return frame, status, measured, prompts, batch, gpus, explainer_plot(measured, prompts, batch, gpus)
+        return frame, status, measured, prompts, batch, gpus, *explainer_plot(measured, prompts, batch, gpus)
 
     def redraw(measured, prompts, batch, gpus):
         try:
@@ -124,11 +124,16 @@ def _fill_tab(gr, tab, store: Store) -> None:
         batch = gr.Slider(1, MAX_BATCH, value=start[1], step=1, label="batch size", elem_id="explain-batch")
         gpus = gr.Slider(1, MAX_EXPLAINER_GPUS, value=start[2], step=1, label="GPU count",
                          elem_id="explain-gpus")
-    plot = gr.Plot(explainer_plot({}, *start), show_label=False, elem_id="present-explainer")
+    first = explainer_plot({}, *start)
+    # side by side on a screen, one above the other on a phone
+    with gr.Row(elem_id="present-explainer"):
+        blocks_plot = gr.Plot(first[0], show_label=False, min_width=340, elem_id="explain-blocks")
+        ceiling_plot = gr.Plot(first[1], show_label=False, min_width=340, elem_id="explain-ceiling")
+    plot = [blocks_plot, ceiling_plot]
 
     tab.select(refresh, [sweep], [sweep], **PRIVATE)
     refresh_button.click(refresh, [sweep], [sweep], **PRIVATE)
     reference_button.click(add_reference, [sweep], [sweep], **PRIVATE)
-    sweep.change(show, [sweep], [deck, status, measured, prompts, batch, gpus, plot], **PRIVATE)
+    sweep.change(show, [sweep], [deck, status, measured, prompts, batch, gpus, *plot], **PRIVATE)
     for slider in (prompts, batch, gpus):
-        slider.input(redraw, [measured, prompts, batch, gpus], [plot], **PRIVATE)
+        slider.input(redraw, [measured, prompts, batch, gpus], plot, **PRIVATE)

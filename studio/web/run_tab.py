@@ -88,13 +88,16 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
             with gr.Row():
                 field("repeats")
                 field("name", info=None)
-            # what the form's own defaults make, before any control is touched
-            grid_info = gr.Markdown(forms.grid_summary(forms.form_request(
-                {name: fields[name].value for name in forms.FORM_FIELDS if name != "prompts_file"})),
-                elem_id="grid-info", elem_classes="studio-note")
-            with gr.Row():
-                run = gr.Button("Run sweep", variant="primary", elem_id="run-button")
-                stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button")
+            # the grid line and Run stay at the foot of the screen while the settings scroll under them:
+            # the form is taller than a 1440 × 900 screen (issue 24 item 8)
+            with gr.Column(elem_id="run-bar"):
+                # what the form's own defaults make, before any control is touched
+                grid_info = gr.Markdown(forms.grid_summary(forms.form_request(
+                    {name: fields[name].value for name in forms.FORM_FIELDS if name != "prompts_file"})),
+                    elem_id="grid-info", elem_classes="studio-note")
+                with gr.Row():
+                    run = gr.Button("Run sweep", variant="primary", elem_id="run-button")
+                    stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button")
 
     gr.Markdown("### 3 · Progress and results")
     progress = gr.HTML(views.progress_html(None), elem_id="progress")
@@ -150,7 +153,7 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
             current = supervisor.status(None)
             sweep_id = supervisor.submit(plan)
         except ConfigError as exc:  # the validator caught it unless the machine changed in between
-            raise gr.Error(forms.field_message(exc), print_exception=False) from None
+            raise gr.Error(forms.page_message(exc), print_exception=False) from None
         except RuntimeError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         if current is not None and current["state"] == "running":
