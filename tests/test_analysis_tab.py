@@ -140,7 +140,9 @@ def test_tab_renders_charts_in_chromium(db_path, artifacts, tmp_path, browser):
         page.wait_for_function("document.querySelector('#analysis-explanation').innerText"
                                ".includes('work quantisation')", timeout=30000)
         # the answer leads; what a published sweep cannot show is not shown empty
-        assert page.locator("#analysis-headline").inner_text().startswith("Cause: work quantisation")
+        # the headline shows gradio's "processing" overlay while the tab's other panels fill
+        page.wait_for_function("document.querySelector('#analysis-headline').innerText.trim()"
+                               ".startsWith('Cause: work quantisation')", timeout=30000)
         for absent in ("#analysis-timeline", "#analysis-pareto", "#grid-x"):
             assert not page.locator(absent).is_visible(), absent
         breaks = page.eval_on_selector_all("#analysis-points th", "els => els.map(e => getComputedStyle(e).wordBreak)")

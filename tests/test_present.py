@@ -283,12 +283,12 @@ def test_present_tab_in_chromium(store, artifacts):
             page.wait_for_selector("#present-deck", timeout=60000)
             deck = page.frame_locator("#present-deck")
             deck.locator("#counter").wait_for(timeout=30000)
-            assert deck.locator("#counter").inner_text() == "1 / 9"
+            assert deck.locator("#counter").inner_text() == "1 / 10"  # with the cost step
             deck.locator("#step-0 h1").click()  # a click off the charts advances, and gives the deck the keys
             deck.locator("#step-1 .fig .scatterlayer .trace").first.wait_for(timeout=30000)
             page.keyboard.press("ArrowRight")
             deck.locator("#step-2 .fig .scatterlayer .trace").first.wait_for(timeout=30000)
-            assert deck.locator("#counter").inner_text() == "3 / 9"
+            assert deck.locator("#counter").inner_text() == "3 / 10"
             # the explainer follows the sweep: 100 prompts, batch 16, up to 6 GPUs, measured points on top
             page.wait_for_function("document.querySelector('#present-explainer').innerText"
                                    ".includes('measured median (this sweep)')", timeout=30000)

@@ -29,7 +29,8 @@ def test_the_deck_the_tab_and_the_report_agree(db_path, store, tmp_path, browser
     assert 10 in report and report[10][0] != "–"
 
     deck = deck_html(load_analysis(store, sweep_id))
-    cells = re.findall(r"<tr><td>(\d+)</td><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td>", deck)
+    # the prediction rows, not the cost step's ($ and words in its cells)
+    cells = re.findall(r"<tr><td>(\d+)</td><td>[^<]*</td><td>(\d[^<$]*)</td><td>(\d[^<]*)</td>", deck)
     assert cells and {int(n): (c, p) for n, c, p in cells} == {n: report[n] for n in (6, 10)}
 
     with analysis_tab_page(browser, store, tmp_path) as (page, errors):
