@@ -61,8 +61,10 @@ def test_a_layout_grid_plans_each_gpu_count_with_the_sizes_that_divide_it(any_mo
     assert plan.axes["tp_size"] == [1, 2]
 
 
-def test_the_tp_box_is_the_last_form_field_as_the_page_lays_it_out():
-    assert forms.FORM_FIELDS[-1] == "tp_size" and forms.form_field(ConfigError("tp_size", "x")) == "tp_size"
+def test_the_tp_box_is_a_form_field_that_shows_its_own_refusals():
+    # the server scenario's fields follow it (issue 26): they are declared after it
+    assert forms.FORM_FIELDS.index("tp_size") < forms.FORM_FIELDS.index("scenario")
+    assert forms.form_field(ConfigError("tp_size", "x")) == "tp_size"
 
 
 def test_start_sweep_takes_tp(db_path, any_model_splits):

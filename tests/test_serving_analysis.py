@@ -55,7 +55,7 @@ def test_layouts_are_separate_curves_and_a_missed_slo_is_named():
     found = curves(runs, SLO)
     assert [c.name for c in found] == ["2 GPUs as 2 replicas", "2 GPUs as TP 2"]
     assert sentence(found, SLO).endswith("Not met at any rate offered: 2 GPUs as TP 2.")
-    assert sentence(found, None).startswith("Give an SLO")
+    assert sentence(found, None).startswith("Give latency limits for goodput (ttft=MS,tpot=MS)")
     assert "No layout met" in sentence(curves(runs[:1], SLO), SLO)
 
 

@@ -65,7 +65,10 @@ def test_the_api_keeps_its_positional_order_and_the_tp_size_name():
     # clients send start_sweep's values as a list: the order is the API's contract
     assert api_names() == ["prompts", "preset", "model", "mode", "batch_size", "max_new_tokens", "fixed_length", "dtype",
                            "gpu_counts", "repeats", "name", "prompts_format", "prompt_tokens", "num_prompts", "slo",
-                           "tp_size", "launch"]
+                           "tp_size", "launch",
+                           # the server scenario's (issue 26), added after the offline ones
+                           "scenario", "engine", "url", "profile", "rates", "concurrency", "endpoint",
+                           "requests_per_load"]
     parser = argparse.ArgumentParser()
     SweepRequest.add_cli_args(parser)
     # --tp is kept beside --tp-size, so commands written before still run

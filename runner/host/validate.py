@@ -166,6 +166,12 @@ def remote_code_allowed() -> bool:
     return os.environ.get("STUDIO_TRUST_REMOTE_CODE") == "1"
 
 
+def engines_allowed() -> bool:
+    """An engine command or a server URL from the page or the API: the command runs on
+    this machine and the URL is fetched from it, so `studio serve --allow-engines` must say so."""
+    return os.environ.get("STUDIO_ALLOW_ENGINES") == "1"
+
+
 def plan_for(prepared, inventory=None) -> dict:
     """The plan for a prepared run (a `Prepared`): the planner's pure plan over
     this host's memory."""

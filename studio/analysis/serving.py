@@ -106,7 +106,8 @@ def sentence(found: list[Curve], slo: dict | None) -> str:
     if not found:
         return "No server load with an offered rate succeeded: nothing to compare."
     if not slo:
-        return "Give an SLO (--slo ttft=MS,tpot=MS) to find the highest rate each layout sustains within it."
+        return ("Give latency limits for goodput (ttft=MS,tpot=MS) to find the highest rate each layout sustains "
+                "within them.")
     meeting = [c for c in found if c.best_rate is not None]
     missed = [c.name for c in found if c.best_rate is None]
     if not meeting:

@@ -239,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--auth", default=os.environ.get("STUDIO_AUTH"), help="user:password (needed off 127.0.0.1)")
     serve.add_argument("--insecure", action="store_true", help="allow a non-loopback address without auth")
     serve.add_argument("--trust-remote-code", action="store_true", help="let runs load models with custom code")
+    serve.add_argument("--allow-engines", action="store_true",
+                       help="let the page and the API give the server scenario an engine command (run on this "
+                       "machine) or a server URL (fetched from it)")
     serve.add_argument("--no-resume", action="store_true",
                        help="mark runs a previous server left queued as interrupted instead of running them")
     add_db_option(serve)

@@ -32,15 +32,18 @@ def serve(args) -> int:
     os.environ["STUDIO_REDACT_PATHS"] = "1"  # refusals name no server folder (runner.config)
     if getattr(args, "trust_remote_code", False):
         os.environ["STUDIO_TRUST_REMOTE_CODE"] = "1"  # read by runner.host.validate for every run
+    if getattr(args, "allow_engines", False):
+        os.environ["STUDIO_ALLOW_ENGINES"] = "1"  # read by studio.sweeps.server_settings for every server sweep
 
     from starlette.middleware import Middleware
 
+    from studio.exchange.serving_run import run_server_sweep
     from studio.sweeps.supervisor import Supervisor
     from studio.web.app import CSS, build_app, theme
     from studio.web.http_guard import AccessGuard, PathRefusalGuard
     from studio.web.plotly_script import PlotlyScript
 
-    supervisor = Supervisor(args.db, resume=not getattr(args, "no_resume", False))
+    supervisor = Supervisor(args.db, resume=not getattr(args, "no_resume", False), server_runner=run_server_sweep)
     if supervisor.interrupted_at_start:
         print(f"studio: marked {len(supervisor.interrupted_at_start)} run(s) a previous server left unfinished "
               "as interrupted", file=sys.stderr)

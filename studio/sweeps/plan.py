@@ -12,6 +12,7 @@ from runner.config import LIMITS, ConfigError, RunConfig
 from runner.host.launch_groups import DEFAULT_LAUNCH, LAUNCH_MODES
 from runner.host.validate import Prepared, check_context, check_process_count, prepare
 from studio.sweeps.grid import cell_count, check_size, describe_cell, grid_cells, layout_cells, parse_axis, varied
+from studio.sweeps.server_settings import ServerPlan, is_server, refuse_mixed, server_plan
 from studio.sweeps.slo import parse_slo
 
 
@@ -68,9 +69,13 @@ class SweepPlan:
         return out
 
 
-def plan_request(request) -> SweepPlan:
-    """A `SweepRequest` (studio.sweeps.settings), from any surface, validated into a plan;
-    raises ConfigError before anything is stored or launched."""
+def plan_request(request) -> SweepPlan | ServerPlan:
+    """A `SweepRequest` (studio.sweeps.settings), from any surface, validated into a plan
+    (a `ServerPlan` for the server scenario); raises ConfigError before anything is
+    stored or launched."""
+    if is_server(request):
+        return server_plan(request)
+    refuse_mixed(request)
     return plan_sweep(**request.sweep_args())
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from runner.config import ConfigError
 from runner.host.serving.spec import ServerCellSpec, check_spec
-from studio.sweeps.settings import BY_NAME, collect_prompts
+from runner.host.validate import engines_allowed
+from studio.sweeps.settings import BY_NAME, WHOLE, collect_prompts
 from studio.sweeps.slo import parse_slo
 
 SERVER_ONLY = ("engine", "profile", "rates", "concurrency", "endpoint", "requests_per_load")
@@ -38,8 +39,13 @@ def _flag(name: str) -> str:
 
 
 def _given(request, name: str) -> bool:
-    value = getattr(request, BY_NAME[name].key)
-    return value not in (None, "") and str(value).strip() != str(BY_NAME[name].default)
+    setting = BY_NAME[name]
+    value = getattr(request, setting.key)
+    if value in (None, "") or str(value).strip() == str(setting.default):
+        return False
+    if setting.kind == WHOLE and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value != setting.default  # the page's numbers arrive as floats: 1.0 is the default 1
+    return True
 
 
 def parse_rates(text) -> tuple[float, ...]:
@@ -99,6 +105,12 @@ def server_plan(request) -> ServerPlan:
     """The cells of a server sweep: one per GPU count and tensor-parallel size that divides it."""
     refuse_mixed(request)
     url = (request.url or "").strip() or None
+    if not request.from_cli and not engines_allowed():
+        for name in ("engine", "url"):
+            if _given(request, name):
+                raise ConfigError(name, "would run a command on, or send requests from, the studio's machine: "
+                                  "whoever started the studio must allow it with `studio serve --allow-engines`; "
+                                  "or leave it empty to launch the default engine")
     tokens = BY_NAME["max_new_tokens"].read_list(request.max_new_tokens) or [32]
     if len(tokens) > 1:
         raise ConfigError("max_new_tokens", "the server scenario takes one value; give one, e.g. 32")

@@ -186,27 +186,29 @@ SETTINGS = (
             "GPU) or a list such as 1,2 to compare layouts; each GPU count runs with the sizes that divide it",
             flags=("--tp-size", "--tp"), example="1,2", default_is_axis=False, api_before="launch",
             label="Tensor-parallel sizes (tp)"),
-    # the server scenario (issue 26, docs/serving.md), `studio run` only until the page runs it; checked
-    # together by studio.sweeps.server_settings
+    # the server scenario (issue 26, docs/serving.md), checked together by studio.sweeps.server_settings;
+    # an engine or a URL from the page or the API needs `studio serve --allow-engines` (runner.host.validate)
     Setting("scenario", CHOICE, "offline", "offline: generate over all prompts at once · server: launch a server per "
-            "GPU count and layout and drive it with a load", choices=("offline", "server"),
-            where=frozenset({CLI}), config=None),
+            "GPU count and layout and drive it with a load", choices=("offline", "server"), config=None,
+            label="Scenario"),
     Setting("engine", TEXT, "", "server scenario: the server's command template, with {model} {port} {tp} {dp} "
-            "{gpus} (default: transformers serve {model} --port {port} --continuous-batching)",
-            where=frozenset({CLI}), config=None),
+            "{gpus} (default: transformers serve {model} --port {port} --continuous-batching)", config=None,
+            label="Engine command (optional)"),
     Setting("url", TEXT, "", "server scenario: the address of a server someone else runs (nothing is launched, no "
-            "GPU sweep)", where=frozenset({CLI}), config=None),
+            "GPU sweep)", config=None,
+            label="Server URL (optional)"),
     Setting("profile", CHOICE, "sweep", "server scenario: the load: synchronous · concurrency · constant · poisson "
-            "(at --rates) · sweep (synchronous, max throughput, rates between)", choices=PROFILES,
-            where=frozenset({CLI}), config=None),
+            "(at the rates) · sweep (synchronous, max throughput, rates between)", choices=PROFILES, config=None,
+            label="Load profile"),
     Setting("rates", TEXT, "", "server scenario: requests per second for the constant and poisson profiles, e.g. "
-            "0.5,1,2", where=frozenset({CLI}), config=None),
-    Setting("concurrency", WHOLE, 1, "server scenario: requests in flight for the concurrency profile",
-            where=frozenset({CLI}), config=None),
+            "0.5,1,2", config=None,
+            label="Rates (requests/s)"),
+    Setting("concurrency", WHOLE, 1, "server scenario: requests in flight for the concurrency profile", config=None),
     Setting("endpoint", CHOICE, "completions", "server scenario: the OpenAI endpoint to stream (completions or chat)",
-            where=frozenset({CLI}), choices=ENDPOINTS, config=None),
+            choices=ENDPOINTS, config=None),
     Setting("requests_per_load", WHOLE, 20, "server scenario: measured requests per load (warm-up and cool-down "
-            "aside)", where=frozenset({CLI}), config=None),
+            "aside)", config=None,
+            label="Requests per load"),
     # `studio run` only: the page and the API run with RunConfig's defaults
     Setting("device", CHOICE, "auto", "where the ranks run", where=frozenset({CLI}), choices=DEVICES),
     Setting("do_sample", FLAG, False, "sample instead of greedy decoding", where=frozenset({CLI}), flags=("--sample",)),

@@ -12,12 +12,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from db.store import Store
-from runner.processes import has_live_owner, kill_orphans, owner_from_env
+from runner.processes import has_live_owner, kill_orphans, owner_env, owner_from_env
 from runner.result import RunResult
 from studio.sweeps.plan import SweepPlan, resume_plan
 from studio.sweeps.run import create_rows, run_sweep
+from studio.sweeps.server_settings import ServerPlan
 
 LOG_LINES = 200
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
@@ -70,14 +72,19 @@ class SweepJob:
     log: collections.deque = field(default_factory=lambda: collections.deque(maxlen=LOG_LINES))
     current_run_id: int | None = None
     hardware_position: int | None = None  # place in line for the machine, while another runner holds it
+    server: dict | None = None  # a server sweep's cell and load under way (its runs are stored per load)
 
 
 ADOPT_EVERY_S = 10.0  # how often an idle server looks for sweeps a dead owner left
 
 
 class Supervisor:
-    def __init__(self, db_path: str | Path | None = None, *, keep_finished: int = 50, resume: bool = True):
+    def __init__(self, db_path: str | Path | None = None, *, keep_finished: int = 50, resume: bool = True,
+                 server_runner: Callable | None = None):
+        """`server_runner`: what runs a `ServerPlan` (studio.exchange.serving_run.run_server_sweep,
+        given by the layer above, which counts and stores its loads)."""
         self.store = Store(db_path)
+        self.server_runner = server_runner
         self.db_path = self.store.path
         self.resume = resume
         self._lock = threading.RLock()
@@ -118,19 +125,33 @@ class Supervisor:
             return interrupted, [sweep_id for sweep_id in resumable if self._resume(sweep_id)]
 
     # submitting and stopping ------------------------------------------------
-    def submit(self, plan: SweepPlan) -> int:
+    def submit(self, plan: SweepPlan | ServerPlan) -> int:
         with self._lock:
             if self._stopping:
                 raise RuntimeError("the studio is shutting down; submit again after it restarts")
+            if isinstance(plan, ServerPlan):
+                return self._submit_server(plan)
             sweep_id, run_ids = create_rows(plan, self.store, origin="server")
             self._enqueue(sweep_id, plan, run_ids,
                           f"sweep {sweep_id} queued: {len(run_ids)} run(s) over GPU counts {plan.gpu_counts}")
             return sweep_id
 
-    def _enqueue(self, sweep_id: int, plan: SweepPlan, run_ids: list[int], note: str) -> None:
+    def _submit_server(self, plan: ServerPlan) -> int:
+        """A server sweep's runs are its loads, known only as each cell runs: the sweep row
+        is made now, its runs as each cell ends (studio.exchange.serving_run)."""
+        if self.server_runner is None:
+            raise RuntimeError("this studio was started without the server scenario's runner; run it with "
+                               "`studio run --scenario server`")
+        sweep_id = self.store.create_sweep(plan.settings, plan.gpu_counts, 1, name=plan.name, origin="server",
+                                           owner=owner_env())
+        self._enqueue(sweep_id, plan, [], f"sweep {sweep_id} queued: the server scenario, {len(plan.cells)} "
+                      f"cell(s) over GPU counts {plan.gpu_counts}, the {plan.settings['profile']} profile")
+        return sweep_id
+
+    def _enqueue(self, sweep_id: int, plan: SweepPlan | ServerPlan, run_ids: list[int], note: str) -> None:
         with self._lock:
             job = SweepJob(sweep_id=sweep_id, plan=plan, run_ids=run_ids, submitted_at=time.time())
-            for (count_index, repeat), run_id in zip(plan.order, run_ids):
+            for (count_index, repeat), run_id in zip(getattr(plan, "order", ()), run_ids):
                 config = plan.prepared[count_index].config
                 job.runs[run_id] = RunProgress(run_id, config.gpus_per_node, repeat, len(config.prompts))
             job.log.append(note)
@@ -224,8 +245,9 @@ class Supervisor:
                 "queue_position": position,
                 "current_run_id": job.current_run_id,
                 "gpu_counts": job.plan.gpu_counts,
-                "repeats": job.plan.repeats,
+                "repeats": getattr(job.plan, "repeats", 1),
                 "runs": [job.runs[r].to_dict() for r in job.run_ids],
+                "server": dict(job.server) if job.server else None,
                 "log": list(job.log),
             }
 
@@ -251,12 +273,7 @@ class Supervisor:
                 job.state = "running"
                 self._current = job
             try:
-                outcome = run_sweep(job.plan, self.store, on_event=lambda e, j=job: self._on_event(j, e),
-                                    cancel=job.cancel, sweep_id=job.sweep_id, run_ids=job.run_ids,
-                                    submitted_at=job.submitted_at, program="server")
-                state = outcome.status
-                if job.cancel.reason == "shutdown":
-                    state = self._interrupted_by_shutdown(job)
+                state = self._run_server(job) if isinstance(job.plan, ServerPlan) else self._run_offline(job)
             except Exception as exc:  # keep serving: record it, go on with the queue
                 state = "failed"
                 job.log.append(f"sweep failed: {type(exc).__name__}: {exc}")
@@ -272,6 +289,35 @@ class Supervisor:
                 self._current = None
                 self._finished.append(job.sweep_id)
                 job.log.append(f"sweep {job.sweep_id} {state}")
+
+    def _run_offline(self, job: SweepJob) -> str:
+        outcome = run_sweep(job.plan, self.store, on_event=lambda e, j=job: self._on_event(j, e),
+                            cancel=job.cancel, sweep_id=job.sweep_id, run_ids=job.run_ids,
+                            submitted_at=job.submitted_at, program="server")
+        return self._interrupted_by_shutdown(job) if job.cancel.reason == "shutdown" else outcome.status
+
+    def _run_server(self, job: SweepJob) -> str:
+        outcome = self.server_runner(job.plan, self.store, sweep_id=job.sweep_id, stop=job.cancel, program="server",
+                                     on_progress=lambda event, j=job: self._on_server_progress(j, event))
+        with self._lock:
+            job.server = None
+            job.log.extend(f"failed: {error}" for error in outcome.errors)
+            if outcome.sentence:
+                job.log.append(outcome.sentence)
+        if job.cancel.reason == "shutdown":  # nobody pressed Stop: the studio stopped under the load
+            self.store.finish_sweep(job.sweep_id, "interrupted")
+            return "interrupted"
+        return outcome.status
+
+    def _on_server_progress(self, job: SweepJob, event: dict) -> None:
+        """The cell and load under way, for status(); a line in the log as each phase begins."""
+        with self._lock:
+            before = job.server or {}
+            job.server = {k: event.get(k) for k in ("cell", "cells", "gpus", "tp_size", "replicas", "phase",
+                                                    "profile", "rate", "done", "total", "holder")}
+            key = (event.get("cell"), event.get("phase"), event.get("profile"), event.get("rate"))
+            if key != (before.get("cell"), before.get("phase"), before.get("profile"), before.get("rate")):
+                job.log.append(server_line(job.server))
 
     def _interrupted_by_shutdown(self, job: SweepJob) -> str:
         """The server stopped under this sweep: runs it kept from starting are
@@ -322,3 +368,18 @@ class Supervisor:
                     + (f": {tps:.1f} tokens/s" if tps else "")
                     + (f": {progress.error}" if progress.error else "")
                 )
+
+
+SERVER_PHASES = {"waiting": "waiting for the hardware", "starting": "starting the server",
+                 "health": "waiting for the server's /health", "stopping": "stopping the server"}
+
+
+def server_line(server: dict) -> str:
+    """A server sweep's step in words: 'cell 1/2 · 1 GPU(s), tp 1 · constant load at 2.5 req/s · 12/20 requests'."""
+    head = f"cell {server['cell'] + 1}/{server['cells']} · {server['gpus']} GPU(s), tp {server['tp_size']}"
+    phase = server.get("phase")
+    if phase != "load":
+        return f"{head} · {server.get('holder') or SERVER_PHASES.get(phase, phase)}"
+    rate = server.get("rate")
+    at = f" at {rate:.3g} req/s" if rate is not None else ""
+    return f"{head} · {server.get('profile') or ''} load{at} · {server.get('done')}/{server.get('total')} requests"

@@ -90,8 +90,10 @@ def start_sweep_endpoint(supervisor):
         except RuntimeError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         status = supervisor.status(sweep_id) or {}
+        # a server sweep's runs are its loads, counted as they run (a sweep profile picks its rates as it goes)
         return {"sweep_id": sweep_id, "state": status.get("state"), "queue_position": status.get("queue_position"),
-                "runs": len(plan.order)}
+                "runs": len(plan.order) if hasattr(plan, "order") else None,
+                "cells": len(plan.cells) if hasattr(plan, "cells") else len(plan.order)}
 
     start_sweep.__signature__ = signature
     start_sweep.__annotations__ = {**{s.name: s.api_type for s in settings}, "return": dict}
@@ -99,7 +101,7 @@ def start_sweep_endpoint(supervisor):
         "Validate and queue a sweep; poll sweep_status for its progress. A list ('1,8,32') in a setting that takes "
         "one makes the sweep a grid of every combination.\n\nParameters:\n"
         + "\n".join(f"    {s.name}: {s.help_text}" for s in settings)
-        + "\n\nReturns:\n    {sweep_id, state, queue_position, runs}")
+        + "\n\nReturns:\n    {sweep_id, state, queue_position, runs, cells}")
     return start_sweep
 
 

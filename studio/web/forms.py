@@ -18,9 +18,11 @@ from runner.config import ConfigError
 from runner.host.hardware import detect
 from runner.host.prompts import preset
 from runner.models import arch_names
+from studio.analysis.serving import layout_words
 from studio.sweeps.grid import LABELS as GRID_LABELS
 from studio.sweeps.grid import MAX_RUNS, cell_count, parse_axis
 from studio.sweeps.plan import SweepPlan, plan_request
+from studio.sweeps.server_settings import is_server, server_plan
 from studio.sweeps.settings import BY_NAME, FORM, SYNTHETIC_PROMPTS, SweepRequest, collect_prompts, offered
 
 __all__ = ["SweepRequest", "SYNTHETIC_PROMPTS", "collect_prompts", "plan_request", "cell_count"]
@@ -35,17 +37,65 @@ FIELD_OF_ERROR = {field: s.name for s in FORM_SETTINGS for field in (s.name, s.e
 PAGE_NAMES = {field: s.form_label for s in FORM_SETTINGS for field in (s.name, s.error_field)}
 
 
+# what the page hides in the server scenario: a server batches as its engine does, each load runs once,
+# and the engine picks the dtype (studio.sweeps.server_settings refuses the first ones from the CLI)
+OFFLINE_FIELDS = ("mode", "batch_size", "fixed_length", "dtype", "repeats", "prompt_tokens", "num_prompts", "launch")
+SERVER_FIELDS = ("engine", "url", "profile", "rates", "concurrency", "endpoint", "requests_per_load")
+
+
+# the fields whose values decide what is hidden, and those shown or hidden by them
+SCOPE_FIELDS = ("scenario", "profile", "url")
+TOGGLED_FIELDS = tuple(name for name in OFFLINE_FIELDS + SERVER_FIELDS + ("gpu_counts", "tp_size")
+                       if name not in ("profile", "url"))
+
+
+def hidden_fields(values: dict) -> set[str]:
+    """The fields the page hides for the scenario, profile and URL chosen: what is hidden
+    is not sent (form_request), so a value typed before a switch cannot refuse the sweep."""
+    if values.get("scenario") != "server":
+        return set(SERVER_FIELDS)
+    hidden = set(OFFLINE_FIELDS)
+    if values.get("profile") not in ("constant", "poisson"):
+        hidden.add("rates")
+    if values.get("profile") != "concurrency":
+        hidden.add("concurrency")
+    if (values.get("url") or "").strip():  # a server someone else runs: nothing is launched here
+        hidden |= {"gpu_counts", "tp_size", "engine"}
+    return hidden
+
+
 def form_request(values: dict) -> SweepRequest:
-    """The form's values, by field name, as a request."""
-    return SweepRequest(**{BY_NAME[name].key: value for name, value in values.items()})
+    """The form's values, by field name, as a request; hidden fields keep their defaults."""
+    hidden = hidden_fields(values)
+    return SweepRequest(**{BY_NAME[name].key: BY_NAME[name].default if name in hidden else value
+                           for name, value in values.items()})
 
 
 def request_axes(request: SweepRequest) -> dict[str, list]:
     return request.axes()
 
 
+def server_summary(request: SweepRequest) -> str:
+    """The server scenario's line: its cells and the load each gets."""
+    try:
+        plan = server_plan(request)
+    except ConfigError as exc:
+        return f"⚠ {page_message(exc)}"
+    where = f"the server at {plan.settings['url']}" if plan.settings["url"] else " · ".join(
+        layout_words(c.gpus, c.tp_size, c.replicas) for c in plan.cells)
+    cell = plan.cells[0]
+    load = {"sweep": "a sweep of loads (synchronous, the most it serves, rates between)",
+            "constant": f"a constant load at each of {len(cell.rates)} rate(s)",
+            "poisson": f"a Poisson load at each of {len(cell.rates)} rate(s)",
+            "concurrency": f"{cell.concurrency} request(s) in flight"}.get(cell.profile, "one request at a time")
+    return (f"Server scenario: **{len(plan.cells)} cell(s)** ({where}), each {load}, "
+            f"{cell.requests_per_load} measured requests a load")
+
+
 def grid_summary(request: SweepRequest) -> str:
     """One line saying how many runs the form makes, before any of it is validated in full."""
+    if is_server(request):
+        return server_summary(request)
     try:
         axes = request.axes()
         repeats = request.repeats_count()

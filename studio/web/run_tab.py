@@ -18,9 +18,11 @@ from studio.charts import figures
 from studio.sweeps.settings import BY_NAME, CHOICE, CHOICES, FILE, FLAG, NUMBER, WHOLE
 from studio.web import forms, views
 from studio.web.page_kit import private
+from studio.web.serving_panel import server_results_table, server_view
 
 POLL_SECONDS = 1.0
-CHART_TITLE = "Throughput against GPU count"  # the legend names the dotted ideal line; a long title is cut on a phone
+CHART_TITLE = "Throughput against GPU count"
+SERVER_CHART_TITLE = "Latency against offered rate"  # the legend names the dotted ideal line; a long title is cut on a phone
 EMPTY_CHART = "The chart grows as each GPU count finishes"
 
 
@@ -61,7 +63,18 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
             prompt_info = gr.Markdown(forms.prompt_summary(forms.preset_text(), None), elem_classes="studio-note")
         with gr.Column(scale=4):
             gr.Markdown("### 2 · Settings")
+            field("scenario", gr.Radio, elem_id="scenario")
             field("model", gr.Dropdown, choices=forms.model_choices(), allow_custom_value=True)
+            # the server scenario's own fields (docs/serving.md), shown when it is chosen
+            with gr.Column(visible=False, elem_id="server-fields", variant="panel") as server_fields:
+                field("engine", placeholder="transformers serve {model} --port {port} --continuous-batching")
+                field("url", placeholder="http://127.0.0.1:8000")
+                field("profile", gr.Radio)
+                with gr.Row():
+                    field("rates", visible=False)
+                    field("concurrency", visible=False)
+                    field("requests_per_load")
+                field("endpoint", gr.Radio)
             field("mode", gr.Radio)
             # No `minimum=` on the numbers: gradio's own range error is a toast without a field;
             # the validator below says what is wrong next to the field instead.
@@ -135,17 +148,24 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
         if signature == shown:
             rows_table, figure = gr.skip(), gr.skip()
         else:
-            rows_table = views.results_table(rows)
-            if any(r["status"] == "succeeded" for r in rows):
-                figure = figures.throughput_figure(rows, title=CHART_TITLE)
-            elif snapshot is not None and snapshot["finished"]:
-                figure = figures.empty_figure("No run of this sweep succeeded: nothing to plot", CHART_TITLE)
-            else:
-                figure = figures.empty_figure(EMPTY_CHART, CHART_TITLE)
+            server = snapshot is not None and snapshot["settings"].get("scenario") == "server"
+            rows_table = server_results_table(rows) if server else views.results_table(rows)
+            figure = chart_of(snapshot, rows)
         queue = supervisor.queue()
         # the timer keeps going while anything waits, so a queued sweep is shown once it starts
         return (views.progress_html(snapshot, queue), rows_table, figure, views.log_html(snapshot),
                 gr.Timer(active=running or bool(queue)), signature)
+
+    def chart_of(snapshot, rows):
+        if snapshot is not None and snapshot["settings"].get("scenario") == "server":
+            # a server sweep's chart is latency against offered rate, per GPU count and layout
+            return server_view(store, snapshot["sweep_id"])[1] or figures.empty_figure(
+                "The chart grows as each cell's loads finish", SERVER_CHART_TITLE)
+        if any(r["status"] == "succeeded" for r in rows):
+            return figures.throughput_figure(rows, title=CHART_TITLE)
+        if snapshot is not None and snapshot["finished"]:
+            return figures.empty_figure("No run of this sweep succeeded: nothing to plot", CHART_TITLE)
+        return figures.empty_figure(EMPTY_CHART, CHART_TITLE)
 
     def start(*values):
         try:
@@ -163,13 +183,22 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
             return (*render(None, None), None)
         return (*render(sweep_id, None), sweep_id)
 
+    scoped = [fields[name] for name in forms.SCOPE_FIELDS]
+
+    def show_scenario(*values):
+        """Show the fields of the chosen scenario, profile and URL (what is hidden is not sent)."""
+        hidden = forms.hidden_fields(dict(zip(forms.SCOPE_FIELDS, values)))
+        return [gr.update(visible=name not in hidden) for name in forms.TOGGLED_FIELDS] + [
+            gr.update(visible=values[0] == "server")]
+
     def poll(sweep_id, shown):
         return render(sweep_id, shown)
 
     # named as the event's api_name: a private event called stop_sweep would push the API's own to stop_sweep_1
     def stop(sweep_id):
         if supervisor.cancel(sweep_id):  # None: the running sweep
-            gr.Info("Stopping: the run's processes are being ended; queued runs will not start.")
+            gr.Info("Stopping: the run's processes (a server and its load) are being ended; queued runs will not "
+                    "start.")
         else:
             gr.Info("Nothing is running.")
         return render(sweep_id, None)
@@ -187,9 +216,13 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
         source.change(forms.prompt_summary, prompt_inputs, prompt_info,
                       trigger_mode="always_last", **private(show_progress="hidden"))
     for setting in forms.FORM_SETTINGS:
-        if setting.listed or setting.name == "repeats":  # what the grid line counts
+        # what the grid line counts: a grid's axes and repeats, or the server scenario's cells and loads
+        if setting.listed or setting.name in ("repeats", "scenario", *forms.SERVER_FIELDS):
             fields[setting.name].change(lambda *values: forms.grid_summary(request_of(*values)), form, grid_info,
                                         trigger_mode="always_last", **private(show_progress="hidden"))
+    for source in scoped:
+        source.change(show_scenario, scoped, [*(fields[name] for name in forms.TOGGLED_FIELDS), server_fields],
+                      **private(show_progress="hidden"))
     run.click(start, form, [*view, watched], validator=validate, **private(show_progress="minimal"))
     timer.tick(poll, [watched, drawn], view, **private(show_progress="hidden"))
     stop_button.click(stop, watched, view, **private(show_progress="hidden"))

@@ -5,6 +5,8 @@ Hidden for offline sweeps."""
 
 from __future__ import annotations
 
+import pandas as pd
+
 from db.serving import server_runs
 from db.store import Store
 from studio.analysis.serving import curves, sentence
@@ -33,6 +35,23 @@ def server_view(store: Store, sweep_id) -> tuple[str, object | None]:
         lines.append(f"- {len(failed)} load(s) did not succeed: {failed[-1].get('error') or failed[-1]['status']}")
     lines.append(sentence(found, slo))
     return "\n".join(lines), latency_rate_figure(found, slo)
+
+
+SERVER_COLUMNS = ["run", "GPUs", "layout", "load", "status", "req/s", "tokens/s", "TTFT p50 ms", "TPOT p50 ms",
+                  "latency p50 ms", "latency p99 ms", "errors"]
+
+
+def server_results_table(rows: list[dict]) -> pd.DataFrame:
+    """A server sweep's stored loads, as the Run tab lists them: one row per load."""
+    def rounded(value, digits):
+        return None if value is None else round(float(value), digits)
+
+    data = [[r["id"], r["world_size"], r["layout"], r.get("scenario") or "–",
+             r["status"] + (" (client lagged)" if r.get("client_lagged") else ""),
+             rounded(r.get("requests_per_second"), 2), rounded(r.get("tokens_per_second"), 1),
+             rounded(r.get("ttft_ms_p50"), 1), rounded(r.get("tpot_ms_p50"), 2), rounded(r.get("latency_ms_p50"), 1),
+             rounded(r.get("latency_ms_p99"), 1), r.get("errors") or 0] for r in rows]
+    return pd.DataFrame(data, columns=SERVER_COLUMNS)
 
 
 def build_serving_panel(gr, store: Store, sweep_dropdown, private: dict) -> tuple:

@@ -18,6 +18,7 @@ from studio.analysis.stats import SETTING_AXES, run_speedups, scaling_series, va
 from studio.charts.figures import overhead_seconds, series_labels
 from studio.exchange.peers.detail import imported_parts
 from studio.sweeps.grid import describe_cell
+from studio.sweeps.supervisor import server_line
 
 FINAL_STATES = ("succeeded", "failed", "cancelled", "interrupted")
 PHASE_WORDS = {"waiting": "waiting for the hardware (another studio's job)",
@@ -69,6 +70,7 @@ def sweep_snapshot(status: dict | None, sweep: dict | None) -> dict | None:
             "done": now.get("done", row.get("num_prompts") if status_word == "succeeded" else 0),
             "total": now.get("total", row.get("num_prompts")),
             "tokens_per_second": row.get("tokens_per_second", now.get("tokens_per_second")),
+            "load": row.get("scenario") if row.get("mode") == "server" else None,  # the server scenario's load
             "seconds": row.get("seconds"),
             "tokens": row.get("tokens"),
             "setting": {axis: row.get(axis) for axis in SETTING_AXES},
@@ -88,6 +90,7 @@ def sweep_snapshot(status: dict | None, sweep: dict | None) -> dict | None:
         "name": (sweep or {}).get("name") or "",
         "settings": (sweep or {}).get("settings") or {},
         "runs": runs,
+        "server": (status or {}).get("server") if state not in FINAL_STATES else None,
         "log": [for_users(line) for line in list((status or {}).get("log") or [])[-LOG_TAIL:]],
     }
 
@@ -151,8 +154,9 @@ def progress_html(snapshot: dict | None, queue: list[dict] | None = None) -> str
     head = f"<b>Sweep {snapshot['sweep_id']}</b>"
     if snapshot.get("name"):
         head += f" “{e(snapshot['name'])}”"
+    server = (snapshot.get("settings") or {}).get("scenario") == "server"  # its runs are its loads, stored as they end
     head += (f" <span class='studio-state' style='color:{STATUS_COLORS.get(state, '#111')}'>{e(state)}</span>"
-             f" · {ended_text(ended, len(runs))}")
+             f" · {f'{len(runs)} load(s) stored' if server else ended_text(ended, len(runs))}")
     if snapshot.get("queue_position"):
         head += f" · waiting: position {snapshot['queue_position']} in the queue, behind another sweep"
     lines = [f"<div class='studio-head'>{head}</div>"]
@@ -161,13 +165,21 @@ def progress_html(snapshot: dict | None, queue: list[dict] | None = None) -> str
                            for r in runs})
     layouts_vary = len({r["tp_size"] for r in runs}) > 1
     settings = snapshot.get("settings") or {}
-    if settings.get("model"):  # what the shown sweep ran; the form above may hold other settings now
+    if settings.get("scenario") == "server":
+        lines.append(f"<div class='studio-settings'>{e(str(settings.get('model')))} · server scenario · "
+                     f"{e(str(settings.get('profile')))} profile · {e(setting_text(settings, 'max_new_tokens'))} new "
+                     f"tokens · {e(setting_text(settings, 'num_prompts'))} prompts</div>")
+    elif settings.get("model"):  # what the shown sweep ran; the form above may hold other settings now
         lines.append(f"<div class='studio-settings'>{e(str(settings['model']))} · {e(str(settings.get('mode')))}"
                      f" · batch {e(setting_text(settings, 'batch_size'))}"
                      f" · {e(setting_text(settings, 'max_new_tokens'))} new tokens"
                      f" · {e(setting_text(settings, 'num_prompts'))} prompts</div>")
     if waiting:
         lines.append(waiting)
+    if snapshot.get("server"):  # the cell and load under way: its runs are stored as each cell ends
+        now = snapshot["server"]
+        lines.append(f"<div class='studio-run studio-server' data-status='running'><span class='studio-run-name'>"
+                     f"{e(server_line(now))}</span>{_bar(now.get('done') or 0, now.get('total') or 0, '#2563eb')}</div>")
     for run in runs:
         status_word = run["status"] or "?"
         color = STATUS_COLORS.get(status_word, "#6b7280")
@@ -183,9 +195,11 @@ def progress_html(snapshot: dict | None, queue: list[dict] | None = None) -> str
             detail += f" · <b>{run['tokens_per_second']:.1f} tokens/s</b>"
         lines.append(
             f"<div class='studio-run' data-status='{e(status_word)}'>"
-            f"<span class='studio-run-name'>run {run['run_id']} · {what} · repeat {run['repeat'] + 1}</span>"
+            f"<span class='studio-run-name'>run {run['run_id']} · {what} · "
+            f"{e(run['load']) if run.get('load') else 'repeat ' + str(run['repeat'] + 1)}</span>"
             f"{_bar(run['done'] or 0, run['total'] or 0, color)}"
-            f"<span class='studio-count'>{run['done'] or 0} / {run['total'] or 0} prompts</span>"
+            f"<span class='studio-count'>{run['done'] or 0} / {run['total'] or 0} "
+            f"{'requests' if run.get('load') else 'prompts'}</span>"
             f"<span class='studio-detail' style='color:{color}'>{detail}</span></div>"
         )
         if run.get("error") and status_word != "succeeded":
