@@ -47,6 +47,11 @@ def refuse_missing_values(blocks: gr.Blocks) -> None:
 
     def validate_inputs(block_fn, inputs):
         wanted = len(block_fn.inputs)
+        if getattr(block_fn.fn, "fewest_values", wanted) <= len(inputs) < wanted:
+            # a client older than the endpoint's later parameters sends fewer: they take their
+            # defaults (gradio preprocesses this same list next)
+            later = list(inspect.signature(block_fn.fn).parameters.values())[len(inputs):]
+            inputs.extend(p.default for p in later)
         if len(inputs) < wanted:
             try:
                 names = list(inspect.signature(block_fn.fn).parameters)
@@ -96,6 +101,8 @@ def start_sweep_endpoint(supervisor):
                 "cells": len(plan.cells) if hasattr(plan, "cells") else len(plan.order)}
 
     start_sweep.__signature__ = signature
+    # the values a client from before the server scenario's settings sends (studio.web.api.refuse_missing_values)
+    start_sweep.fewest_values = [s.name for s in settings].index("scenario")
     start_sweep.__annotations__ = {**{s.name: s.api_type for s in settings}, "return": dict}
     start_sweep.__doc__ = (
         "Validate and queue a sweep; poll sweep_status for its progress. A list ('1,8,32') in a setting that takes "
