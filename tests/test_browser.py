@@ -40,13 +40,21 @@ def test_sweep_from_the_page(server, browser, artifacts):
     page.goto(server)
     page.wait_for_selector("#run-button", timeout=30_000)
 
-    # A bad setting is refused next to its field and starts nothing.
+    # A bad setting is refused next to its field and above Run, starts nothing, and the browser
+    # logs no error: gradio's validator answered each refusal with an HTTP 422 (issue 24 item 8).
+    logged: list[str] = []
+    page.on("console", lambda message: logged.append(message.text) if message.type == "error" else None)
+    page.on("response", lambda response: logged.append(f"{response.status} {response.url}")
+            if response.status >= 400 else None)
     page.locator("#prompts textarea").fill(PAGE_PROMPTS)
     page.locator("#max-new-tokens").locator("input, textarea").first.fill("0")
     page.locator("#run-button").click()
     page.locator("#max-new-tokens").get_by_text("must be at least 1, got 0").wait_for(timeout=15_000)
+    page.locator("#grid-info").get_by_text("Max new tokens: must be at least 1, got 0").wait_for(timeout=5_000)
+    assert "studio-invalid" in page.locator("#max-new-tokens").first.get_attribute("class")
     page.screenshot(path=str(artifacts / "browser-validation.png"), full_page=True)
     assert "Sweep" not in page.locator("#progress").inner_text()
+    assert not logged, logged
 
     page.locator("#max-new-tokens").locator("input, textarea").first.fill("8")
     for count in ("1", "2"):

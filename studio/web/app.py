@@ -63,6 +63,9 @@ CSS = """
            background: var(--body-background-fill); box-shadow: 0 -6px 8px -6px rgba(0, 0, 0, 0.15); }
 /* a phone: stacked Run and Stop would cover a fifth of the screen, so they stay in place */
 @media (max-width: 640px) { #run-bar { position: static; box-shadow: none; } }
+/* a refused setting (studio.web.run_tab): its message in place of its help line, the field outlined */
+.studio-invalid { border: 2px solid #dc2626 !important; border-radius: 8px; }
+.studio-invalid [data-testid="block-info"] { color: #b91c1c !important; font-weight: 600; }
 #analysis-headline h3 { font-size: 20px; line-height: 1.35; margin: 6px 0 2px; }
 /* a long sweep label stops before the dropdown's arrow */
 #analysis-sweep input, #analysis-compare input { text-overflow: ellipsis; padding-right: 28px; }

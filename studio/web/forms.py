@@ -1,6 +1,6 @@
 """The Run tab's side of a sweep request, torch-free and gradio-free: the form's
-fields and where a refusal is shown (both from studio.sweeps.settings), the lines
-under the inputs, and the plan a click's validator makes, kept for its start.
+fields and where a refusal is shown (both from studio.sweeps.settings), what each
+scenario hides, and the lines under the inputs.
 
 A setting refused in the browser is refused the same way for `gradio_client`
 and the CLI: every surface makes a `SweepRequest` and plans it with `plan_request`.
@@ -9,9 +9,6 @@ and the CLI: every surface makes a `SweepRequest` and plans it with `plan_reques
 from __future__ import annotations
 
 import os
-import threading
-import time
-from collections import OrderedDict
 from pathlib import Path
 
 from runner.config import ConfigError
@@ -21,7 +18,7 @@ from runner.models import arch_names
 from studio.analysis.serving import layout_words
 from studio.sweeps.grid import LABELS as GRID_LABELS
 from studio.sweeps.grid import MAX_RUNS, cell_count, parse_axis
-from studio.sweeps.plan import SweepPlan, plan_request
+from studio.sweeps.plan import plan_request
 from studio.sweeps.server_settings import is_server, server_plan
 from studio.sweeps.settings import BY_NAME, FORM, SYNTHETIC_PROMPTS, SweepRequest, collect_prompts, offered
 
@@ -144,43 +141,6 @@ def check_request(request: SweepRequest) -> dict[str, str]:
     except ConfigError as exc:
         return problems_of(exc)
     return {}
-
-
-class PlanOnce:
-    """Each click planned once. The page's validator plans the sweep to show what is wrong
-    next to each field; gradio then runs the click's handler with the same values, and it
-    takes that plan instead of planning the whole grid again. Plans are kept by the
-    request's values, so concurrent users never take each other's (identical values make
-    identical plans), each is taken once, and only for a minute: the machine a plan was
-    checked against may change."""
-
-    def __init__(self, max_age_s: float = 60.0, most: int = 64):
-        self.max_age_s, self.most = max_age_s, most
-        self._plans: OrderedDict[tuple, list[tuple[float, SweepPlan]]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def check(self, request: SweepRequest) -> dict[str, str]:
-        """{form field: message}, as check_request; a good plan is kept for `take`."""
-        try:
-            plan = plan_request(request)
-        except ConfigError as exc:
-            return problems_of(exc)
-        with self._lock:
-            self._plans.setdefault(request.key(), []).append((time.monotonic(), plan))
-            self._plans.move_to_end(request.key())
-            while len(self._plans) > self.most:
-                self._plans.popitem(last=False)
-        return {}
-
-    def take(self, request: SweepRequest) -> SweepPlan:
-        """The plan `check` made for these values, or a new one; raises ConfigError."""
-        key = request.key()
-        with self._lock:
-            kept = self._plans.pop(key, [])
-            fresh = [(made, plan) for made, plan in kept if time.monotonic() - made <= self.max_age_s]
-            if len(fresh) > 1:
-                self._plans[key] = fresh[1:]
-        return fresh[0][1] if fresh else plan_request(request)
 
 
 def prompt_summary(text: str | None, file_path: str | None, prompt_tokens=None, num_prompts=None) -> str:

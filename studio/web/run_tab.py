@@ -38,6 +38,7 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
     counts = devices["counts"]
     default_counts = [c for c in (1, 2) if c in counts]
     fields: dict[str, gr.components.Component] = {}
+    helps: dict[str, str | None] = {}  # each field's own help line, which a refusal replaces until the next Run
 
     def field(name: str, make=None, **options):
         """The setting's input with its declared label, help, default and id; `options` are the layout's."""
@@ -47,7 +48,10 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
             declared["info"] = setting.help_text
         if setting.choices:
             declared["choices"] = list(setting.choices)
-        fields[name] = (make or _widget(setting.kind))(**{**declared, **options})
+        made = {**declared, **options}
+        if setting.kind != FILE:
+            helps[name] = made.get("info")
+        fields[name] = (make or _widget(setting.kind))(**made)
         return fields[name]
 
     with gr.Row(equal_height=False):
@@ -129,17 +133,18 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
     form = [fields[name] for name in forms.FORM_FIELDS]
     view = [progress, table, chart, log, timer, drawn]
     file_at = forms.FORM_FIELDS.index("prompts_file")
-    plans = forms.PlanOnce()
 
     def request_of(*values) -> forms.SweepRequest:
         return forms.form_request(dict(zip(forms.FORM_FIELDS, values)))
 
-    def validate(*values):
-        """Runs before `start`: a bad setting gets its message next to its field."""
-        problems = plans.check(request_of(*values))
-        if "prompts" in problems and values[file_at]:
-            problems["prompts_file"] = problems.pop("prompts")
-        return [gr.validate(name not in problems, problems.get(name, "")) for name in forms.FORM_FIELDS]
+    def marked(problems: dict[str, str]) -> list:
+        """Each field with its refusal in place of its help line, or its help line again.
+        The handler says it, not gradio's validator: that one answers with an HTTP 422,
+        which the browser logs as an error for every refused setting (issue 24 item 8)."""
+        def mark(name):
+            changes = {} if name not in helps else {"info": problems.get(name, helps[name])}
+            return gr.update(elem_classes=["studio-invalid"] if name in problems else [], **changes)
+        return [mark(name) for name in forms.FORM_FIELDS]
 
     def render(sweep_id, shown):
         snapshot, rows = views.load_sweep(supervisor, store, sweep_id)
@@ -168,20 +173,27 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
         return figures.empty_figure(EMPTY_CHART, CHART_TITLE)
 
     def start(*values):
+        """Plan the form's sweep and queue it; a refused setting gets its message next to its
+        field and on the line above Run (the field may sit in a closed section), and nothing starts."""
+        request = request_of(*values)
         try:
-            plan = plans.take(request_of(*values))  # the validator's plan, unless the values changed
+            plan = forms.plan_request(request)
             current = supervisor.status(None)
             sweep_id = supervisor.submit(plan)
-        except ConfigError as exc:  # the validator caught it unless the machine changed in between
-            raise gr.Error(forms.page_message(exc), print_exception=False) from None
+        except ConfigError as exc:
+            problems = forms.problems_of(exc)
+            if "prompts" in problems and values[file_at]:
+                problems["prompts_file"] = problems.pop("prompts")
+            return (*[gr.skip()] * (len(view) + 1), *marked(problems), f"⚠ {forms.page_message(exc)}")
         except RuntimeError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
+        fine = (*marked({}), forms.grid_summary(request))
         if current is not None and current["state"] == "running":
             # the running sweep stays in view (the new one is listed in its queue line);
             # watching None follows whichever sweep runs next
             gr.Info(f"Sweep {sweep_id} is queued behind sweep {current['sweep_id']}.")
-            return (*render(None, None), None)
-        return (*render(sweep_id, None), sweep_id)
+            return (*render(None, None), None, *fine)
+        return (*render(sweep_id, None), sweep_id, *fine)
 
     scoped = [fields[name] for name in forms.SCOPE_FIELDS]
 
@@ -223,9 +235,9 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
     for source in scoped:
         source.change(show_scenario, scoped, [*(fields[name] for name in forms.TOGGLED_FIELDS), server_fields],
                       **private(show_progress="hidden"))
-    run.click(start, form, [*view, watched], validator=validate, **private(show_progress="minimal"))
+    run.click(start, form, [*view, watched, *form, grid_info], **private(show_progress="minimal"))
     timer.tick(poll, [watched, drawn], view, **private(show_progress="hidden"))
     stop_button.click(stop, watched, view, **private(show_progress="hidden"))
     return SimpleNamespace(**fields, preset=preset, prompt_info=prompt_info, grid_info=grid_info, run=run, stop=stop_button,
                            progress=progress, chart=chart, table=table, log=log, timer=timer, watched=watched,
-                           drawn=drawn, plans=plans, on_load=(on_load, None, [*view, watched]))
+                           drawn=drawn, on_load=(on_load, None, [*view, watched]))
