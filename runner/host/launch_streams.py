@@ -18,7 +18,16 @@ STDERR_TAIL_LINES = 60
 RANK_TAIL_LINES = 30
 RANK_LINE = re.compile(r"^\[rank (\d+)\] ")  # the worker tags its stderr lines with its rank
 
+# Tracing libraries on a GPU machine print their probe registrations ("USDT … profiler_start") on the
+# ranks' stderr: noise that would fill the page's log and push the real error out of the tail
+NOISE = re.compile(r"\bUSDT\b")
+
 EventCallback = Callable[[dict], None]
+
+
+def is_noise(line: str) -> bool:
+    """A stderr line kept in stderr.log but out of the log shown and the tails a failure quotes."""
+    return bool(NOISE.search(line))
 
 
 class Streams:
@@ -67,6 +76,8 @@ class Streams:
         with open(log_path, "w") as log:
             for line in stream:
                 log.write(line)
+                if is_noise(line):
+                    continue
                 self.stderr.append(line.rstrip("\n"))
                 tagged = RANK_LINE.match(line)
                 if tagged:
