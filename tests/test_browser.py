@@ -176,3 +176,26 @@ def test_a_grid_sweep_from_the_page_and_its_pareto_front(server, browser, artifa
     page.wait_for_timeout(500)
     page.screenshot(path=str(artifacts / "grid-analysis.png"), full_page=True)
     assert not errors, errors
+
+
+def test_a_prompts_file_uploaded_from_the_page_runs(server, browser, artifacts, tmp_path):
+    """The upload path end to end: the guard at the join takes a file gradio received from
+    the page (and refuses a server path in its place: tests/test_security_http.py)."""
+    prompts = tmp_path / "three.txt"
+    prompts.write_text("Call me Ishmael.\nThe King is dead.\nIt was a bright cold day in April.\n")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server)
+    page.wait_for_selector("#run-button", timeout=30_000)
+    page.locator("#prompt-file input[type=file]").set_input_files(str(prompts))
+    page.get_by_text("3 prompt(s) from the file three.txt").wait_for(timeout=20_000)
+    page.locator("#max-new-tokens").locator("input, textarea").first.fill("4")
+    box = page.locator("#gpu-counts").get_by_role("checkbox", name="2", exact=True)
+    if box.is_checked():
+        box.uncheck()
+    page.locator("#run-button").click()
+    page.locator("#progress .studio-run[data-status='succeeded']").first.wait_for(timeout=120_000)
+    assert "3 / 3 prompts" in page.locator("#progress").inner_text()
+    page.screenshot(path=str(artifacts / "browser-upload.png"), full_page=True)
+    assert not errors, errors

@@ -185,10 +185,22 @@ def test_a_server_file_sent_as_an_upload_is_refused_without_naming_folders(serve
                     for c in event["inputs"]]
             response = http.post("/gradio_api/queue/join", json={
                 "data": data, "fn_index": event.get("id", index), "session_hash": "hostile", "trigger_id": run_button})
-            assert response.status_code == 400
+            # refused at the join, before any handler runs (issue 24 removed the validator that used to
+            # make gradio refuse it there itself): studio.web.http_guard checks the file is an upload
+            assert response.status_code == 422, response.text
             assert "prompt_file: this file is not allowed" in response.text
             for private in (str(db_path.parent), os.environ["STUDIO_HOME"], os.path.expanduser("~"), "blocked"):
                 assert private not in response.text, response.text
+        # control: the same join with a file the page uploaded is taken (its handler then refuses the
+        # max new tokens of 0, so the module's server starts no sweep)
+        uploaded = http.post("/gradio_api/upload", files={"files": ("p.txt", b"Call me Ishmael.\n", "text/plain")})
+        data = [{"path": uploaded.json()[0], "meta": {"_type": "gradio.FileData"}, "orig_name": "p.txt"}
+                if components[c]["type"] == "file" else
+                "0" if components[c].get("props", {}).get("elem_id") == "max-new-tokens" else
+                components[c].get("props", {}).get("value") for c in event["inputs"]]
+        response = http.post("/gradio_api/queue/join", json={
+            "data": data, "fn_index": event.get("id", index), "session_hash": "uploader", "trigger_id": run_button})
+        assert response.status_code == 200, response.text
     assert_database_sound(db_path, [earlier])
 
 

@@ -178,3 +178,27 @@ def test_start_sweep_queues_a_server_sweep_and_counts_its_cells():
         start_sweep(prompts=PROMPTS, scenario="server", gpu_counts="2", tp_size="2")
     with pytest.raises(ConfigError, match="belongs to the offline scenario"):
         start_sweep(prompts=PROMPTS, scenario="server", batch_size="8")  # the API sends what it is given
+
+
+def test_a_server_cell_waits_for_the_machine_another_studio_holds(store):
+    """A server launched beside another studio's job would skew both: the cell waits for the
+    hardware lock as an offline run does, and says who holds it."""
+    from runner.host.hardware_lock import HardwareLock
+    from studio.sweeps.settings import SweepRequest
+
+    plan = plan_request(SweepRequest(prompts_text=PROMPTS, scenario="server", gpu_counts="1"))
+    cell, seen = FakeCell(), []
+    held = HardwareLock()
+    assert held.acquire({"program": "cli", "run_id": 41})
+    worker = threading.Thread(target=run_server_sweep, args=(plan, store),
+                              kwargs={"run_cell": cell, "on_progress": seen.append})
+    worker.start()
+    try:
+        wait_for(lambda: any(e["phase"] == "waiting" for e in seen))
+        assert not cell.specs  # nothing launched while another job holds the machine
+        waiting = next(e for e in seen if e["phase"] == "waiting")
+        assert "run 41" in waiting["holder"] and waiting["position"] == 1
+    finally:
+        held.release()
+    worker.join(10)
+    assert [spec.gpus for spec in cell.specs] == [1]

@@ -13,6 +13,7 @@ import json
 import math
 import re
 from http.cookies import CookieError, SimpleCookie
+from pathlib import Path
 
 REFUSED_FILE = ("prompt_file: this file is not allowed: upload a .txt, .jsonl or .csv file from your computer "
                 "(a path on the server is never read)")
@@ -195,6 +196,11 @@ def check_value(block, value) -> None:
         files = value if isinstance(value, list) else [value]
         if not all(isinstance(one, dict) and isinstance(one.get("path"), str) for one in files):
             raise Refused(f"{label}: must be a file uploaded from the page")
+        # only a file gradio received from an upload: a server path in its place is refused here, at the
+        # join, naming no folder (gradio itself would refuse it later, in the event, as a bare error)
+        uploads = Path(gr.utils.get_upload_folder()).resolve()
+        if not all(Path(one["path"]).resolve().is_relative_to(uploads) for one in files):
+            raise Refused(REFUSED_FILE)
     elif isinstance(block, gr.Dataframe):
         _table(label, value)
 
