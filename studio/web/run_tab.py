@@ -81,7 +81,7 @@ def build_run_tab(supervisor, store: Store) -> SimpleNamespace:
                 field("endpoint", gr.Radio)
             field("mode", gr.Radio)
             # No `minimum=` on the numbers: gradio's own range error is a toast without a field;
-            # the validator below says what is wrong next to the field instead.
+            # the click's handler (start, below) says what is wrong next to the field instead.
             with gr.Row():
                 # text, not numbers: a comma list ("1,8,32") makes the setting an axis of a grid sweep
                 field("batch_size", gr.Textbox, value=str(BY_NAME["batch_size"].default), max_lines=1)
