@@ -101,6 +101,35 @@ def test_a_sweep_runs_in_one_launch_with_outputs_and_figures_of_its_own_per_run(
     assert len({r["seconds"] for r in shared}) == 4 and all(r["seconds"] > 0 for r in shared)
 
 
+def test_each_run_is_stored_as_started_before_the_page_hears_it_started(store, db_path):
+    """The page shows a run as running (and its progress) from these events: the row must say so
+    already, or a server killed in between resumes a run a user saw generate (a fresh-clone CI did)."""
+    seen: dict[int, str] = {}
+    sweep = SweepInThread.__new__(SweepInThread)
+
+    class Recording(EventLog):
+        """Each run's row at the first event that shows it under way: the first run's start is
+        announced before its launch (it waits for the machine), so its first progress counts."""
+
+        def __call__(self, event: dict) -> None:
+            run_id = event.get("run_id")
+            first = sweep.run_ids[0]
+            if (event.get("event") == "run-start" and run_id != first) or (
+                    event.get("event") == "progress" and run_id == first):
+                seen.setdefault(run_id, store.get_run(run_id)["status"])
+            super().__call__(event)
+
+    sweep.store, sweep.log, sweep.cancel = store, Recording(), threading.Event()
+    sweep.plan = plan_sweep(sweep_config(), [1, 2], repeats=2, launch="shared")
+    sweep.sweep_id, sweep.run_ids = create_rows(sweep.plan, store)
+    sweep.outcome = None
+    sweep.thread = threading.Thread(target=sweep._run, daemon=True)
+    sweep.thread.start()
+    runs = sweep.finish()
+    assert [r["status"] for r in runs] == ["succeeded"] * 4
+    assert seen == {run_id: "running" for run_id in sweep.run_ids}, seen
+
+
 def test_a_run_that_fails_inside_the_launch_fails_alone(store, db_path, monkeypatch):
     monkeypatch.setenv("STUDIO_TEST_FAIL_CELL", "1")  # the 2-process run of the first repeat, on rank 1
     sweep = SweepInThread(store)

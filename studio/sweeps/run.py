@@ -167,6 +167,9 @@ def run_shared(plan: SweepPlan, store: Store, positions: list[int], run_ids: lis
         if event["event"] == "cell-start" and index not in started:
             current[0] = index
             started.add(index)
+            # stored as started before its progress is shown: the launcher's own hook comes a poll later,
+            # and a server killed in between would resume a run whose progress a page had already seen
+            store.mark_running(ids[index], pids_now)
             emit(_run_start(plan, positions[index], ids[index], sweep_id))
         emit({**event, "run_id": ids[index]})
 
