@@ -38,8 +38,8 @@ def sweep_config(**changes):
 class SweepInThread:
     """run_sweep on a thread, as the supervisor runs it, with its events collected."""
 
-    def __init__(self, store: Store, launch: str = "shared", **changes):
-        self.store, self.log, self.cancel = store, EventLog(), threading.Event()
+    def __init__(self, store: Store, launch: str = "shared", log: EventLog | None = None, **changes):
+        self.store, self.log, self.cancel = store, log or EventLog(), threading.Event()
         self.plan = plan_sweep(sweep_config(**changes), [1, 2], repeats=2, launch=launch)
         self.sweep_id, self.run_ids = create_rows(self.plan, store)
         self.outcome = None
@@ -104,30 +104,23 @@ def test_a_sweep_runs_in_one_launch_with_outputs_and_figures_of_its_own_per_run(
 def test_each_run_is_stored_as_started_before_the_page_hears_it_started(store, db_path):
     """The page shows a run as running (and its progress) from these events: the row must say so
     already, or a server killed in between resumes a run a user saw generate (a fresh-clone CI did)."""
-    seen: dict[int, str] = {}
-    sweep = SweepInThread.__new__(SweepInThread)
+    at_start: dict[int, str] = {}
+    at_progress: dict[int, str] = {}
 
     class Recording(EventLog):
-        """Each run's row at the first event that shows it under way: the first run's start is
-        announced before its launch (it waits for the machine), so its first progress counts."""
-
         def __call__(self, event: dict) -> None:
-            run_id = event.get("run_id")
-            first = sweep.run_ids[0]
-            if (event.get("event") == "run-start" and run_id != first) or (
-                    event.get("event") == "progress" and run_id == first):
-                seen.setdefault(run_id, store.get_run(run_id)["status"])
+            seen = {"run-start": at_start, "progress": at_progress}.get(event.get("event"))
+            if seen is not None and isinstance(event.get("run_id"), int):
+                seen.setdefault(event["run_id"], store.get_run(event["run_id"])["status"])
             super().__call__(event)
 
-    sweep.store, sweep.log, sweep.cancel = store, Recording(), threading.Event()
-    sweep.plan = plan_sweep(sweep_config(), [1, 2], repeats=2, launch="shared")
-    sweep.sweep_id, sweep.run_ids = create_rows(sweep.plan, store)
-    sweep.outcome = None
-    sweep.thread = threading.Thread(target=sweep._run, daemon=True)
-    sweep.thread.start()
+    sweep = SweepInThread(store, log=Recording())
     runs = sweep.finish()
     assert [r["status"] for r in runs] == ["succeeded"] * 4
-    assert seen == {run_id: "running" for run_id in sweep.run_ids}, seen
+    assert at_progress == {run_id: "running" for run_id in sweep.run_ids}, at_progress
+    # the first run is announced before its launch starts (it may wait for the machine); the others
+    # are announced as the live launch reaches them
+    assert at_start == {sweep.run_ids[0]: "queued", **{i: "running" for i in sweep.run_ids[1:]}}, at_start
 
 
 def test_a_run_that_fails_inside_the_launch_fails_alone(store, db_path, monkeypatch):

@@ -17,6 +17,7 @@ import gradio as gr
 from db.store import Store
 from runner.config import ConfigError, whole
 from studio.sweeps.plan import plan_request
+from studio.sweeps.server_settings import ServerPlan
 from studio.sweeps.settings import API, BY_NAME, CHOICE, CHOICES, FLAG, TEXT, Setting, SweepRequest, offered
 from studio.web import forms, history, views
 from studio.web.params import boolean, id_list, optional_id, record_id, text
@@ -97,8 +98,8 @@ def start_sweep_endpoint(supervisor):
         status = supervisor.status(sweep_id) or {}
         # a server sweep's runs are its loads, counted as they run (a sweep profile picks its rates as it goes)
         return {"sweep_id": sweep_id, "state": status.get("state"), "queue_position": status.get("queue_position"),
-                "runs": len(plan.order) if hasattr(plan, "order") else None,
-                "cells": len(plan.cells) if hasattr(plan, "cells") else len(plan.order)}
+                "runs": None if isinstance(plan, ServerPlan) else len(plan.order),
+                "cells": len(plan.cells) if isinstance(plan, ServerPlan) else len(plan.order)}
 
     start_sweep.__signature__ = signature
     # the values a client from before the server scenario's settings sends (studio.web.api.refuse_missing_values)
