@@ -149,3 +149,7 @@ def test_the_phases_chart_says_what_each_phase_is():
     hover = dict(zip(bars.y, bars.customdata))
     assert "not in tokens/s" in hover["roofline"] and hover["generate"] == "generation (timed)"
     assert any("only generate is timed" in a.text for a in fig.layout.annotations)
+    # said on the chart, not only on hover: a phone or a screenshot has no hover
+    assert any("roofline: a memory-bandwidth probe" in a.text for a in fig.layout.annotations)
+    without = phases_figure({"id": 4, "phases": {"load": 1.0, "generate": 0.5, "total": 1.6}})
+    assert not any("roofline" in a.text for a in without.layout.annotations)

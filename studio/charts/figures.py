@@ -229,16 +229,24 @@ def phases_figure(run: dict) -> go.Figure:
         customdata=[PHASE_LABELS.get(p, p) for p, _ in items],
         hovertemplate="%{y}: %{x:.3f} s<br>%{customdata}<extra></extra>",
     ))
+    notes = []
+    if any(p != "generate" and s > generate for p, s in items):
+        notes.append("only generate is timed for tokens/s; the rest is set-up and measurement around it")
+    if any(p == "roofline" for p, _ in items):
+        # its bar sits right after generate and can outgrow it: read as part of the run, it looks like a slow step
+        notes.append("roofline: a memory-bandwidth probe run after the timed window, not in tokens/s")
+    # the two-line title sits in the middle of the top margin, so each note line widens the margin by twice
+    # its own height; at 80 px the title's second line ran over the first note
+    top = 80 + (10 + 28 * (len(notes) - 1) if notes else 0)
     fig.update_layout(
-        template="plotly_white", font=FONT, height=110 + 30 * len(items), margin=dict(l=90, r=20, t=80, b=40),
+        template="plotly_white", font=FONT, height=30 + 30 * len(items) + top, margin=dict(l=90, r=20, t=top, b=40),
         title=dict(text=f"Phases of run {run.get('id')}: generate {generate:.2f} s,<br>"
                         f"overhead {overhead:.2f} s ({share:.0f}% of the run)", x=0.01),
         yaxis=dict(autorange="reversed"), xaxis=dict(title_text="seconds (slowest rank per phase)"),
     )
-    if any(p != "generate" and s > generate for p, s in items):
-        fig.add_annotation(text="only generate is timed for tokens/s; the rest is set-up and measurement around it",
-                           xref="paper", yref="paper", x=0, y=1.0, yanchor="bottom", showarrow=False,
-                           font=dict(size=11, color="#6b7280"))
+    if notes:
+        fig.add_annotation(text="<br>".join(notes), align="left", xref="paper", yref="paper", x=0, y=1.0,
+                           xanchor="left", yanchor="bottom", showarrow=False, font=dict(size=11, color="#6b7280"))
     return fig
 
 
