@@ -312,11 +312,13 @@ class Supervisor:
     def _on_server_progress(self, job: SweepJob, event: dict) -> None:
         """The cell and load under way, for status(); a line in the log as each phase begins."""
         with self._lock:
+            def step(server: dict) -> tuple:  # what a new log line is written for; requests done are not
+                return tuple(server.get(k) for k in ("cell", "phase", "profile", "rate"))
+
             before = job.server or {}
             job.server = {k: event.get(k) for k in ("cell", "cells", "gpus", "tp_size", "replicas", "phase",
                                                     "profile", "rate", "done", "total", "holder")}
-            key = (event.get("cell"), event.get("phase"), event.get("profile"), event.get("rate"))
-            if key != (before.get("cell"), before.get("phase"), before.get("profile"), before.get("rate")):
+            if step(job.server) != step(before):
                 job.log.append(server_line(job.server))
 
     def _interrupted_by_shutdown(self, job: SweepJob) -> str:

@@ -12,6 +12,7 @@ from db.store import Store
 from studio.analysis.serving import curves, sentence
 from studio.charts.serving import latency_rate_figure
 from studio.sweeps.slo import parse_slo
+from studio.web.views import rounded
 
 
 def server_view(store: Store, sweep_id) -> tuple[str, object | None]:
@@ -43,9 +44,6 @@ SERVER_COLUMNS = ["run", "GPUs", "layout", "load", "status", "req/s", "tokens/s"
 
 def server_results_table(rows: list[dict]) -> pd.DataFrame:
     """A server sweep's stored loads, as the Run tab lists them: one row per load."""
-    def rounded(value, digits):
-        return None if value is None else round(float(value), digits)
-
     data = [[r["id"], r["world_size"], r["layout"], r.get("scenario") or "–",
              r["status"] + (" (client lagged)" if r.get("client_lagged") else ""),
              rounded(r.get("requests_per_second"), 2), rounded(r.get("tokens_per_second"), 1),
